@@ -1,0 +1,583 @@
+//! LiteLLM's `config.yaml`: raw YAML → `os.environ/` resolution → typed, validated [`Config`].
+//!
+//! Loading never stops at the first mistake: every problem (bad type, missing variable, unknown
+//! provider, duplicate id) is collected so `bursar check-config` can print them all. Keys Bursar
+//! does not know are warnings, never errors, so LiteLLM configs load unchanged.
+
+mod env;
+mod flex;
+mod provider;
+mod raw;
+
+pub use env::{ENV_PREFIX, MissingEnv, resolve_env_refs};
+pub use provider::{Provider, ProviderError, ProviderKind, parse_model};
+
+use crate::keys::{KEY_PREFIX, Secret};
+use raw::{
+    RawConfig, RawGeneralSettings, RawLitellmParams, RawLitellmSettings, RawModel,
+    RawRouterSettings,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+/// Default cap on request bodies (LiteLLM has no cap unless `max_request_size_mb` is set;
+/// Bursar keeps one so a single client cannot exhaust memory).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// Default upstream timeout when neither the deployment nor the settings give one.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One thing wrong with a config file, located by its path in the YAML tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// What kind of calls a model serves (`model_info.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelMode {
+    Chat,
+    Completion,
+    Embedding,
+}
+
+impl ModelMode {
+    fn parse(s: &str) -> Option<ModelMode> {
+        match s {
+            "chat" => Some(ModelMode::Chat),
+            "completion" => Some(ModelMode::Completion),
+            "embedding" => Some(ModelMode::Embedding),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelMode::Chat => "chat",
+            ModelMode::Completion => "completion",
+            ModelMode::Embedding => "embedding",
+        }
+    }
+}
+
+/// One entry of `model_list`: a concrete upstream that serves a public model name.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// `model_info.id`, or a stable hash of the entry when none is given.
+    pub id: String,
+    /// The public name clients send as `model`.
+    pub model_name: String,
+    /// `litellm_params.model` as written (`openai/gpt-4o`).
+    pub litellm_model: String,
+    pub provider: Provider,
+    /// The model name sent upstream (`gpt-4o`).
+    pub upstream_model: String,
+    /// Base URL without a trailing slash.
+    pub api_base: Option<String>,
+    pub api_key: Option<Secret>,
+    pub organization: Option<String>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    pub max_retries: Option<u32>,
+    pub weight: Option<f64>,
+    pub mode: Option<ModelMode>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub max_tokens: Option<u64>,
+    pub max_input_tokens: Option<u64>,
+    /// `model_info.base_model`: the model whose prices apply when the name is custom.
+    pub base_model: Option<String>,
+    pub access_groups: Vec<String>,
+}
+
+impl Deployment {
+    /// The URL prefix requests go to: the deployment's `api_base` or its provider's default.
+    pub fn effective_api_base(&self) -> Option<&str> {
+        self.api_base.as_deref().or(self.provider.default_api_base)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GeneralSettings {
+    pub master_key: Option<Secret>,
+    pub database_url: Option<String>,
+    pub database_connection_pool_limit: Option<u32>,
+    pub max_request_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    pub routing_strategy: String,
+    /// Extra attempts on other deployments after a retryable failure.
+    pub num_retries: u32,
+    /// Default upstream timeout.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub models: Vec<Deployment>,
+    pub general: GeneralSettings,
+    pub router: RouterSettings,
+    pub drop_params: bool,
+    pub json_logs: bool,
+}
+
+/// A loaded config plus the warnings worth printing.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            models: Vec::new(),
+            general: GeneralSettings {
+                master_key: None,
+                database_url: None,
+                database_connection_pool_limit: None,
+                max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            },
+            router: RouterSettings {
+                routing_strategy: "simple-shuffle".to_string(),
+                num_retries: 0,
+                timeout: DEFAULT_REQUEST_TIMEOUT,
+            },
+            drop_params: false,
+            json_logs: false,
+        }
+    }
+}
+
+/// The name and provider model of the built-in demo model.
+pub const DEMO_MODEL_NAME: &str = "demo";
+pub const DEMO_LITELLM_MODEL: &str = "bursar/demo";
+
+impl Config {
+    /// Adds the built-in demo model unless a model with that public name already exists.
+    pub fn add_demo_model(&mut self) {
+        if self.models.iter().any(|m| m.model_name == DEMO_MODEL_NAME) {
+            return;
+        }
+        self.models.push(Deployment {
+            id: "bursar-demo".to_string(),
+            model_name: DEMO_MODEL_NAME.to_string(),
+            litellm_model: DEMO_LITELLM_MODEL.to_string(),
+            provider: match parse_model(DEMO_LITELLM_MODEL) {
+                Ok((p, _)) => p,
+                Err(_) => return,
+            },
+            upstream_model: "demo".to_string(),
+            api_base: None,
+            api_key: None,
+            organization: None,
+            rpm: None,
+            tpm: None,
+            timeout: None,
+            stream_timeout: None,
+            max_retries: None,
+            weight: None,
+            mode: Some(ModelMode::Chat),
+            input_cost_per_token: Some(0.0),
+            output_cost_per_token: Some(0.0),
+            max_tokens: None,
+            max_input_tokens: None,
+            base_model: None,
+            access_groups: Vec::new(),
+        });
+    }
+}
+
+/// Parses and validates a config file. `lookup` reads environment variables (the process
+/// environment in production, a map in tests).
+pub fn load(
+    yaml: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Vec<ConfigProblem>> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+
+    let mut tree: Value = if yaml.trim().is_empty() {
+        Value::Object(Default::default())
+    } else {
+        match serde_norway::from_str(yaml) {
+            Ok(Value::Null) => Value::Object(Default::default()),
+            Ok(v) => v,
+            Err(e) => {
+                return Err(vec![ConfigProblem {
+                    path: String::new(),
+                    message: format!("not valid YAML: {e}"),
+                }]);
+            }
+        }
+    };
+    if !tree.is_object() {
+        return Err(vec![ConfigProblem {
+            path: String::new(),
+            message:
+                "the config must be a mapping with keys such as model_list and general_settings"
+                    .into(),
+        }]);
+    }
+
+    // environment_variables: literal values that take precedence over the process environment.
+    let mut config_env: Vec<(String, String)> = Vec::new();
+    if let Some(Value::Object(vars)) = tree.get("environment_variables") {
+        for (name, value) in vars {
+            match value {
+                Value::String(s) => config_env.push((name.clone(), s.clone())),
+                Value::Number(n) => config_env.push((name.clone(), n.to_string())),
+                Value::Bool(b) => config_env.push((name.clone(), b.to_string())),
+                _ => problems.push(ConfigProblem {
+                    path: format!("environment_variables.{name}"),
+                    message: "expected a string value".into(),
+                }),
+            }
+        }
+    }
+    let combined = |name: &str| -> Option<String> {
+        config_env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| lookup(name))
+    };
+    for missing in resolve_env_refs(&mut tree, &combined) {
+        if missing.path.starts_with("environment_variables") {
+            continue;
+        }
+        problems.push(ConfigProblem {
+            path: missing.path,
+            message: format!("environment variable {} is not set", missing.name),
+        });
+    }
+
+    let raw: RawConfig = typed(tree, "", &mut problems, &mut warnings).unwrap_or_default();
+    let general: RawGeneralSettings = section(
+        raw.general_settings,
+        "general_settings",
+        &mut problems,
+        &mut warnings,
+    );
+    let litellm: RawLitellmSettings = section(
+        raw.litellm_settings,
+        "litellm_settings",
+        &mut problems,
+        &mut warnings,
+    );
+    let router: RawRouterSettings = section(
+        raw.router_settings,
+        "router_settings",
+        &mut problems,
+        &mut warnings,
+    );
+
+    let mut config = Config::default();
+
+    // Master key: config first, then LITELLM_MASTER_KEY.
+    let master_key = general
+        .master_key
+        .clone()
+        .or_else(|| lookup("LITELLM_MASTER_KEY"));
+    if let Some(key) = master_key {
+        if !key.starts_with(KEY_PREFIX) {
+            problems.push(ConfigProblem {
+                path: "general_settings.master_key".into(),
+                message: "the master key must start with 'sk-'".into(),
+            });
+        } else {
+            config.general.master_key = Some(Secret::new(key));
+        }
+    }
+    config.general.database_url = general.database_url;
+    config.general.database_connection_pool_limit = general.database_connection_pool_limit;
+    if let Some(mb) = general.max_request_size_mb {
+        if mb <= 0.0 {
+            problems.push(ConfigProblem {
+                path: "general_settings.max_request_size_mb".into(),
+                message: "must be greater than 0".into(),
+            });
+        } else {
+            config.general.max_request_bytes = (mb * 1024.0 * 1024.0) as usize;
+        }
+    }
+
+    if let Some(strategy) = router.routing_strategy {
+        if strategy != "simple-shuffle" {
+            warnings.push(format!(
+                "router_settings.routing_strategy: {strategy:?} is not implemented yet; using simple-shuffle"
+            ));
+        }
+    }
+    config.router.num_retries = router.num_retries.or(litellm.num_retries).unwrap_or(0);
+    match router.timeout.or(litellm.request_timeout).map(seconds) {
+        Some(Some(t)) => config.router.timeout = t,
+        Some(None) => problems.push(ConfigProblem {
+            path: "litellm_settings.request_timeout".into(),
+            message: "must be a positive number of seconds".into(),
+        }),
+        None => {}
+    }
+    config.drop_params = litellm.drop_params.unwrap_or(false);
+    config.json_logs = litellm.json_logs.unwrap_or(false);
+    let _ = litellm.set_verbose;
+
+    let mut seen_ids = HashSet::new();
+    for (i, entry) in raw.model_list.unwrap_or_default().into_iter().enumerate() {
+        let path = format!("model_list[{i}]");
+        let identity = model_identity(&entry);
+        let Some(raw_model) = typed::<RawModel>(entry, &path, &mut problems, &mut warnings) else {
+            continue;
+        };
+        if let Some(deployment) = build_deployment(raw_model, &path, &identity, &mut problems) {
+            if !seen_ids.insert(deployment.id.clone()) {
+                problems.push(ConfigProblem {
+                    path: format!("{path}.model_info.id"),
+                    message: format!("duplicate model id {:?}", deployment.id),
+                });
+                continue;
+            }
+            config.models.push(deployment);
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(Loaded { config, warnings })
+    } else {
+        Err(problems)
+    }
+}
+
+fn seconds(value: f64) -> Option<Duration> {
+    (value > 0.0 && value.is_finite()).then(|| Duration::from_secs_f64(value))
+}
+
+/// Deserializes `value` into `T`, recording type errors as problems and unknown keys as warnings.
+fn typed<T: DeserializeOwned>(
+    value: Value,
+    path: &str,
+    problems: &mut Vec<ConfigProblem>,
+    warnings: &mut Vec<String>,
+) -> Option<T> {
+    let mut unknown = Vec::new();
+    let result = serde_ignored::deserialize(value, |p| unknown.push(p.to_string()));
+    match result {
+        Ok(v) => {
+            for key in unknown {
+                let full = join_path(path, &key);
+                warnings.push(format!("{full}: unknown or unsupported setting, ignored"));
+            }
+            Some(v)
+        }
+        Err(e) => {
+            problems.push(ConfigProblem {
+                path: path.to_string(),
+                message: e.to_string(),
+            });
+            None
+        }
+    }
+}
+
+fn section<T: DeserializeOwned + Default>(
+    value: Option<Value>,
+    path: &str,
+    problems: &mut Vec<ConfigProblem>,
+    warnings: &mut Vec<String>,
+) -> T {
+    match value {
+        None | Some(Value::Null) => T::default(),
+        Some(v) => typed(v, path, problems, warnings).unwrap_or_default(),
+    }
+}
+
+fn join_path(base: &str, rest: &str) -> String {
+    match (base.is_empty(), rest.is_empty()) {
+        (true, _) => rest.to_string(),
+        (_, true) => base.to_string(),
+        _ => format!("{base}.{rest}"),
+    }
+}
+
+/// A stable id for a model entry without `model_info.id`: hash of its public name and params.
+/// The (unresolved) secrets are not part of it, so rotating an API key keeps the id.
+fn model_identity(entry: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(
+        entry
+            .get("model_name")
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+    );
+    if let Some(Value::Object(params)) = entry.get("litellm_params") {
+        let mut keys: Vec<_> = params.keys().filter(|k| *k != "api_key").collect();
+        keys.sort();
+        for k in keys {
+            hasher.update(k.as_bytes());
+            hasher.update(params[k].to_string().as_bytes());
+        }
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn build_deployment(
+    raw: RawModel,
+    path: &str,
+    identity: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Deployment> {
+    let RawModel {
+        model_name,
+        litellm_params,
+        model_info,
+    } = raw;
+    let info = model_info.unwrap_or_default();
+    let RawLitellmParams {
+        model,
+        api_base,
+        api_key,
+        rpm,
+        tpm,
+        timeout,
+        stream_timeout,
+        max_retries,
+        weight,
+        input_cost_per_token,
+        output_cost_per_token,
+        organization,
+    } = litellm_params;
+    let before = problems.len();
+    let mut problem = |field: &str, message: String| {
+        problems.push(ConfigProblem {
+            path: format!("{path}.{field}"),
+            message,
+        })
+    };
+
+    if model_name.trim().is_empty() {
+        problem("model_name", "must not be empty".into());
+    }
+    let parsed = parse_model(&model)
+        .map_err(|e| problem("litellm_params.model", e.to_string()))
+        .ok();
+    let api_base = api_base
+        .map(|b| b.trim().trim_end_matches('/').to_string())
+        .filter(|b| !b.is_empty());
+    if let Some(base) = &api_base {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            problem(
+                "litellm_params.api_base",
+                format!("{base:?} is not an http(s) URL"),
+            );
+        }
+    }
+    if let Some((provider, _)) = &parsed {
+        if provider.kind == ProviderKind::OpenAiCompatible
+            && api_base.is_none()
+            && provider.default_api_base.is_none()
+        {
+            problem(
+                "litellm_params.api_base",
+                format!("provider {provider} needs an api_base"),
+            );
+        }
+    }
+    let mut duration = |field: &str, v: Option<f64>| match v.map(seconds) {
+        Some(Some(d)) => Some(d),
+        Some(None) => {
+            problem(field, "must be a positive number of seconds".into());
+            None
+        }
+        None => None,
+    };
+    let timeout = duration("litellm_params.timeout", timeout);
+    let stream_timeout = duration("litellm_params.stream_timeout", stream_timeout);
+    let mode = match info.mode.as_deref() {
+        None => None,
+        Some(m) => match ModelMode::parse(m) {
+            Some(mode) => Some(mode),
+            None => {
+                problems.push(ConfigProblem {
+                    path: format!("{path}.model_info.mode"),
+                    message: format!("unknown mode {m:?}; expected chat, completion or embedding"),
+                });
+                None
+            }
+        },
+    };
+    let mut price = |field: &str, v: Option<f64>| match v {
+        Some(p) if p < 0.0 => {
+            problems.push(ConfigProblem {
+                path: format!("{path}.{field}"),
+                message: "a price cannot be negative".into(),
+            });
+            None
+        }
+        other => other,
+    };
+    let input_cost_per_token = price("model_info.input_cost_per_token", info.input_cost_per_token)
+        .or(price(
+            "litellm_params.input_cost_per_token",
+            input_cost_per_token,
+        ));
+    let output_cost_per_token = price(
+        "model_info.output_cost_per_token",
+        info.output_cost_per_token,
+    )
+    .or(price(
+        "litellm_params.output_cost_per_token",
+        output_cost_per_token,
+    ));
+
+    if problems.len() > before {
+        return None;
+    }
+    let (provider, upstream_model) = parsed?;
+    Some(Deployment {
+        id: info
+            .id
+            .filter(|id| !id.trim().is_empty())
+            .unwrap_or_else(|| identity.to_string()),
+        model_name: model_name.trim().to_string(),
+        litellm_model: model.trim().to_string(),
+        provider,
+        upstream_model,
+        api_base,
+        api_key: api_key.map(Secret::new),
+        organization,
+        rpm,
+        tpm,
+        timeout,
+        stream_timeout,
+        max_retries,
+        weight,
+        mode,
+        input_cost_per_token,
+        output_cost_per_token,
+        max_tokens: info.max_output_tokens.or(info.max_tokens),
+        max_input_tokens: info.max_input_tokens,
+        base_model: info.base_model,
+        access_groups: info.access_groups.unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

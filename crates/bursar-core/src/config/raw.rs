@@ -1,0 +1,117 @@
+//! The raw shape of LiteLLM's `config.yaml`, as written by users. Only fields Bursar uses are
+//! typed; everything else is collected by `serde_ignored` and reported as a warning.
+
+use super::flex;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub model_list: Option<Vec<Value>>,
+    #[serde(default)]
+    pub general_settings: Option<Value>,
+    #[serde(default)]
+    pub litellm_settings: Option<Value>,
+    #[serde(default)]
+    pub router_settings: Option<Value>,
+    /// Read before typing (it feeds `os.environ/` resolution); typed here so it is not
+    /// reported as an unknown key.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub environment_variables: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGeneralSettings {
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub master_key: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub database_url: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u32")]
+    pub database_connection_pool_limit: Option<u32>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub max_request_size_mb: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLitellmSettings {
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub request_timeout: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_u32")]
+    pub num_retries: Option<u32>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub drop_params: Option<bool>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub set_verbose: Option<bool>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub json_logs: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRouterSettings {
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub routing_strategy: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u32")]
+    pub num_retries: Option<u32>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub timeout: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawModel {
+    pub model_name: String,
+    pub litellm_params: RawLitellmParams,
+    #[serde(default)]
+    pub model_info: Option<RawModelInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLitellmParams {
+    pub model: String,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub api_base: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub api_key: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub rpm: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub tpm: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub timeout: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub stream_timeout: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_u32")]
+    pub max_retries: Option<u32>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub weight: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub input_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub output_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub organization: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawModelInfo {
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub mode: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub input_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub output_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub max_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub max_output_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub base_model: Option<String>,
+    #[serde(default)]
+    pub access_groups: Option<Vec<String>>,
+}

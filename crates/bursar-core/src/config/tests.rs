@@ -1,0 +1,219 @@
+use super::*;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+const FULL: &str = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/OPENAI_API_KEY
+      rpm: 100
+      tpm: "20000"
+      timeout: 30
+      max_retries: 2
+    model_info:
+      id: gpt4o-primary
+      mode: chat
+      input_cost_per_token: 0.0000025
+      output_cost_per_token: 0.00001
+  - model_name: local-llama
+    litellm_params:
+      model: hosted_vllm/meta-llama/Llama-3.1-8B-Instruct
+      api_base: http://localhost:8000/v1/
+general_settings:
+  master_key: os.environ/MASTER
+  database_url: postgres://u@localhost/db
+  max_request_size_mb: 2
+litellm_settings:
+  request_timeout: 45
+  num_retries: 3
+  drop_params: true
+router_settings:
+  routing_strategy: simple-shuffle
+environment_variables:
+  MASTER: sk-from-config-env
+"#;
+
+#[test]
+fn loads_a_full_litellm_config() {
+    let loaded = load(
+        FULL,
+        &env(&[("OPENAI_API_KEY", "sk-openai"), ("MASTER", "sk-process")]),
+    )
+    .unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.models.len(), 2);
+    let gpt = &c.models[0];
+    assert_eq!(gpt.id, "gpt4o-primary");
+    assert_eq!(gpt.model_name, "gpt-4o");
+    assert_eq!(gpt.provider.name, "openai");
+    assert_eq!(gpt.upstream_model, "gpt-4o");
+    assert_eq!(gpt.api_key.as_ref().map(Secret::expose), Some("sk-openai"));
+    assert_eq!(gpt.effective_api_base(), Some("https://api.openai.com/v1"));
+    assert_eq!((gpt.rpm, gpt.tpm), (Some(100), Some(20_000)));
+    assert_eq!(gpt.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(gpt.mode, Some(ModelMode::Chat));
+    assert_eq!(gpt.input_cost_per_token, Some(0.0000025));
+    let llama = &c.models[1];
+    assert_eq!(llama.upstream_model, "meta-llama/Llama-3.1-8B-Instruct");
+    assert_eq!(llama.api_base.as_deref(), Some("http://localhost:8000/v1"));
+    assert_eq!(llama.id.len(), 64, "derived ids are a sha256 hex");
+    // environment_variables wins over the process environment.
+    assert_eq!(
+        c.general.master_key.as_ref().map(Secret::expose),
+        Some("sk-from-config-env")
+    );
+    assert_eq!(
+        c.general.database_url.as_deref(),
+        Some("postgres://u@localhost/db")
+    );
+    assert_eq!(c.general.max_request_bytes, 2 * 1024 * 1024);
+    assert_eq!(c.router.timeout, Duration::from_secs(45));
+    assert_eq!(c.router.num_retries, 3);
+    assert!(c.drop_params);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn derived_ids_are_stable_and_ignore_the_api_key() {
+    let a = load(FULL, &env(&[("OPENAI_API_KEY", "one"), ("MASTER", "sk-x")])).unwrap();
+    let b = load(FULL, &env(&[("OPENAI_API_KEY", "two"), ("MASTER", "sk-x")])).unwrap();
+    assert_eq!(a.config.models[1].id, b.config.models[1].id);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let yaml = r#"
+model_list:
+  - model_name: a
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/MISSING_ONE
+  - model_name: b
+    litellm_params:
+      model: azure/my-deployment
+  - model_name: c
+    litellm_params:
+      model: hosted_vllm/llama
+  - model_name: d
+    litellm_params:
+      model: openai/x
+      rpm: lots
+  - model_name: e
+general_settings:
+  master_key: not-sk
+"#;
+    let problems = load(yaml, &env(&[])).unwrap_err();
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let joined = text.join("\n");
+    assert!(
+        joined.contains(
+            "model_list[0].litellm_params.api_key: environment variable MISSING_ONE is not set"
+        ),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(
+            "model_list[1].litellm_params.model: provider \"azure\" is not supported yet"
+        ),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(
+            "model_list[2].litellm_params.api_base: provider hosted_vllm needs an api_base"
+        ),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("model_list[3]") && joined.contains("lots"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("model_list[4]") && joined.contains("litellm_params"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("general_settings.master_key: the master key must start with 'sk-'"),
+        "{joined}"
+    );
+    assert_eq!(problems.len(), 6, "{joined}");
+}
+
+#[test]
+fn unknown_keys_are_warnings_not_errors() {
+    let yaml = r#"
+model_list:
+  - model_name: m
+    litellm_params:
+      model: openai/gpt-4o-mini
+      temperature: 0.2
+general_settings:
+  alerting: ["slack"]
+some_future_section: {}
+"#;
+    let loaded = load(yaml, &env(&[])).unwrap();
+    let joined = loaded.warnings.join("\n");
+    assert!(
+        joined.contains("model_list[0].litellm_params.temperature"),
+        "{joined}"
+    );
+    assert!(joined.contains("general_settings.alerting"), "{joined}");
+    assert!(joined.contains("some_future_section"), "{joined}");
+}
+
+#[test]
+fn master_key_falls_back_to_litellm_master_key_env() {
+    let loaded = load("model_list: []", &env(&[("LITELLM_MASTER_KEY", "sk-env")])).unwrap();
+    assert_eq!(
+        loaded
+            .config
+            .general
+            .master_key
+            .as_ref()
+            .map(Secret::expose),
+        Some("sk-env")
+    );
+}
+
+#[test]
+fn empty_and_invalid_documents() {
+    assert!(load("", &env(&[])).unwrap().config.models.is_empty());
+    let problems = load("model_list: [", &env(&[])).unwrap_err();
+    assert!(problems[0].message.starts_with("not valid YAML"));
+    let problems = load("- just\n- a list\n", &env(&[])).unwrap_err();
+    assert!(problems[0].message.contains("must be a mapping"));
+}
+
+#[test]
+fn duplicate_ids_are_rejected() {
+    let yaml = r#"
+model_list:
+  - model_name: a
+    litellm_params: {model: openai/gpt-4o}
+    model_info: {id: same}
+  - model_name: b
+    litellm_params: {model: openai/gpt-4o-mini}
+    model_info: {id: same}
+"#;
+    let problems = load(yaml, &env(&[])).unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].path, "model_list[1].model_info.id");
+}
+
+#[test]
+fn demo_model_is_added_once() {
+    let mut c = Config::default();
+    c.add_demo_model();
+    c.add_demo_model();
+    assert_eq!(c.models.len(), 1);
+    assert_eq!(c.models[0].model_name, DEMO_MODEL_NAME);
+    assert_eq!(c.models[0].provider.kind, ProviderKind::Demo);
+}

@@ -1,0 +1,11 @@
+//! Plain data and pure rules shared by every Bursar crate: money, durations, key material,
+//! roles, and the LiteLLM-compatible `config.yaml` model. Nothing in here performs I/O
+//! (the config loader takes the YAML text and an environment lookup as inputs).
+
+pub mod config;
+pub mod duration;
+pub mod keys;
+pub mod money;
+pub mod roles;
+
+pub use money::NanoUsd;
