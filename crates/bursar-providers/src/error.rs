@@ -1,0 +1,83 @@
+//! Errors from reaching a deployment, in terms the server can render as LiteLLM does.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The upstream answered with a non-success status.
+    #[error("{provider} returned {status}: {message}")]
+    Upstream {
+        provider: String,
+        status: u16,
+        message: String,
+        /// The upstream's `error.type`, when it sent one.
+        kind: Option<String>,
+        param: Option<String>,
+    },
+    /// No answer (or no next chunk) within the deployment's timeout.
+    #[error("request to {provider} timed out after {}s", .after.as_secs_f64())]
+    Timeout { provider: String, after: Duration },
+    /// Connection refused, DNS failure, reset before a response.
+    #[error("cannot reach {provider} at {api_base}: {detail}")]
+    Connect {
+        provider: String,
+        api_base: String,
+        detail: String,
+    },
+    /// The upstream's answer is not what the protocol promises.
+    #[error("{provider} sent an invalid response: {detail}")]
+    InvalidResponse { provider: String, detail: String },
+    /// The stream broke after it started.
+    #[error("stream from {provider} failed: {detail}")]
+    Stream { provider: String, detail: String },
+    /// The request cannot be sent as given (bad body for this endpoint).
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl ProviderError {
+    /// Worth another attempt (possibly on another deployment) when nothing was sent to the client.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Upstream { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
+            ProviderError::Timeout { .. } | ProviderError::Connect { .. } => true,
+            ProviderError::InvalidResponse { .. }
+            | ProviderError::Stream { .. }
+            | ProviderError::BadRequest(_) => false,
+        }
+    }
+
+    /// The HTTP status LiteLLM uses for this failure.
+    pub fn status(&self) -> u16 {
+        match self {
+            ProviderError::Upstream { status, .. } => *status,
+            ProviderError::Timeout { .. } => 408,
+            ProviderError::Connect { .. }
+            | ProviderError::InvalidResponse { .. }
+            | ProviderError::Stream { .. } => 500,
+            ProviderError::BadRequest(_) => 400,
+        }
+    }
+
+    /// LiteLLM's exception class name for the status, used in messages and `type`.
+    pub fn exception_name(&self) -> &'static str {
+        match self {
+            ProviderError::Timeout { .. } => "Timeout",
+            ProviderError::Connect { .. } => "APIConnectionError",
+            ProviderError::InvalidResponse { .. } | ProviderError::Stream { .. } => "APIError",
+            ProviderError::BadRequest(_) => "BadRequestError",
+            ProviderError::Upstream { status, .. } => match status {
+                400 => "BadRequestError",
+                401 => "AuthenticationError",
+                403 => "PermissionDeniedError",
+                404 => "NotFoundError",
+                408 => "Timeout",
+                422 => "UnprocessableEntityError",
+                429 => "RateLimitError",
+                503 => "ServiceUnavailableError",
+                500..=599 => "InternalServerError",
+                _ => "APIError",
+            },
+        }
+    }
+}
