@@ -143,6 +143,12 @@ impl Router {
         })))
     }
 
+    /// Sends a call to one given deployment, without retries (health checks).
+    pub async fn send_to(&self, d: &Deployment, mut call: Call) -> Result<Answer, ProviderError> {
+        let wants = wants_usage(&call.body);
+        self.try_deployment(d, &mut call, wants).await
+    }
+
     async fn try_deployment(
         &self,
         d: &Deployment,

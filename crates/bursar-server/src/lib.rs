@@ -1,1 +1,71 @@
-//! placeholder
+//! The HTTP application: routes, middleware (auth, body limits, panic capture) and the mapping
+//! from domain errors to LiteLLM's error envelope. Business rules live in `bursar-core`.
+
+pub mod auth;
+pub mod error;
+mod routes;
+pub mod state;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::any::Any;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Builds the full application.
+pub fn app(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/v1/chat/completions", post(routes::data::chat_completions))
+        .route("/chat/completions", post(routes::data::chat_completions))
+        .route("/v1/completions", post(routes::data::completions))
+        .route("/completions", post(routes::data::completions))
+        .route("/v1/embeddings", post(routes::data::embeddings))
+        .route("/embeddings", post(routes::data::embeddings))
+        .route("/v1/models", get(routes::models::list))
+        .route("/models", get(routes::models::list))
+        .route("/v1/models/{model}", get(routes::models::get))
+        .route("/models/{model}", get(routes::models::get))
+        .route("/health", get(routes::health::check_all))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    let public = Router::new()
+        .route(auth::PUBLIC_ROUTES[0], get(routes::health::liveliness))
+        .route(auth::PUBLIC_ROUTES[1], get(routes::health::liveliness))
+        .route(auth::PUBLIC_ROUTES[2], get(routes::health::readiness));
+    Router::new()
+        .merge(protected)
+        .merge(public)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("Route {} not found", uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "bad_request_error",
+        "Method Not Allowed",
+    )
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "handler panicked");
+    ApiError::internal("Internal Server Error").into_response()
+}

@@ -1,1 +1,272 @@
-//! placeholder
+//! Startup and shutdown of a Bursar gateway: turning CLI flags, the environment and
+//! `config.yaml` into [`Settings`], connecting and migrating the store, and serving the HTTP
+//! application until a shutdown signal. The `bursar` binary and the test harness share this.
+
+use anyhow::{Context, bail};
+use bursar_core::config::{self, Config, ConfigProblem};
+use bursar_core::keys::{Secret, generate_key};
+use bursar_providers::Router;
+use bursar_server::AppState;
+use bursar_store::{Store, StoreOptions, redact_url};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything needed to run a gateway, already resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub database_url: String,
+    pub master_key: Secret,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Where the master key came from, so startup can say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterKeySource {
+    Config,
+    StoredFile,
+    Generated,
+}
+
+/// Reads and validates a config file. `lookup` reads environment variables.
+pub fn load_config_file(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<config::Loaded> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    config::load(&text, lookup).map_err(|problems| ConfigErrors(problems).into())
+}
+
+/// All problems of a config file, one per line.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "the config has {} problem(s):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The database URL: `DATABASE_URL` beats `general_settings.database_url`, which beats an
+/// embedded SQLite file in the data directory.
+pub fn database_url(
+    config: &Config,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    data_dir: &Path,
+) -> String {
+    lookup("DATABASE_URL")
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| config.general.database_url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("bursar.db").display()))
+}
+
+/// The master key: from the config (or `LITELLM_MASTER_KEY`), else the one stored in
+/// `data_dir/master_key`, else a new one written there (mode 0600).
+pub fn master_key(config: &Config, data_dir: &Path) -> anyhow::Result<(Secret, MasterKeySource)> {
+    if let Some(key) = &config.general.master_key {
+        return Ok((key.clone(), MasterKeySource::Config));
+    }
+    let path = data_dir.join("master_key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().starts_with("sk-") => {
+            return Ok((Secret::new(text.trim()), MasterKeySource::StoredFile));
+        }
+        Ok(_) => bail!(
+            "{} does not hold a master key starting with sk-; delete it to generate a new one",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let key = generate_key();
+    write_private(&path, &key).with_context(|| {
+        format!(
+            "cannot store the generated master key in {}",
+            path.display()
+        )
+    })?;
+    Ok((Secret::new(key), MasterKeySource::Generated))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+/// Connects to the database and applies pending migrations.
+pub async fn open_store(config: &Config, database_url: &str) -> anyhow::Result<Store> {
+    if database_url.starts_with("sqlite:") {
+        if let Some(dir) = sqlite_parent_dir(database_url) {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let options = StoreOptions {
+        max_connections: config.general.database_connection_pool_limit.unwrap_or(10),
+        ..Default::default()
+    };
+    let store = Store::connect(database_url, &options).await?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("cannot migrate {}", redact_url(database_url)))?;
+    Ok(store)
+}
+
+fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
+/// A running gateway.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Running {
+    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.wait().await;
+    }
+
+    /// Waits until the server stops (after the token given to [`start`] is cancelled).
+    pub async fn wait(self) {
+        self.tasks.wait().await;
+    }
+}
+
+/// Binds, builds the application and serves it on a tracked task until `shutdown` fires.
+pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let store = open_store(&settings.config, &settings.database_url).await?;
+    let router = Router::new(&settings.config)?;
+    let state = AppState::new(
+        settings.config.clone(),
+        store.clone(),
+        router,
+        Some(settings.master_key.clone()),
+    );
+    let app = bursar_server::app(state);
+    let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+    let addr = listener.local_addr()?;
+    let tasks = TaskTracker::new();
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+        store.close().await;
+        tracing::info!("server stopped");
+    });
+    tasks.close();
+    Ok(Running {
+        addr,
+        shutdown,
+        tasks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_precedence() {
+        let mut config = Config::default();
+        let dir = Path::new("/data");
+        assert_eq!(
+            database_url(&config, &|_| None, dir),
+            "sqlite:///data/bursar.db"
+        );
+        config.general.database_url = Some("postgres://cfg/db".into());
+        assert_eq!(database_url(&config, &|_| None, dir), "postgres://cfg/db");
+        let env = |n: &str| (n == "DATABASE_URL").then(|| "postgres://env/db".to_string());
+        assert_eq!(database_url(&config, &env, dir), "postgres://env/db");
+    }
+
+    #[test]
+    fn generated_master_key_is_stored_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::default();
+        let (first, source) = master_key(&config, dir.path()).unwrap();
+        assert_eq!(source, MasterKeySource::Generated);
+        assert!(first.expose().starts_with("sk-"));
+        let (second, source) = master_key(&config, dir.path()).unwrap();
+        assert_eq!(source, MasterKeySource::StoredFile);
+        assert_eq!(first, second);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("master_key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn configured_master_key_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.general.master_key = Some(Secret::new("sk-configured"));
+        let (key, source) = master_key(&config, dir.path()).unwrap();
+        assert_eq!(
+            (key.expose(), source),
+            ("sk-configured", MasterKeySource::Config)
+        );
+        assert!(!dir.path().join("master_key").exists());
+    }
+
+    #[test]
+    fn sqlite_parent_directories_are_found() {
+        assert_eq!(
+            sqlite_parent_dir("sqlite://./.bursar/bursar.db"),
+            Some(PathBuf::from("./.bursar"))
+        );
+        assert_eq!(
+            sqlite_parent_dir("sqlite:///tmp/x/a.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/x"))
+        );
+        assert_eq!(sqlite_parent_dir("sqlite::memory:"), None);
+        assert_eq!(sqlite_parent_dir("sqlite://a.db"), None);
+    }
+}

@@ -1,0 +1,305 @@
+//! Authentication: reading the presented key, resolving it to a [`Principal`] from an
+//! in-memory cache, and the middleware that puts the principal on every protected request.
+//!
+//! Steady state costs no database query: snapshots are cached by key hash, a miss is loaded
+//! once (concurrent misses for the same key share one query), unknown keys are remembered
+//! briefly, and [`AuthCache::invalidate`] is the hook every management write calls.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use bursar_core::keys::{KEY_PREFIX, Secret, hash_key, mask_key};
+use bursar_core::roles::UserRole;
+use bursar_store::{KeyRow, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Routes that need no key: liveness and readiness probes.
+pub const PUBLIC_ROUTES: &[&str] = &[
+    "/health/liveliness",
+    "/health/liveness",
+    "/health/readiness",
+];
+
+/// LiteLLM's user id for the master key.
+pub const PROXY_ADMIN_USER_ID: &str = "default_user_id";
+
+/// Who is calling, as resolved from the presented key.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    MasterKey,
+    VirtualKey(Arc<KeySnapshot>),
+}
+
+/// Everything the request path needs to know about a virtual key, loaded once.
+#[derive(Debug, Clone)]
+pub struct KeySnapshot {
+    pub key: KeyRow,
+    pub role: UserRole,
+}
+
+impl Principal {
+    pub fn role(&self) -> UserRole {
+        match self {
+            Principal::MasterKey => UserRole::ProxyAdmin,
+            Principal::VirtualKey(snapshot) => snapshot.role,
+        }
+    }
+
+    pub fn is_proxy_admin(&self) -> bool {
+        self.role().is_proxy_admin()
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Principal::MasterKey => Some(PROXY_ADMIN_USER_ID),
+            Principal::VirtualKey(snapshot) => snapshot.key.user_id.as_deref(),
+        }
+    }
+
+    /// The key hash used for attribution (`litellm_proxy_master_key` for the master key).
+    pub fn api_key_hash(&self) -> &str {
+        match self {
+            Principal::MasterKey => "litellm_proxy_master_key",
+            Principal::VirtualKey(snapshot) => &snapshot.key.token,
+        }
+    }
+}
+
+/// Cache of principal snapshots keyed by key hash.
+pub struct AuthCache {
+    found: moka::future::Cache<String, Arc<KeySnapshot>>,
+    missing: moka::future::Cache<String, ()>,
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        AuthCache::new(Duration::from_secs(60), Duration::from_secs(5))
+    }
+}
+
+impl AuthCache {
+    pub fn new(ttl: Duration, negative_ttl: Duration) -> AuthCache {
+        AuthCache {
+            found: moka::future::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(ttl)
+                .build(),
+            missing: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(negative_ttl)
+                .build(),
+        }
+    }
+
+    /// The snapshot for a key hash, loading it from the store on a miss.
+    pub async fn resolve(
+        &self,
+        store: &Store,
+        token: &str,
+    ) -> Result<Option<Arc<KeySnapshot>>, StoreError> {
+        if let Some(found) = self.found.get(token).await {
+            return Ok(Some(found));
+        }
+        if self.missing.contains_key(token) {
+            return Ok(None);
+        }
+        let loaded = self
+            .found
+            .try_get_with_by_ref(token, async {
+                match store.keys().find_by_hash(token).await {
+                    Ok(Some(key)) => Ok(Arc::new(KeySnapshot {
+                        key,
+                        role: UserRole::InternalUser,
+                    })),
+                    Ok(None) => Err(LoadError::NotFound),
+                    Err(e) => Err(LoadError::Store(e)),
+                }
+            })
+            .await;
+        match loaded {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(e) => {
+                match Arc::try_unwrap(e).unwrap_or_else(|shared| shared.as_ref().clone_shallow()) {
+                    LoadError::NotFound => {
+                        self.missing.insert(token.to_string(), ()).await;
+                        Ok(None)
+                    }
+                    LoadError::Store(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Forgets a key so the next request reloads it (management writes call this).
+    pub async fn invalidate(&self, token: &str) {
+        self.found.invalidate(token).await;
+        self.missing.invalidate(token).await;
+    }
+
+    pub fn invalidate_all(&self) {
+        self.found.invalidate_all();
+        self.missing.invalidate_all();
+    }
+}
+
+enum LoadError {
+    NotFound,
+    Store(StoreError),
+}
+
+impl LoadError {
+    /// Errors shared between concurrent waiters cannot be moved out; keep their text.
+    fn clone_shallow(&self) -> LoadError {
+        match self {
+            LoadError::NotFound => LoadError::NotFound,
+            LoadError::Store(e) => LoadError::Store(StoreError::Misconfigured(e.to_string())),
+        }
+    }
+}
+
+/// The credential presented, in LiteLLM's header precedence.
+pub fn presented_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(value) = header("x-litellm-api-key") {
+        return Ok(Some(strip_scheme(value).to_string()));
+    }
+    if let Some(value) = header("authorization") {
+        return match ["Bearer ", "bearer ", "Basic ", "basic "]
+            .iter()
+            .find_map(|p| value.strip_prefix(p))
+        {
+            Some(key) => Ok(Some(key.trim().to_string())),
+            None => Err(ApiError::unauthorized(
+                "auth_error",
+                "Malformed API Key passed in. Ensure Key has `Bearer ` prefix.",
+            )),
+        };
+    }
+    for name in ["api-key", "x-api-key"] {
+        if let Some(value) = header(name) {
+            return Ok(Some(value.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+fn strip_scheme(value: &str) -> &str {
+    ["Bearer ", "bearer ", "Basic ", "basic "]
+        .iter()
+        .find_map(|p| value.strip_prefix(p))
+        .unwrap_or(value)
+        .trim()
+}
+
+/// Resolves a presented key to a principal, applying the checks every route shares.
+pub async fn authenticate(
+    state: &AppState,
+    presented: Option<String>,
+) -> Result<Principal, ApiError> {
+    let Some(key) = presented else {
+        return Err(ApiError::unauthorized(
+            "auth_error",
+            "Authentication Error, No api key passed in.",
+        ));
+    };
+    if state.master_key().is_some_and(|m: &Secret| m.matches(&key)) {
+        return Ok(Principal::MasterKey);
+    }
+    if !key.starts_with(KEY_PREFIX) {
+        return Err(ApiError::unauthorized(
+            "auth_error",
+            format!(
+                "Authentication Error, LiteLLM Virtual Key expected. Received={}, expected to start with 'sk-'.",
+                mask_key(&key)
+            ),
+        ));
+    }
+    let token = hash_key(&key);
+    let Some(snapshot) = state.auth_cache().resolve(state.store(), &token).await? else {
+        return Err(ApiError::unauthorized(
+            "token_not_found_in_db",
+            format!(
+                "Authentication Error, Invalid proxy server token passed. Received API Key = {}, Key Hash (Token) ={token}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
+                bursar_core::keys::abbreviate_key(&key)
+            ),
+        ));
+    };
+    if snapshot.key.blocked {
+        return Err(ApiError::unauthorized(
+            "auth_error",
+            "Authentication Error, Key is blocked. Update via `/key/unblock` if you're admin.",
+        ));
+    }
+    if let Some(expires) = snapshot.key.expires_at {
+        if expires <= bursar_store::now_ms() {
+            return Err(ApiError::unauthorized(
+                "expired_key",
+                format!(
+                    "Authentication Error - Expired Key. Key Expiry time {expires} and current time {}",
+                    bursar_store::now_ms()
+                ),
+            ));
+        }
+    }
+    Ok(Principal::VirtualKey(snapshot))
+}
+
+/// Middleware for every non-public route: authenticates and stores the [`Principal`].
+pub async fn require_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = presented_key(request.headers())?;
+    let principal = authenticate(&state, presented).await?;
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn header_precedence_follows_litellm() {
+        let h = headers(&[
+            ("authorization", "Bearer sk-auth"),
+            ("x-litellm-api-key", "sk-litellm"),
+            ("api-key", "sk-azure"),
+        ]);
+        assert_eq!(presented_key(&h).unwrap().as_deref(), Some("sk-litellm"));
+        let h = headers(&[("authorization", "Bearer sk-auth"), ("api-key", "sk-azure")]);
+        assert_eq!(presented_key(&h).unwrap().as_deref(), Some("sk-auth"));
+        let h = headers(&[("api-key", "sk-azure")]);
+        assert_eq!(presented_key(&h).unwrap().as_deref(), Some("sk-azure"));
+        let h = headers(&[("x-litellm-api-key", "Bearer sk-x")]);
+        assert_eq!(presented_key(&h).unwrap().as_deref(), Some("sk-x"));
+        assert_eq!(presented_key(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn authorization_without_a_scheme_is_malformed() {
+        let err = presented_key(&headers(&[("authorization", "sk-raw")])).unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::UNAUTHORIZED);
+        assert!(err.message.contains("Bearer"));
+    }
+}

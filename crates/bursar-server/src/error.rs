@@ -1,0 +1,161 @@
+//! The one error type of the HTTP layer, rendered in LiteLLM's envelope:
+//! `{"error": {"message", "type", "param", "code"}}` with `code` = the HTTP status as a string.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bursar_providers::{ProviderError, RouteError};
+use bursar_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// LiteLLM's `type` (`auth_error`, `bad_request_error`, …).
+    pub kind: &'static str,
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+        }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request_error", message)
+    }
+
+    pub fn unauthorized(kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, kind, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "auth_error", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found_error", message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_request_error",
+            format!(
+                "Request body is too large: the limit is {limit} bytes (general_settings.max_request_size_mb)"
+            ),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            message,
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        if e.is_unavailable() {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_db_connection",
+                format!("Database unavailable: {e}"),
+            )
+        } else {
+            ApiError::internal(e.to_string())
+        }
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> ApiError {
+        match e {
+            RouteError::UnknownModel(_) => {
+                ApiError::bad_request(format!("litellm.BadRequestError: {e}")).with_param("model")
+            }
+            RouteError::Provider(p) => p.into(),
+        }
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(e: ProviderError) -> ApiError {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let (message, param) = match &e {
+            ProviderError::Upstream {
+                provider,
+                message,
+                param,
+                ..
+            } => (
+                format!(
+                    "litellm.{}: {}Exception - {message}",
+                    e.exception_name(),
+                    provider_label(provider)
+                ),
+                param.clone(),
+            ),
+            other => (format!("litellm.{}: {other}", other.exception_name()), None),
+        };
+        ApiError {
+            status,
+            message,
+            kind: upstream_kind(&e),
+            param,
+        }
+    }
+}
+
+/// LiteLLM names provider exceptions after the provider class (`OpenAIException`).
+fn provider_label(provider: &str) -> &str {
+    match provider {
+        "openai" | "text-completion-openai" | "custom_openai" | "openai_like" => "OpenAI",
+        "hosted_vllm" => "Hosted_vllm",
+        other => other,
+    }
+}
+
+/// OpenAI-style `type` for upstream failures.
+fn upstream_kind(e: &ProviderError) -> &'static str {
+    match e.status() {
+        400 | 404 | 422 => "invalid_request_error",
+        401 | 403 => "authentication_error",
+        408 => "timeout",
+        429 => "rate_limit_error",
+        _ => match e {
+            ProviderError::Connect { .. } => "api_connection_error",
+            _ => "api_error",
+        },
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), kind = self.kind, message = %self.message, "request failed");
+        }
+        let body = json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.status.as_u16().to_string(),
+            }
+        });
+        (self.status, Json(body)).into_response()
+    }
+}

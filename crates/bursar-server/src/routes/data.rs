@@ -1,0 +1,360 @@
+//! The OpenAI-compatible data plane: chat completions, text completions and embeddings,
+//! streamed or not. Handlers parse and validate the body, hand it to the router, and render
+//! the answer with LiteLLM's response headers.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bursar_providers::{Answer, Call, Endpoint, JsonObject, StreamSummary};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::Value;
+use std::time::Instant;
+
+pub async fn chat_completions(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    proxy(state, principal, Endpoint::ChatCompletions, request).await
+}
+
+pub async fn completions(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    proxy(state, principal, Endpoint::Completions, request).await
+}
+
+pub async fn embeddings(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    proxy(state, principal, Endpoint::Embeddings, request).await
+}
+
+async fn proxy(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    endpoint: Endpoint,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let call_id = call_id(&parts.headers);
+    let bytes = read_body(
+        body,
+        &parts.headers,
+        state.config().general.max_request_bytes,
+    )
+    .await?;
+    let parsed = parse_request(endpoint, &bytes)?;
+    let stream = parsed.stream;
+    let model = parsed.model.clone();
+
+    let finish_call_id = call_id.clone();
+    let finish_model = model.clone();
+    let on_stream_finish = Box::new(move |summary: StreamSummary| {
+        tracing::debug!(
+            call_id = %finish_call_id,
+            model = %finish_model,
+            completed = summary.completed,
+            usage = ?summary.usage,
+            "stream finished"
+        );
+    });
+    let routed = state
+        .router()
+        .send(Call {
+            endpoint,
+            model: model.clone(),
+            body: parsed.body,
+            stream,
+            on_stream_finish: Some(on_stream_finish),
+        })
+        .await?;
+
+    let mut response = match routed.answer {
+        Answer::Complete { body, usage } => {
+            tracing::debug!(call_id = %call_id, model = %model, usage = ?usage, user = ?principal.user_id(), "call complete");
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r.headers_mut().insert(
+                HeaderName::from_static("x-litellm-response-duration-ms"),
+                HeaderValue::from(started.elapsed().as_millis() as u64),
+            );
+            r
+        }
+        Answer::Stream(events) => {
+            let mut r = Response::new(Body::from_stream(events));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert(
+                HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            );
+            r
+        }
+    };
+    *response.status_mut() = StatusCode::OK;
+    let h = response.headers_mut();
+    insert(h, "x-litellm-call-id", &call_id);
+    insert(h, "x-litellm-model-id", &routed.deployment.id);
+    insert(h, "x-litellm-model-group", &model);
+    if let Some(base) = routed.deployment.effective_api_base() {
+        insert(
+            h,
+            "x-litellm-model-api-base",
+            base.split('?').next().unwrap_or(base),
+        );
+    }
+    insert(h, "x-litellm-version", env!("CARGO_PKG_VERSION"));
+    h.insert(
+        HeaderName::from_static("x-litellm-attempted-retries"),
+        HeaderValue::from(routed.attempts.saturating_sub(1)),
+    );
+    Ok(response)
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// The client's `x-litellm-call-id` when it is a sane token, else a fresh UUID.
+fn call_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-litellm-call-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (by header first, then by count).
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "Could not read the request body: {e}"
+        ))),
+    }
+}
+
+/// A validated data-plane request.
+struct ParsedRequest {
+    model: String,
+    stream: bool,
+    body: JsonObject,
+}
+
+fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "Request body is empty; expected a JSON object",
+        ));
+    }
+    let body = JsonObject::parse(bytes)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))?;
+    let model = match body.get_as::<String>("model") {
+        None => {
+            return Err(
+                ApiError::bad_request("Missing required parameter: 'model'").with_param("model")
+            );
+        }
+        Some(Err(_)) => {
+            return Err(
+                ApiError::bad_request("Invalid type for 'model': expected a string")
+                    .with_param("model"),
+            );
+        }
+        Some(Ok(m)) if m.trim().is_empty() => {
+            return Err(
+                ApiError::bad_request("Invalid value for 'model': must not be empty")
+                    .with_param("model"),
+            );
+        }
+        Some(Ok(m)) => m,
+    };
+    let stream = match body.get_as::<Value>("stream") {
+        None | Some(Ok(Value::Null)) => false,
+        Some(Ok(Value::Bool(b))) => b,
+        Some(_) => {
+            return Err(
+                ApiError::bad_request("Invalid type for 'stream': expected a boolean")
+                    .with_param("stream"),
+            );
+        }
+    };
+    if stream && !endpoint.supports_streaming() {
+        return Err(
+            ApiError::bad_request("Streaming is not supported for embeddings").with_param("stream"),
+        );
+    }
+    let required = match endpoint {
+        Endpoint::ChatCompletions => "messages",
+        Endpoint::Completions => "prompt",
+        Endpoint::Embeddings => "input",
+    };
+    match body.get_as::<Value>(required) {
+        None | Some(Ok(Value::Null)) => {
+            return Err(
+                ApiError::bad_request(format!("Missing required parameter: '{required}'"))
+                    .with_param(required),
+            );
+        }
+        Some(Err(e)) => {
+            return Err(
+                ApiError::bad_request(format!("Invalid '{required}': {e}")).with_param(required)
+            );
+        }
+        Some(Ok(value)) => validate_required(endpoint, required, &value)?,
+    }
+    if let Some(options) = body.get_as::<Value>("stream_options") {
+        if !matches!(options, Ok(Value::Object(_) | Value::Null)) {
+            return Err(ApiError::bad_request(
+                "Invalid type for 'stream_options': expected an object",
+            )
+            .with_param("stream_options"));
+        }
+    }
+    Ok(ParsedRequest {
+        model,
+        stream,
+        body,
+    })
+}
+
+fn validate_required(endpoint: Endpoint, field: &str, value: &Value) -> Result<(), ApiError> {
+    let bad = |msg: String| Err(ApiError::bad_request(msg).with_param(field));
+    match endpoint {
+        Endpoint::ChatCompletions => match value {
+            Value::Array(messages) if messages.is_empty() => {
+                bad("Invalid 'messages': must contain at least one message".into())
+            }
+            Value::Array(messages) => {
+                for (i, m) in messages.iter().enumerate() {
+                    match m.as_object() {
+                        Some(obj) if obj.get("role").is_some_and(Value::is_string) => {}
+                        Some(_) => {
+                            return bad(format!(
+                                "Invalid 'messages[{i}]': missing string field 'role'"
+                            ));
+                        }
+                        None => return bad(format!("Invalid 'messages[{i}]': expected an object")),
+                    }
+                }
+                Ok(())
+            }
+            _ => bad("Invalid type for 'messages': expected an array of message objects".into()),
+        },
+        Endpoint::Completions | Endpoint::Embeddings => match value {
+            Value::String(_) => Ok(()),
+            Value::Array(items) if !items.is_empty() => Ok(()),
+            Value::Array(_) => bad(format!("Invalid '{field}': must not be empty")),
+            _ => bad(format!(
+                "Invalid type for '{field}': expected a string or an array"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(endpoint: Endpoint, body: &str) -> String {
+        match parse_request(endpoint, body.as_bytes()) {
+            Ok(_) => panic!("{body} should be rejected"),
+            Err(e) => {
+                assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                e.message
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_bodies_with_named_problems() {
+        assert!(err(Endpoint::ChatCompletions, "").contains("empty"));
+        assert!(err(Endpoint::ChatCompletions, "{not json").contains("Invalid JSON"));
+        assert!(err(Endpoint::ChatCompletions, "[1]").contains("Invalid JSON"));
+        assert!(err(Endpoint::ChatCompletions, r#"{"messages":[]}"#).contains("'model'"));
+        assert!(err(Endpoint::ChatCompletions, r#"{"model":7,"messages":[]}"#).contains("'model'"));
+        assert!(err(Endpoint::ChatCompletions, r#"{"model":"m"}"#).contains("'messages'"));
+        assert!(
+            err(
+                Endpoint::ChatCompletions,
+                r#"{"model":"m","messages":"hi"}"#
+            )
+            .contains("'messages'")
+        );
+        assert!(
+            err(Endpoint::ChatCompletions, r#"{"model":"m","messages":[]}"#)
+                .contains("at least one")
+        );
+        assert!(
+            err(
+                Endpoint::ChatCompletions,
+                r#"{"model":"m","messages":[{"content":"x"}]}"#
+            )
+            .contains("'role'")
+        );
+        assert!(
+            err(
+                Endpoint::ChatCompletions,
+                r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#
+            )
+            .contains("'stream'")
+        );
+        assert!(err(Endpoint::Completions, r#"{"model":"m"}"#).contains("'prompt'"));
+        assert!(err(Endpoint::Embeddings, r#"{"model":"m","input":[]}"#).contains("'input'"));
+        assert!(
+            err(
+                Endpoint::Embeddings,
+                r#"{"model":"m","input":"x","stream":true}"#
+            )
+            .contains("Streaming")
+        );
+    }
+
+    #[test]
+    fn accepts_valid_requests() {
+        let p = parse_request(
+            Endpoint::ChatCompletions,
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#,
+        )
+        .unwrap();
+        assert_eq!(p.model, "m");
+        assert!(p.stream);
+        let p = parse_request(Endpoint::Embeddings, br#"{"model":"e","input":["a"]}"#).unwrap();
+        assert!(!p.stream);
+    }
+}

@@ -1,0 +1,5 @@
+//! HTTP handlers, one module per surface.
+
+pub mod data;
+pub mod health;
+pub mod models;

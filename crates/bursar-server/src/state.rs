@@ -1,0 +1,60 @@
+//! Application state, built once at startup and cheap to clone.
+
+use crate::auth::AuthCache;
+use bursar_core::config::Config;
+use bursar_core::keys::Secret;
+use bursar_providers::Router;
+use bursar_store::Store;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    router: Router,
+    auth: AuthCache,
+    master_key: Option<Secret>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        router: Router,
+        master_key: Option<Secret>,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                router,
+                auth: AuthCache::default(),
+                master_key,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    pub fn auth_cache(&self) -> &AuthCache {
+        &self.inner.auth
+    }
+
+    pub fn master_key(&self) -> Option<&Secret> {
+        self.inner.master_key.as_ref()
+    }
+}
