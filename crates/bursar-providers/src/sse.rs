@@ -169,25 +169,23 @@ impl TapState {
         let Ok(mut chunk) = JsonObject::parse(payload) else {
             return EventAction::Keep;
         };
-        if has_usage {
-            if let Some(usage) = chunk.get("usage").and_then(Usage::from_raw) {
-                self.summary.usage = Some(usage);
-                let no_choices = chunk.get("choices").is_none_or(|c| c.get().trim() == "[]");
-                if self.options.strip_usage_chunk && no_choices {
-                    return EventAction::Drop;
-                }
+        if has_usage && let Some(usage) = chunk.get("usage").and_then(Usage::from_raw) {
+            self.summary.usage = Some(usage);
+            let no_choices = chunk.get("choices").is_none_or(|c| c.get().trim() == "[]");
+            if self.options.strip_usage_chunk && no_choices {
+                return EventAction::Drop;
             }
         }
-        if needs_model && chunk.contains("model") {
-            if let Some(model) = &self.options.model {
-                if chunk.set("model", model).is_ok() {
-                    let mut bytes = Vec::with_capacity(payload.len() + 16);
-                    bytes.extend_from_slice(b"data: ");
-                    bytes.extend_from_slice(&chunk.to_vec());
-                    bytes.extend_from_slice(b"\n\n");
-                    return EventAction::Replace(bytes);
-                }
-            }
+        if needs_model
+            && chunk.contains("model")
+            && let Some(model) = &self.options.model
+            && chunk.set("model", model).is_ok()
+        {
+            let mut bytes = Vec::with_capacity(payload.len() + 16);
+            bytes.extend_from_slice(b"data: ");
+            bytes.extend_from_slice(&chunk.to_vec());
+            bytes.extend_from_slice(b"\n\n");
+            return EventAction::Replace(bytes);
         }
         EventAction::Keep
     }

@@ -240,16 +240,16 @@ pub async fn authenticate(
             "Authentication Error, Key is blocked. Update via `/key/unblock` if you're admin.",
         ));
     }
-    if let Some(expires) = snapshot.key.expires_at {
-        if expires <= bursar_store::now_ms() {
-            return Err(ApiError::unauthorized(
-                "expired_key",
-                format!(
-                    "Authentication Error - Expired Key. Key Expiry time {expires} and current time {}",
-                    bursar_store::now_ms()
-                ),
-            ));
-        }
+    if let Some(expires) = snapshot.key.expires_at
+        && expires <= bursar_store::now_ms()
+    {
+        return Err(ApiError::unauthorized(
+            "expired_key",
+            format!(
+                "Authentication Error - Expired Key. Key Expiry time {expires} and current time {}",
+                bursar_store::now_ms()
+            ),
+        ));
     }
     Ok(Principal::VirtualKey(snapshot))
 }

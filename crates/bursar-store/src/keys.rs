@@ -154,6 +154,17 @@ impl<'a> KeyStore<'a> {
     }
 }
 
+impl KeyStore<'_> {
+    /// Deletes a key; returns whether a row was removed.
+    pub async fn delete_by_hash(&self, token: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM keys WHERE token = $1")
+            .bind(token)
+            .execute(self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
 fn decode(row: &AnyRow) -> Result<KeyRow, StoreError> {
     Ok(KeyRow {
         token: row.try_get("token")?,

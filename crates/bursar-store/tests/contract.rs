@@ -1,4 +1,5 @@
 //! Store contract tests: every test runs against SQLite and against PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use bursar_core::NanoUsd;
 use bursar_store::testing::TestDatabase;
@@ -43,6 +44,7 @@ contract_tests!(
     inserted_key_is_found_by_hash,
     unknown_hash_is_none,
     duplicate_key_is_a_conflict,
+    deleted_key_is_gone,
     settings_round_trip_and_overwrite,
 );
 
@@ -108,6 +110,21 @@ async fn duplicate_key_is_a_conflict(store: &Store) {
         matches!(err, StoreError::Conflict { what: "key" }),
         "{err:?}"
     );
+}
+
+async fn deleted_key_is_gone(store: &Store) {
+    let token = bursar_core::keys::hash_key("sk-to-delete");
+    store
+        .keys()
+        .insert(&NewKey {
+            token: token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.keys().delete_by_hash(&token).await.unwrap());
+    assert!(store.keys().find_by_hash(&token).await.unwrap().is_none());
+    assert!(!store.keys().delete_by_hash(&token).await.unwrap());
 }
 
 async fn settings_round_trip_and_overwrite(store: &Store) {

@@ -1,1 +1,39 @@
-//! placeholder
+//! Test support for black-box tests: an OpenAI-compatible [`MockUpstream`] and a
+//! [`TestGateway`] that runs the real server (same startup code as `bursar serve`) on a free
+//! port against a fresh SQLite file or PostgreSQL schema.
+//!
+//! Test support fails loudly: a harness that cannot start is a failed test, so panics and
+//! `expect` are allowed here and nowhere else outside tests.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod gateway;
+mod mock;
+
+pub use bursar_store::Backend;
+pub use gateway::TestGateway;
+pub use mock::{MockBehaviour, MockUpstream};
+
+/// Generates `mod sqlite` and `mod postgres` test variants of async test functions taking a
+/// [`Backend`]. PostgreSQL variants skip (with a notice) when `BURSAR_TEST_POSTGRES_URL` is
+/// unset outside CI.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

@@ -117,11 +117,11 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// Connects to the database and applies pending migrations.
 pub async fn open_store(config: &Config, database_url: &str) -> anyhow::Result<Store> {
-    if database_url.starts_with("sqlite:") {
-        if let Some(dir) = sqlite_parent_dir(database_url) {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
+    if database_url.starts_with("sqlite:")
+        && let Some(dir) = sqlite_parent_dir(database_url)
+    {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let options = StoreOptions {
         max_connections: config.general.database_connection_pool_limit.unwrap_or(10),

@@ -320,12 +320,12 @@ pub fn load(
         }
     }
 
-    if let Some(strategy) = router.routing_strategy {
-        if strategy != "simple-shuffle" {
-            warnings.push(format!(
+    if let Some(strategy) = router.routing_strategy
+        && strategy != "simple-shuffle"
+    {
+        warnings.push(format!(
                 "router_settings.routing_strategy: {strategy:?} is not implemented yet; using simple-shuffle"
             ));
-        }
     }
     config.router.num_retries = router.num_retries.or(litellm.num_retries).unwrap_or(0);
     match router.timeout.or(litellm.request_timeout).map(seconds) {
@@ -347,7 +347,16 @@ pub fn load(
         let Some(raw_model) = typed::<RawModel>(entry, &path, &mut problems, &mut warnings) else {
             continue;
         };
-        if let Some(deployment) = build_deployment(raw_model, &path, &identity, &mut problems) {
+        let explicit_id = raw_model
+            .model_info
+            .as_ref()
+            .and_then(|i| i.id.as_ref())
+            .is_some_and(|id| !id.trim().is_empty());
+        if let Some(mut deployment) = build_deployment(raw_model, &path, &identity, &mut problems) {
+            // Identical entries without an id are legal (LiteLLM accepts them); number them.
+            if !explicit_id && seen_ids.contains(&deployment.id) {
+                deployment.id = format!("{identity}-{i}");
+            }
             if !seen_ids.insert(deployment.id.clone()) {
                 problems.push(ConfigProblem {
                     path: format!("{path}.model_info.id"),
@@ -481,24 +490,23 @@ fn build_deployment(
     let api_base = api_base
         .map(|b| b.trim().trim_end_matches('/').to_string())
         .filter(|b| !b.is_empty());
-    if let Some(base) = &api_base {
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            problem(
-                "litellm_params.api_base",
-                format!("{base:?} is not an http(s) URL"),
-            );
-        }
+    if let Some(base) = &api_base
+        && !(base.starts_with("http://") || base.starts_with("https://"))
+    {
+        problem(
+            "litellm_params.api_base",
+            format!("{base:?} is not an http(s) URL"),
+        );
     }
-    if let Some((provider, _)) = &parsed {
-        if provider.kind == ProviderKind::OpenAiCompatible
-            && api_base.is_none()
-            && provider.default_api_base.is_none()
-        {
-            problem(
-                "litellm_params.api_base",
-                format!("provider {provider} needs an api_base"),
-            );
-        }
+    if let Some((provider, _)) = &parsed
+        && provider.kind == ProviderKind::OpenAiCompatible
+        && api_base.is_none()
+        && provider.default_api_base.is_none()
+    {
+        problem(
+            "litellm_params.api_base",
+            format!("provider {provider} needs an api_base"),
+        );
     }
     let mut duration = |field: &str, v: Option<f64>| match v.map(seconds) {
         Some(Some(d)) => Some(d),

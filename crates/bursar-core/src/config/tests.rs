@@ -217,3 +217,11 @@ fn demo_model_is_added_once() {
     assert_eq!(c.models[0].model_name, DEMO_MODEL_NAME);
     assert_eq!(c.models[0].provider.kind, ProviderKind::Demo);
 }
+
+#[test]
+fn identical_entries_without_ids_get_distinct_ids() {
+    let yaml = "model_list:\n  - {model_name: a, litellm_params: {model: openai/x}}\n  - {model_name: a, litellm_params: {model: openai/x}}\n";
+    let loaded = load(yaml, &env(&[])).unwrap();
+    assert_eq!(loaded.config.models.len(), 2);
+    assert_ne!(loaded.config.models[0].id, loaded.config.models[1].id);
+}

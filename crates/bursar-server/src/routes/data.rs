@@ -238,13 +238,13 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
         }
         Some(Ok(value)) => validate_required(endpoint, required, &value)?,
     }
-    if let Some(options) = body.get_as::<Value>("stream_options") {
-        if !matches!(options, Ok(Value::Object(_) | Value::Null)) {
-            return Err(ApiError::bad_request(
-                "Invalid type for 'stream_options': expected an object",
-            )
-            .with_param("stream_options"));
-        }
+    if let Some(options) = body.get_as::<Value>("stream_options")
+        && !matches!(options, Ok(Value::Object(_) | Value::Null))
+    {
+        return Err(
+            ApiError::bad_request("Invalid type for 'stream_options': expected an object")
+                .with_param("stream_options"),
+        );
     }
     Ok(ParsedRequest {
         model,

@@ -67,10 +67,10 @@ pub async fn check_all(
         .filter(|d| query.model_id.as_ref().is_none_or(|id| *id == d.id))
         .cloned()
         .collect();
-    if let Some(id) = &query.model_id {
-        if selected.is_empty() {
-            return Err(ApiError::not_found(format!("Model with ID {id} not found")));
-        }
+    if let Some(id) = &query.model_id
+        && selected.is_empty()
+    {
+        return Err(ApiError::not_found(format!("Model with ID {id} not found")));
     }
     let results: Vec<(Arc<Deployment>, Result<(), String>)> = futures_util::stream::iter(selected)
         .map(|d| {

@@ -1,0 +1,115 @@
+//! A real Bursar server for black-box tests.
+
+use crate::Backend;
+use bursar::{Running, Settings};
+use bursar_core::config;
+use bursar_core::keys::{Secret, abbreviate_key, generate_key, hash_key};
+use bursar_store::testing::TestDatabase;
+use bursar_store::{NewKey, Store, StoreOptions};
+use tokio_util::sync::CancellationToken;
+
+pub const TEST_MASTER_KEY: &str = "sk-test-master-key";
+
+pub struct TestGateway {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub master_key: String,
+    pub http: reqwest::Client,
+    /// A direct handle on the gateway's database, for fixtures and checks.
+    pub store: Store,
+    running: Option<Running>,
+    db: Option<TestDatabase>,
+}
+
+impl TestGateway {
+    /// Starts a gateway with `config_yaml` (LiteLLM format) on a fresh database of `backend`.
+    /// Returns `None` when the backend is PostgreSQL and its tests are skipped.
+    pub async fn start(backend: Backend, config_yaml: &str) -> Option<TestGateway> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let db = match backend {
+            Backend::Sqlite => TestDatabase::sqlite().expect("temporary SQLite database"),
+            Backend::Postgres => TestDatabase::postgres()
+                .await
+                .expect("PostgreSQL test schema")?,
+        };
+        let loaded = config::load(config_yaml, &|name| std::env::var(name).ok()).unwrap_or_else(
+            |problems| {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                panic!("test config is invalid:\n{}", text.join("\n"))
+            },
+        );
+        let settings = Settings {
+            config: loaded.config,
+            database_url: db.url.clone(),
+            master_key: Secret::new(TEST_MASTER_KEY),
+            host: "127.0.0.1".into(),
+            port: 0,
+        };
+        let running = bursar::start(settings, CancellationToken::new())
+            .await
+            .expect("gateway starts");
+        let store = Store::connect(
+            &db.url,
+            &StoreOptions {
+                max_connections: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("test store connection");
+        Some(TestGateway {
+            url: format!("http://{}", running.addr),
+            master_key: TEST_MASTER_KEY.into(),
+            http: reqwest::Client::new(),
+            store,
+            running: Some(running),
+            db: Some(db),
+        })
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// A POST with the master key as bearer.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.endpoint(path))
+            .bearer_auth(&self.master_key)
+    }
+
+    /// A GET with the master key as bearer.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(self.endpoint(path))
+            .bearer_auth(&self.master_key)
+    }
+
+    /// Inserts a virtual key directly in the database and returns the raw key.
+    pub async fn insert_key(&self, customise: impl FnOnce(&mut NewKey)) -> String {
+        let raw = generate_key();
+        let mut key = NewKey {
+            token: hash_key(&raw),
+            key_name: Some(abbreviate_key(&raw)),
+            ..Default::default()
+        };
+        customise(&mut key);
+        self.store
+            .keys()
+            .insert(&key)
+            .await
+            .expect("insert test key");
+        raw
+    }
+
+    /// Graceful shutdown, then removal of the test database.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        self.store.close().await;
+        if let Some(db) = self.db.take() {
+            db.cleanup().await.expect("drop test schema");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! An OpenAI-compatible mock upstream on a real loopback port. It answers chat (JSON or SSE),
+//! completions, embeddings and models; its behaviour (latency, error status, usage, model name,
+//! delay between stream chunks) can be changed while it runs, and it counts calls and keeps the
+//! last request so tests can check what Bursar forwarded.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct MockBehaviour {
+    /// Delay before answering (before the first byte for streams).
+    pub latency: Duration,
+    /// Delay between SSE chunks.
+    pub chunk_delay: Duration,
+    /// Answer every call with this status and an OpenAI error body.
+    pub error_status: Option<u16>,
+    pub error_message: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// The `model` the mock reports (`None` = echo the request's model).
+    pub response_model: Option<String>,
+    /// Number of content chunks in a stream.
+    pub stream_chunks: usize,
+}
+
+impl Default for MockBehaviour {
+    fn default() -> Self {
+        MockBehaviour {
+            latency: Duration::ZERO,
+            chunk_delay: Duration::ZERO,
+            error_status: None,
+            error_message: "mock upstream error".into(),
+            prompt_tokens: 11,
+            completion_tokens: 7,
+            response_model: None,
+            stream_chunks: 3,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    behaviour: Mutex<MockBehaviour>,
+    calls: AtomicUsize,
+    last_body: Mutex<Option<Value>>,
+    last_headers: Mutex<Option<HeaderMap>>,
+    streams_finished: AtomicUsize,
+    stream_started: AtomicBool,
+}
+
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+}
+
+impl MockUpstream {
+    pub async fn start() -> MockUpstream {
+        MockUpstream::with(MockBehaviour::default()).await
+    }
+
+    pub async fn with(behaviour: MockBehaviour) -> MockUpstream {
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(behaviour),
+            ..Default::default()
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/completions", post(completions))
+            .route("/v1/embeddings", post(embeddings))
+            .route("/v1/models", get(models))
+            .with_state(shared.clone());
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("mock upstream cannot bind: {e}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("mock upstream has no address: {e}"),
+        };
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await;
+        });
+        MockUpstream { addr, shared, stop }
+    }
+
+    /// Base URL including `/v1`, as a deployment's `api_base`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn calls(&self) -> usize {
+        self.shared.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn last_body(&self) -> Option<Value> {
+        lock(&self.shared.last_body).clone()
+    }
+
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        lock(&self.shared.last_headers)
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Streams the mock has finished writing completely.
+    pub fn streams_finished(&self) -> usize {
+        self.shared.streams_finished.load(Ordering::SeqCst)
+    }
+
+    pub fn update(&self, change: impl FnOnce(&mut MockBehaviour)) {
+        change(&mut lock(&self.shared.behaviour));
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn record(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(MockBehaviour, Value), Response> {
+    shared.calls.fetch_add(1, Ordering::SeqCst);
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    *lock(&shared.last_body) = Some(parsed.clone());
+    *lock(&shared.last_headers) = Some(headers.clone());
+    let behaviour = lock(&shared.behaviour).clone();
+    if !behaviour.latency.is_zero() {
+        tokio::time::sleep(behaviour.latency).await;
+    }
+    if let Some(status) = behaviour.error_status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({"error": {"message": behaviour.error_message, "type": "mock_error", "param": null, "code": null}});
+        return Err((status, axum::Json(body)).into_response());
+    }
+    Ok((behaviour, parsed))
+}
+
+fn model_of(b: &MockBehaviour, request: &Value) -> String {
+    b.response_model
+        .clone()
+        .unwrap_or_else(|| request["model"].as_str().unwrap_or("mock").to_string())
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (b, request) = match record(&shared, &headers, &body).await {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let model = model_of(&b, &request);
+    let usage = json!({"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens, "total_tokens": b.prompt_tokens + b.completion_tokens});
+    if request["stream"] != Value::Bool(true) {
+        let body = json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "mock answer"}, "finish_reason": "stop"}],
+            "usage": usage,
+        });
+        return axum::Json(body).into_response();
+    }
+    let include_usage = request["stream_options"]["include_usage"] == Value::Bool(true);
+    let chunk = |delta: Value, finish: Value| {
+        let body = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        Bytes::from(format!("data: {body}\n\n"))
+    };
+    let mut frames = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for i in 0..b.stream_chunks {
+        frames.push(chunk(json!({"content": format!("part{i} ")}), Value::Null));
+    }
+    frames.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        let body = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage});
+        frames.push(Bytes::from(format!("data: {body}\n\n")));
+    }
+    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    shared.stream_started.store(true, Ordering::SeqCst);
+    let delay = b.chunk_delay;
+    let done = shared.clone();
+    let total = frames.len();
+    let stream = futures_util::stream::unfold(0usize, move |i| {
+        let frame = frames.get(i).cloned();
+        let done = done.clone();
+        async move {
+            let frame = frame?;
+            if i > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if i + 1 == total {
+                done.streams_finished.fetch_add(1, Ordering::SeqCst);
+            }
+            Some((Ok::<Bytes, std::io::Error>(frame), i + 1))
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (b, request) = match record(&shared, &headers, &body).await {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let body = json!({
+        "id": "cmpl-mock", "object": "text_completion", "created": 1, "model": model_of(&b, &request),
+        "choices": [{"index": 0, "text": "mock text", "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens, "total_tokens": b.prompt_tokens + b.completion_tokens},
+    });
+    axum::Json(body).into_response()
+}
+
+async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (b, request) = match record(&shared, &headers, &body).await {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let body = json!({
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+        "model": model_of(&b, &request),
+        "usage": {"prompt_tokens": b.prompt_tokens, "total_tokens": b.prompt_tokens},
+    });
+    axum::Json(body).into_response()
+}
+
+async fn models() -> Response {
+    axum::Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]})).into_response()
+}

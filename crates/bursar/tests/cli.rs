@@ -1,0 +1,185 @@
+//! The `bursar` binary itself: check-config, migrate, and the zero-config demo with graceful
+//! shutdown on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bursar");
+
+fn bursar() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "LITELLM_MASTER_KEY",
+        "DATABASE_URL",
+        "CONFIG_FILE_PATH",
+        "BURSAR_DATA_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[test]
+fn check_config_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      api_key: os.environ/BURSAR_TEST_SURELY_UNSET\n  - model_name: b\n    litellm_params:\n      model: azure/y\ngeneral_settings:\n  master_key: nope\n  something_new: 1\n",
+    )
+    .unwrap();
+    let out = bursar()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+    assert!(stderr.contains("BURSAR_TEST_SURELY_UNSET"), "{stderr}");
+    assert!(stderr.contains("azure"), "{stderr}");
+    assert!(stderr.contains("master_key"), "{stderr}");
+}
+
+#[test]
+fn check_config_accepts_a_valid_file_and_warns_about_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/gpt-4o, api_key: os.environ/BURSAR_TEST_KEY}\nlitellm_settings:\n  success_callback: [langfuse]\n",
+    )
+    .unwrap();
+    let out = bursar()
+        .env("BURSAR_TEST_KEY", "sk-x")
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK (1 model deployment(s))"), "{stdout}");
+    assert!(
+        stdout.contains("warning: litellm_settings.success_callback"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_reports_a_missing_file() {
+    let out = bursar()
+        .args(["check-config", "--config", "/nonexistent/bursar.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
+
+#[test]
+fn migrate_creates_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nested").join("m.db");
+    let out = bursar()
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.exists());
+    // Running it again is a no-op.
+    let again = bursar()
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+}
+
+#[test]
+fn zero_config_demo_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = bursar()
+        .current_dir(dir.path())
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut master_key = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while master_key.is_none() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(key) =
+            line.strip_prefix("master key (generated and stored in the data directory): ")
+        {
+            master_key = Some(key.trim().to_string());
+        }
+    }
+    let master_key = master_key.expect("serve prints the generated master key");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".bursar/master_key"))
+            .unwrap()
+            .trim(),
+        master_key
+    );
+    assert!(dir.path().join(".bursar/bursar.db").exists());
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let response = http
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .bearer_auth(&master_key)
+            .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "hello bursar"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "Hello from the Bursar demo model. You said: hello bursar");
+    });
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status after SIGTERM: {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bursar did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
