@@ -39,7 +39,7 @@ impl TestDatabase {
                     "{POSTGRES_URL_VAR} is not set; CI must run the PostgreSQL tests"
                 )));
             }
-            eprintln!("notice: {POSTGRES_URL_VAR} is not set; skipping a PostgreSQL test");
+            skip_notice();
             return Ok(None);
         };
         let schema = format!("bursar_test_{}", uuid::Uuid::new_v4().simple());
@@ -92,6 +92,19 @@ impl TestDatabase {
         }
         Ok(())
     }
+}
+
+/// Prints the skip notice once per test binary, straight to stderr so the test harness's
+/// output capture does not swallow it.
+fn skip_notice() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "notice: {POSTGRES_URL_VAR} is not set; PostgreSQL tests in this binary are skipped"
+        );
+    });
 }
 
 /// A minimal self-deleting temporary directory (keeps `tempfile` out of the shipped crate).

@@ -85,6 +85,27 @@ impl TestGateway {
             .bearer_auth(&self.master_key)
     }
 
+    /// POSTs a JSON body with the master key and returns the response.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json_as(&self.master_key, path, body).await
+    }
+
+    /// POSTs a JSON body with `key` as bearer and returns the response.
+    pub async fn post_json_as(
+        &self,
+        key: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.endpoint(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
     /// Inserts a virtual key directly in the database and returns the raw key.
     pub async fn insert_key(&self, customise: impl FnOnce(&mut NewKey)) -> String {
         let raw = generate_key();

@@ -13,6 +13,14 @@ pub use bursar_store::Backend;
 pub use gateway::TestGateway;
 pub use mock::{MockBehaviour, MockUpstream};
 
+/// An `http://127.0.0.1:PORT/v1` base URL where nothing listens (an unreachable upstream).
+pub fn unreachable_base_url() -> String {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port");
+    format!("http://{addr}/v1")
+}
+
 /// Generates `mod sqlite` and `mod postgres` test variants of async test functions taking a
 /// [`Backend`]. PostgreSQL variants skip (with a notice) when `BURSAR_TEST_POSTGRES_URL` is
 /// unset outside CI.

@@ -81,13 +81,8 @@ async fn key_without_sk_prefix_is_rejected(backend: Backend) {
         return;
     };
     let response = gw
-        .http
-        .post(gw.endpoint("/v1/chat/completions"))
-        .bearer_auth("not-a-key-at-all")
-        .json(&chat())
-        .send()
-        .await
-        .unwrap();
+        .post_json_as("not-a-key-at-all", "/v1/chat/completions", &chat())
+        .await;
     let (status, error) = error_of(response).await;
     assert_eq!(status, 401);
     let message = error["message"].as_str().unwrap();
@@ -107,13 +102,8 @@ async fn unknown_virtual_key_is_401_token_not_found(backend: Backend) {
         return;
     };
     let response = gw
-        .http
-        .post(gw.endpoint("/v1/chat/completions"))
-        .bearer_auth("sk-unknown-key-123")
-        .json(&chat())
-        .send()
-        .await
-        .unwrap();
+        .post_json_as("sk-unknown-key-123", "/v1/chat/completions", &chat())
+        .await;
     let (status, error) = error_of(response).await;
     assert_eq!(status, 401);
     assert_eq!(error["type"], "token_not_found_in_db");
@@ -155,14 +145,7 @@ async fn virtual_key_is_accepted(backend: Backend) {
         return;
     };
     let key = gw.insert_key(|k| k.key_alias = Some("app".into())).await;
-    let response = gw
-        .http
-        .post(gw.endpoint("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&chat())
-        .send()
-        .await
-        .unwrap();
+    let response = gw.post_json_as(&key, "/v1/chat/completions", &chat()).await;
     assert_eq!(response.status(), 200);
     gw.stop().await;
 }
@@ -172,14 +155,7 @@ async fn blocked_key_is_rejected(backend: Backend) {
         return;
     };
     let key = gw.insert_key(|k| k.blocked = true).await;
-    let response = gw
-        .http
-        .post(gw.endpoint("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&chat())
-        .send()
-        .await
-        .unwrap();
+    let response = gw.post_json_as(&key, "/v1/chat/completions", &chat()).await;
     let (status, error) = error_of(response).await;
     assert_eq!(status, 401);
     assert!(error["message"].as_str().unwrap().contains("blocked"));
@@ -193,14 +169,7 @@ async fn expired_key_is_rejected(backend: Backend) {
     let key = gw
         .insert_key(|k| k.expires_at = Some(bursar_store::now_ms() - 1_000))
         .await;
-    let response = gw
-        .http
-        .post(gw.endpoint("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&chat())
-        .send()
-        .await
-        .unwrap();
+    let response = gw.post_json_as(&key, "/v1/chat/completions", &chat()).await;
     let (status, error) = error_of(response).await;
     assert_eq!(status, 401);
     assert_eq!(error["type"], "expired_key");
@@ -212,26 +181,12 @@ async fn virtual_key_is_served_from_cache_after_first_use(backend: Backend) {
         return;
     };
     let key = gw.insert_key(|_| {}).await;
-    let first = gw
-        .http
-        .post(gw.endpoint("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&chat())
-        .send()
-        .await
-        .unwrap();
+    let first = gw.post_json_as(&key, "/v1/chat/completions", &chat()).await;
     assert_eq!(first.status(), 200);
     // Remove the row behind the gateway's back: a cached snapshot means no query per request.
     sqlx_delete_key(&gw, &key).await;
     for _ in 0..3 {
-        let again = gw
-            .http
-            .post(gw.endpoint("/v1/chat/completions"))
-            .bearer_auth(&key)
-            .json(&chat())
-            .send()
-            .await
-            .unwrap();
+        let again = gw.post_json_as(&key, "/v1/chat/completions", &chat()).await;
         assert_eq!(again.status(), 200);
     }
     gw.stop().await;

@@ -75,11 +75,11 @@ async fn malformed_bodies_are_clear_4xx_errors(backend: Backend) {
     }
     // Still serving afterwards.
     let ok = gw
-        .post("/v1/chat/completions")
-        .json(&serde_json::json!({"model": "demo", "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/chat/completions",
+            &serde_json::json!({"model": "demo", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     assert_eq!(ok.status(), 200);
     gw.stop().await;
 }

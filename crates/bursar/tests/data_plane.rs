@@ -53,12 +53,7 @@ async fn chat_completion_is_forwarded_with_the_deployment_model(backend: Backend
     let Some(gw) = TestGateway::start(backend, &config(&mock)).await else {
         return;
     };
-    let response = gw
-        .post("/v1/chat/completions")
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
+    let response = gw.post_json("/v1/chat/completions", &chat_body()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-litellm-model-id"], "mini-1");
     let body: Value = response.json().await.unwrap();
@@ -72,12 +67,7 @@ async fn chat_completion_is_forwarded_with_the_deployment_model(backend: Backend
         Some("Bearer sk-upstream-secret")
     );
     // The unversioned route behaves the same.
-    let response = gw
-        .post("/chat/completions")
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
+    let response = gw.post_json("/chat/completions", &chat_body()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(mock.calls(), 2);
     gw.stop().await;
@@ -93,11 +83,8 @@ async fn response_model_is_rewritten_to_the_requested_name(backend: Backend) {
         return;
     };
     let body: Value = gw
-        .post("/v1/chat/completions")
-        .json(&chat_body())
-        .send()
+        .post_json("/v1/chat/completions", &chat_body())
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -118,12 +105,7 @@ async fn call_id_is_echoed_or_generated(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(given.headers()["x-litellm-call-id"], "my-call-123");
-    let generated = gw
-        .post("/v1/chat/completions")
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
+    let generated = gw.post_json("/v1/chat/completions", &chat_body()).await;
     let id = generated.headers()["x-litellm-call-id"]
         .to_str()
         .unwrap()
@@ -144,12 +126,7 @@ async fn stream_is_forwarded_chunk_by_chunk(backend: Backend) {
     };
     let mut body = chat_body();
     body["stream"] = json!(true);
-    let response = gw
-        .post("/v1/chat/completions")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = gw.post_json("/v1/chat/completions", &body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
@@ -180,11 +157,8 @@ async fn stream_asks_upstream_for_usage_and_hides_it_unless_requested(backend: B
     let mut body = chat_body();
     body["stream"] = json!(true);
     let text = gw
-        .post("/v1/chat/completions")
-        .json(&body)
-        .send()
+        .post_json("/v1/chat/completions", &body)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -209,11 +183,8 @@ async fn stream_keeps_usage_when_the_client_asks(backend: Backend) {
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
     let text = gw
-        .post("/v1/chat/completions")
-        .json(&body)
-        .send()
+        .post_json("/v1/chat/completions", &body)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -228,11 +199,8 @@ async fn completions_and_embeddings_are_forwarded(backend: Backend) {
     };
     for path in ["/v1/completions", "/completions"] {
         let response = gw
-            .post(path)
-            .json(&json!({"model": "gpt-4o-mini", "prompt": "say hi"}))
-            .send()
-            .await
-            .unwrap();
+            .post_json(path, &json!({"model": "gpt-4o-mini", "prompt": "say hi"}))
+            .await;
         assert_eq!(response.status(), 200, "{path}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["choices"][0]["text"], "mock text");
@@ -240,11 +208,11 @@ async fn completions_and_embeddings_are_forwarded(backend: Backend) {
     }
     for path in ["/v1/embeddings", "/embeddings"] {
         let response = gw
-            .post(path)
-            .json(&json!({"model": "text-embedding-3-small", "input": ["a", "b"]}))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                path,
+                &json!({"model": "text-embedding-3-small", "input": ["a", "b"]}),
+            )
+            .await;
         assert_eq!(response.status(), 200, "{path}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["data"][0]["embedding"], json!([0.1, 0.2, 0.3]));
@@ -264,12 +232,7 @@ async fn upstream_error_keeps_status_and_litellm_shape(backend: Backend) {
     let Some(gw) = TestGateway::start(backend, &config(&mock)).await else {
         return;
     };
-    let response = gw
-        .post("/v1/chat/completions")
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
+    let response = gw.post_json("/v1/chat/completions", &chat_body()).await;
     assert_eq!(response.status(), 429);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "429");
@@ -280,34 +243,26 @@ async fn upstream_error_keeps_status_and_litellm_shape(backend: Backend) {
         "{message}"
     );
     mock.update(|b| b.error_status = Some(400));
-    let response = gw
-        .post("/v1/chat/completions")
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
+    let response = gw.post_json("/v1/chat/completions", &chat_body()).await;
     assert_eq!(response.status(), 400);
     gw.stop().await;
 }
 
 async fn unreachable_upstream_is_a_5xx_and_the_server_keeps_serving(backend: Backend) {
     // Bind and drop a listener to get a port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = bursar_testkit::unreachable_base_url();
     let yaml = format!(
-        "model_list:\n  - model_name: dead\n    litellm_params: {{model: openai/x, api_base: 'http://{closed}/v1'}}\n  - model_name: demo\n    litellm_params: {{model: bursar/demo}}\n"
+        "model_list:\n  - model_name: dead\n    litellm_params: {{model: openai/x, api_base: '{closed}'}}\n  - model_name: demo\n    litellm_params: {{model: bursar/demo}}\n"
     );
     let Some(gw) = TestGateway::start(backend, &yaml).await else {
         return;
     };
     let response = gw
-        .post("/v1/chat/completions")
-        .json(&json!({"model": "dead", "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/chat/completions",
+            &json!({"model": "dead", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     assert!(response.status().is_server_error(), "{}", response.status());
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -318,11 +273,11 @@ async fn unreachable_upstream_is_a_5xx_and_the_server_keeps_serving(backend: Bac
         "{body}"
     );
     let again = gw
-        .post("/v1/chat/completions")
-        .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/chat/completions",
+            &json!({"model": "demo", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     assert_eq!(again.status(), 200);
     gw.stop().await;
 }
@@ -341,11 +296,11 @@ async fn slow_upstream_times_out_with_408(backend: Backend) {
         return;
     };
     let response = gw
-        .post("/v1/chat/completions")
-        .json(&json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/chat/completions",
+            &json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     assert_eq!(response.status(), 408);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "408");
@@ -376,11 +331,11 @@ async fn retryable_failure_moves_to_another_deployment(backend: Backend) {
     };
     for _ in 0..6 {
         let response = gw
-            .post("/v1/chat/completions")
-            .json(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                "/v1/chat/completions",
+                &json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+            )
+            .await;
         assert_eq!(response.status(), 200);
     }
     assert_eq!(healthy.calls(), 6);
@@ -397,11 +352,11 @@ async fn demo_model_answers_without_network(backend: Backend) {
         return;
     };
     let body: Value = gw
-        .post("/v1/chat/completions")
-        .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "one two three"}]}))
-        .send()
+        .post_json(
+            "/v1/chat/completions",
+            &json!({"model": "demo", "messages": [{"role": "user", "content": "one two three"}]}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -37,12 +37,9 @@ async fn liveliness_and_readiness_are_public(backend: Backend) {
 
 async fn health_reports_each_deployment_and_needs_an_admin(backend: Backend) {
     let mock = MockUpstream::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = bursar_testkit::unreachable_base_url();
     let yaml = format!(
-        "model_list:\n  - {{model_name: good, litellm_params: {{model: openai/g, api_base: '{}', api_key: sk-secret-upstream}}}}\n  - {{model_name: bad, litellm_params: {{model: openai/b, api_base: 'http://{closed}/v1'}}}}\n",
+        "model_list:\n  - {{model_name: good, litellm_params: {{model: openai/g, api_base: '{}', api_key: sk-secret-upstream}}}}\n  - {{model_name: bad, litellm_params: {{model: openai/b, api_base: '{closed}'}}}}\n",
         mock.base_url()
     );
     let Some(gw) = TestGateway::start(backend, &yaml).await else {
