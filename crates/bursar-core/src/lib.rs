@@ -2,10 +2,12 @@
 //! roles, and the LiteLLM-compatible `config.yaml` model. Nothing in here performs I/O
 //! (the config loader takes the YAML text and an environment lookup as inputs).
 
+pub mod access;
 pub mod config;
 pub mod duration;
 pub mod keys;
 pub mod money;
 pub mod roles;
+pub mod time;
 
 pub use money::NanoUsd;

@@ -1,6 +1,7 @@
 //! Virtual keys. Rows are addressed by `token`, the SHA-256 hex of the raw key.
 
 use crate::error::on_unique;
+use crate::sql::SqlBuilder;
 use crate::{StoreError, now_ms};
 use bursar_core::NanoUsd;
 use serde_json::Value;
@@ -154,7 +155,232 @@ impl<'a> KeyStore<'a> {
     }
 }
 
+/// A partial update: `None` leaves a field alone; `Some(None)` clears a nullable field.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPatch {
+    pub key_alias: Option<Option<String>>,
+    pub user_id: Option<Option<String>>,
+    pub team_id: Option<Option<String>>,
+    pub organization_id: Option<Option<String>>,
+    pub budget_id: Option<Option<String>>,
+    pub models: Option<Vec<String>>,
+    pub aliases: Option<Value>,
+    pub metadata: Option<Value>,
+    pub permissions: Option<Value>,
+    pub allowed_routes: Option<Vec<String>>,
+    pub blocked: Option<bool>,
+    pub expires_at: Option<Option<i64>>,
+    pub max_budget: Option<Option<NanoUsd>>,
+    pub soft_budget: Option<Option<NanoUsd>>,
+    pub spend: Option<NanoUsd>,
+    pub budget_duration: Option<Option<String>>,
+    pub budget_reset_at: Option<Option<i64>>,
+    pub max_parallel_requests: Option<Option<i64>>,
+    pub tpm_limit: Option<Option<i64>>,
+    pub rpm_limit: Option<Option<i64>>,
+    pub model_max_budget: Option<Value>,
+    pub updated_by: Option<String>,
+}
+
+/// Filters and page of `/key/list`.
+#[derive(Debug, Clone, Default)]
+pub struct KeyQuery {
+    pub user_id: Option<String>,
+    /// Keys owned by `user_id` **or** in one of these teams.
+    pub or_team_ids: Vec<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub key_alias: Option<String>,
+    pub token: Option<String>,
+    pub sort: KeySort,
+    pub descending: bool,
+    /// 1-based.
+    pub page: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeySort {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    Spend,
+    MaxBudget,
+    Token,
+    KeyAlias,
+}
+
+impl KeySort {
+    fn column(self) -> &'static str {
+        match self {
+            KeySort::CreatedAt => "created_at",
+            KeySort::UpdatedAt => "updated_at",
+            KeySort::Spend => "spend_nano",
+            KeySort::MaxBudget => "max_budget_nano",
+            KeySort::Token => "token",
+            KeySort::KeyAlias => "key_alias",
+        }
+    }
+}
+
 impl KeyStore<'_> {
+    pub async fn find_by_alias(&self, alias: &str) -> Result<Option<KeyRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM keys WHERE key_alias = $1"
+        ))
+        .bind(alias)
+        .fetch_optional(self.pool)
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Applies a patch and returns the new row, or `None` when the key does not exist.
+    pub async fn update(
+        &self,
+        token: &str,
+        patch: &KeyPatch,
+    ) -> Result<Option<KeyRow>, StoreError> {
+        let mut q = SqlBuilder::new("UPDATE keys SET updated_at = ");
+        q.bind(now_ms());
+        macro_rules! set {
+            ($field:expr, $column:literal, $map:expr) => {
+                if let Some(value) = &$field {
+                    q.push(concat!(", ", $column, " = "));
+                    q.bind($map(value));
+                }
+            };
+        }
+        let text = |v: &Option<String>| v.clone();
+        let int = |v: &Option<i64>| *v;
+        let money = |v: &Option<NanoUsd>| v.map(|m| m.0);
+        let json = |v: &Value| v.to_string();
+        let list = |v: &Vec<String>| Value::from(v.clone()).to_string();
+        set!(patch.key_alias, "key_alias", text);
+        set!(patch.user_id, "user_id", text);
+        set!(patch.team_id, "team_id", text);
+        set!(patch.organization_id, "organization_id", text);
+        set!(patch.budget_id, "budget_id", text);
+        set!(patch.models, "models", list);
+        set!(patch.aliases, "aliases", json);
+        set!(patch.metadata, "metadata", json);
+        set!(patch.permissions, "permissions", json);
+        set!(patch.allowed_routes, "allowed_routes", list);
+        set!(patch.blocked, "blocked", |b: &bool| i64::from(*b));
+        set!(patch.expires_at, "expires_at", int);
+        set!(patch.max_budget, "max_budget_nano", money);
+        set!(patch.soft_budget, "soft_budget_nano", money);
+        set!(patch.spend, "spend_nano", |m: &NanoUsd| m.0);
+        set!(patch.budget_duration, "budget_duration", text);
+        set!(patch.budget_reset_at, "budget_reset_at", int);
+        set!(patch.max_parallel_requests, "max_parallel_requests", int);
+        set!(patch.tpm_limit, "tpm_limit", int);
+        set!(patch.rpm_limit, "rpm_limit", int);
+        set!(patch.model_max_budget, "model_max_budget", json);
+        set!(patch.updated_by, "updated_by", |v: &String| v.clone());
+        q.push(" WHERE token = ");
+        q.bind(token.to_string());
+        let done = q
+            .build()?
+            .execute(self.pool)
+            .await
+            .map_err(on_unique("key_alias"))?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.find_by_hash(token).await
+    }
+
+    /// Replaces a key's secret: the row moves to `new_token`, keeping everything else.
+    pub async fn rotate(
+        &self,
+        old_token: &str,
+        new_token: &str,
+        key_name: &str,
+        updated_by: Option<&str>,
+    ) -> Result<Option<KeyRow>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE keys SET token = $1, key_name = $2, rotation_count = rotation_count + 1, updated_at = $3, updated_by = $4 WHERE token = $5",
+        )
+        .bind(new_token)
+        .bind(key_name)
+        .bind(now_ms())
+        .bind(updated_by)
+        .bind(old_token)
+        .execute(self.pool)
+        .await
+        .map_err(on_unique("key"))?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.find_by_hash(new_token).await
+    }
+
+    /// Deletes every listed key in one transaction; returns how many rows went.
+    pub async fn delete_many(&self, tokens: &[String]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for token in tokens {
+            removed += sqlx::query("DELETE FROM keys WHERE token = $1")
+                .bind(token)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// One page of keys and the total count for the same filters.
+    pub async fn list(&self, query: &KeyQuery) -> Result<(Vec<KeyRow>, u64), StoreError> {
+        fn filters(q: &mut SqlBuilder, query: &KeyQuery) {
+            q.push(" WHERE 1 = 1");
+            if let Some(user) = &query.user_id {
+                if query.or_team_ids.is_empty() {
+                    q.push(" AND user_id = ").bind(user.clone());
+                } else {
+                    q.push(" AND (user_id = ")
+                        .bind(user.clone())
+                        .push(" OR team_id IN (");
+                    q.bind_list(query.or_team_ids.iter().cloned()).push("))");
+                }
+            }
+            if let Some(team) = &query.team_id {
+                q.push(" AND team_id = ").bind(team.clone());
+            }
+            if let Some(org) = &query.organization_id {
+                q.push(" AND organization_id = ").bind(org.clone());
+            }
+            if let Some(alias) = &query.key_alias {
+                q.push(" AND key_alias = ").bind(alias.clone());
+            }
+            if let Some(token) = &query.token {
+                q.push(" AND token = ").bind(token.clone());
+            }
+        }
+        let mut count = SqlBuilder::new("SELECT COUNT(*) AS n FROM keys");
+        filters(&mut count, query);
+        let total: i64 = count.build()?.fetch_one(self.pool).await?.try_get("n")?;
+
+        let mut q = SqlBuilder::new(concat!("SELECT ", key_columns!(), " FROM keys"));
+        filters(&mut q, query);
+        let direction = if query.descending { " DESC" } else { " ASC" };
+        // The token tiebreak makes the order total, so pages never overlap or skip rows.
+        q.push(" ORDER BY ")
+            .push(query.sort.column())
+            .push(direction)
+            .push(", token")
+            .push(direction);
+        let size = query.size.max(1);
+        q.push(" LIMIT ").bind(i64::from(size));
+        q.push(" OFFSET ")
+            .bind(i64::from(query.page.max(1) - 1) * i64::from(size));
+        let rows = q.build()?.fetch_all(self.pool).await?;
+        let keys = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        Ok((keys, u64::try_from(total).unwrap_or(0)))
+    }
+
     /// Deletes a key; returns whether a row was removed.
     pub async fn delete_by_hash(&self, token: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM keys WHERE token = $1")

@@ -9,12 +9,15 @@
 mod error;
 mod keys;
 mod settings;
+mod sql;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod users;
 
 pub use error::StoreError;
-pub use keys::{KeyRow, KeyStore, NewKey};
+pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
 pub use settings::SettingsStore;
+pub use users::{NewUser, UserRow, UserStore};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -131,6 +134,10 @@ impl Store {
 
     pub fn keys(&self) -> KeyStore<'_> {
         KeyStore::new(&self.pool)
+    }
+
+    pub fn users(&self) -> UserStore<'_> {
+        UserStore::new(&self.pool)
     }
 
     pub fn settings(&self) -> SettingsStore<'_> {

@@ -3,7 +3,7 @@
 
 use bursar_core::NanoUsd;
 use bursar_store::testing::TestDatabase;
-use bursar_store::{NewKey, Store, StoreError};
+use bursar_store::{KeyPatch, KeyQuery, KeySort, NewKey, NewUser, Store, StoreError};
 use serde_json::json;
 
 /// Generates `mod sqlite` and `mod postgres` variants of each contract test.
@@ -45,6 +45,12 @@ contract_tests!(
     unknown_hash_is_none,
     duplicate_key_is_a_conflict,
     deleted_key_is_gone,
+    key_patch_changes_only_given_fields,
+    key_alias_is_unique,
+    key_rotation_moves_the_row,
+    delete_many_removes_all_listed_keys,
+    key_list_pages_are_stable_and_filtered,
+    users_round_trip,
     settings_round_trip_and_overwrite,
 );
 
@@ -154,4 +160,204 @@ async fn postgres_tests_are_skipped_only_outside_ci() {
     } else {
         assert!(matches!(result, Ok(None)));
     }
+}
+
+fn new_key(raw: &str) -> NewKey {
+    NewKey {
+        token: bursar_core::keys::hash_key(raw),
+        ..Default::default()
+    }
+}
+
+async fn key_patch_changes_only_given_fields(store: &Store) {
+    let mut key = new_key("sk-patch");
+    key.key_alias = Some("before".into());
+    key.tpm_limit = Some(10);
+    key.metadata = Some(json!({"a": 1}));
+    store.keys().insert(&key).await.unwrap();
+    let patch = KeyPatch {
+        key_alias: Some(Some("after".into())),
+        tpm_limit: Some(None),
+        max_budget: Some(Some(NanoUsd(5))),
+        blocked: Some(true),
+        models: Some(vec!["m".into()]),
+        ..Default::default()
+    };
+    let row = store
+        .keys()
+        .update(&key.token, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.key_alias.as_deref(), Some("after"));
+    assert_eq!(row.tpm_limit, None);
+    assert_eq!(row.max_budget, Some(NanoUsd(5)));
+    assert!(row.blocked);
+    assert_eq!(row.models, vec!["m".to_string()]);
+    assert_eq!(row.metadata, json!({"a": 1}), "untouched");
+    assert!(
+        store
+            .keys()
+            .update(&"f".repeat(64), &patch)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn key_alias_is_unique(store: &Store) {
+    let mut a = new_key("sk-alias-a");
+    a.key_alias = Some("same".into());
+    store.keys().insert(&a).await.unwrap();
+    let mut b = new_key("sk-alias-b");
+    b.key_alias = Some("same".into());
+    assert!(matches!(
+        store.keys().insert(&b).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Many keys without an alias are fine.
+    store
+        .keys()
+        .insert(&new_key("sk-no-alias-1"))
+        .await
+        .unwrap();
+    store
+        .keys()
+        .insert(&new_key("sk-no-alias-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .keys()
+            .find_by_alias("same")
+            .await
+            .unwrap()
+            .unwrap()
+            .token,
+        a.token
+    );
+}
+
+async fn key_rotation_moves_the_row(store: &Store) {
+    let mut key = new_key("sk-old");
+    key.key_alias = Some("rotating".into());
+    store.keys().insert(&key).await.unwrap();
+    let new_token = bursar_core::keys::hash_key("sk-new");
+    let row = store
+        .keys()
+        .rotate(&key.token, &new_token, "sk-...new", Some("admin"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.token, new_token);
+    assert_eq!(row.key_alias.as_deref(), Some("rotating"));
+    assert_eq!(row.rotation_count, 1);
+    assert!(
+        store
+            .keys()
+            .find_by_hash(&key.token)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn delete_many_removes_all_listed_keys(store: &Store) {
+    let tokens: Vec<String> = (0..3)
+        .map(|i| bursar_core::keys::hash_key(&format!("sk-many-{i}")))
+        .collect();
+    for t in &tokens {
+        store
+            .keys()
+            .insert(&NewKey {
+                token: t.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.keys().delete_many(&tokens[..2]).await.unwrap(), 2);
+    assert!(
+        store
+            .keys()
+            .find_by_hash(&tokens[2])
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn key_list_pages_are_stable_and_filtered(store: &Store) {
+    for i in 0..25 {
+        let mut key = new_key(&format!("sk-list-{i}"));
+        key.user_id = Some(if i % 5 == 0 {
+            "u-odd".into()
+        } else {
+            "u-main".into()
+        });
+        key.team_id = (i == 7).then(|| "t1".to_string());
+        store.keys().insert(&key).await.unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for page in 1..=3 {
+        let (keys, total) = store
+            .keys()
+            .list(&KeyQuery {
+                user_id: Some("u-main".into()),
+                page,
+                size: 8,
+                sort: KeySort::CreatedAt,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(total, 20);
+        for k in keys {
+            assert!(seen.insert(k.token), "a key appeared on two pages");
+        }
+    }
+    assert_eq!(seen.len(), 20, "no key skipped");
+    let (team_keys, total) = store
+        .keys()
+        .list(&KeyQuery {
+            team_id: Some("t1".into()),
+            page: 1,
+            size: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((team_keys.len(), total), (1, 1));
+    let (mixed, total) = store
+        .keys()
+        .list(&KeyQuery {
+            user_id: Some("u-odd".into()),
+            or_team_ids: vec!["t1".into()],
+            page: 1,
+            size: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((mixed.len(), total), (6, 6));
+}
+
+async fn users_round_trip(store: &Store) {
+    let user = NewUser {
+        user_id: "user-1".into(),
+        user_email: Some("a@example.com".into()),
+        user_role: "internal_user_viewer".into(),
+        max_budget: Some(NanoUsd(7)),
+        models: vec!["gpt-4o".into()],
+        ..Default::default()
+    };
+    let row = store.users().insert(&user).await.unwrap();
+    assert_eq!(row.user_role, "internal_user_viewer");
+    assert_eq!(row.max_budget, Some(NanoUsd(7)));
+    assert_eq!(store.users().find("user-1").await.unwrap(), Some(row));
+    assert!(matches!(
+        store.users().insert(&user).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(store.users().find("nobody").await.unwrap().is_none());
 }

@@ -1,0 +1,66 @@
+//! A small dynamic-SQL builder for the `Any` driver that numbers placeholders `$1, $2, …`
+//! (sqlx's `QueryBuilder` emits `?` for `Any`, which PostgreSQL rejects). Values are always
+//! bound, never formatted into the SQL text.
+
+use sqlx::any::AnyArguments;
+use sqlx::{Any, Arguments, Encode, Type};
+use std::fmt::Write;
+
+pub(crate) struct SqlBuilder {
+    sql: String,
+    args: AnyArguments,
+    count: usize,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: &str) -> SqlBuilder {
+        SqlBuilder {
+            sql: sql.to_string(),
+            args: AnyArguments::default(),
+            count: 0,
+            error: None,
+        }
+    }
+
+    /// Appends static SQL text (never user input).
+    pub fn push(&mut self, sql: &'static str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder and binds `value` to it.
+    pub fn bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: for<'q> Encode<'q, Any> + Type<Any> + 'static,
+    {
+        self.count += 1;
+        let _ = write!(self.sql, "${}", self.count);
+        if let Err(e) = self.args.add(value) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Binds each value, separated by commas (for `IN (…)`).
+    pub fn bind_list<T>(&mut self, values: impl IntoIterator<Item = T>) -> &mut Self
+    where
+        T: for<'q> Encode<'q, Any> + Type<Any> + 'static,
+    {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.bind(v);
+        }
+        self
+    }
+
+    pub fn build(self) -> Result<sqlx::query::Query<'static, Any, AnyArguments>, sqlx::Error> {
+        if let Some(e) = self.error {
+            return Err(sqlx::Error::Encode(e));
+        }
+        // Every fragment above is static text and every value a bound parameter.
+        Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args))
+    }
+}
