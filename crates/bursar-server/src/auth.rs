@@ -7,10 +7,12 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderMap;
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use bursar_core::access;
 use bursar_core::keys::{KEY_PREFIX, Secret, hash_key, mask_key};
 use bursar_core::roles::UserRole;
 use bursar_store::{KeyRow, Store, StoreError};
@@ -111,10 +113,19 @@ impl AuthCache {
             .found
             .try_get_with_by_ref(token, async {
                 match store.keys().find_by_hash(token).await {
-                    Ok(Some(key)) => Ok(Arc::new(KeySnapshot {
-                        key,
-                        role: UserRole::InternalUser,
-                    })),
+                    Ok(Some(key)) => {
+                        // The key acts with its owner's role; ownerless keys act as internal users.
+                        let role = match &key.user_id {
+                            Some(user_id) => match store.users().find(user_id).await {
+                                Ok(user) => user
+                                    .and_then(|u| u.user_role.parse().ok())
+                                    .unwrap_or(UserRole::InternalUser),
+                                Err(e) => return Err(LoadError::Store(e)),
+                            },
+                            None => UserRole::InternalUser,
+                        };
+                        Ok(Arc::new(KeySnapshot { key, role }))
+                    }
                     Ok(None) => Err(LoadError::NotFound),
                     Err(e) => Err(LoadError::Store(e)),
                 }
@@ -254,7 +265,8 @@ pub async fn authenticate(
     Ok(Principal::VirtualKey(snapshot))
 }
 
-/// Middleware for every non-public route: authenticates and stores the [`Principal`].
+/// Middleware for every non-public route: authenticates, checks the route against the
+/// caller's role and the key's `allowed_routes`, and stores the [`Principal`].
 pub async fn require_key(
     State(state): State<AppState>,
     mut request: Request,
@@ -262,8 +274,32 @@ pub async fn require_key(
 ) -> Result<Response, ApiError> {
     let presented = presented_key(request.headers())?;
     let principal = authenticate(&state, presented).await?;
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_string(),
+        |m| m.as_str().to_string(),
+    );
+    let read_only = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    access::check_route(principal.role(), read_only, &route, principal.user_id())
+        .map_err(denied)?;
+    if let Principal::VirtualKey(snapshot) = &principal
+        && !access::key_may_call(&snapshot.key.allowed_routes, &route)
+    {
+        return Err(denied(access::key_route_denied(
+            &snapshot.key.allowed_routes,
+            &route,
+        )));
+    }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+fn denied(d: access::RouteDenied) -> ApiError {
+    let status =
+        axum::http::StatusCode::from_u16(d.status).unwrap_or(axum::http::StatusCode::FORBIDDEN);
+    ApiError::new(status, "auth_error", d.message)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+mod management;
 mod routes;
 pub mod state;
 
@@ -32,6 +33,19 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models/{model}", get(routes::models::get))
         .route("/models/{model}", get(routes::models::get))
         .route("/health", get(routes::health::check_all))
+        .route("/key/generate", post(management::keys::generate))
+        .route("/key/info", get(management::keys::info))
+        .route("/key/update", post(management::keys::update))
+        .route("/key/delete", post(management::keys::delete))
+        .route("/key/block", post(management::keys::block))
+        .route("/key/unblock", post(management::keys::unblock))
+        .route("/key/list", get(management::keys::list))
+        .route("/key/regenerate", post(management::keys::regenerate))
+        .route(
+            "/key/{key}/regenerate",
+            post(management::keys::regenerate_path),
+        )
+        .route("/key/health", post(management::keys::health))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -1,0 +1,881 @@
+//! `/key/*`: virtual key management (LiteLLM's `key_management_endpoints`).
+//!
+//! Object-level rules live here, after the route check in the auth middleware: a non-admin may
+//! only act on keys it owns and only create keys for itself; read-only admins may read
+//! everything. Every write invalidates the key's cached snapshot, so a blocked, deleted or
+//! rotated key stops working on the very next request.
+
+use super::parse_body;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::routes::data::read_body;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use bursar_core::NanoUsd;
+use bursar_core::access::routes_for_key_type;
+use bursar_core::duration::BudgetDuration;
+use bursar_core::keys::{
+    KEY_PREFIX, abbreviate_key, generate_key, hash_key, is_key_hash, mask_key,
+};
+use bursar_core::roles::UserRole;
+use bursar_core::time::format_ms;
+use bursar_store::{KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// Shortest caller-chosen key accepted (LiteLLM's `MINIMUM_CUSTOM_KEY_LENGTH`).
+const MIN_CUSTOM_KEY_LENGTH: usize = 16;
+
+/// The fields shared by `/key/generate`, `/key/update` and `/key/regenerate`. Absent = unchanged.
+#[derive(Debug, Default, Deserialize)]
+pub struct KeyFields {
+    key_alias: Option<String>,
+    duration: Option<String>,
+    models: Option<Vec<String>>,
+    spend: Option<f64>,
+    max_budget: Option<f64>,
+    soft_budget: Option<f64>,
+    budget_duration: Option<String>,
+    budget_id: Option<String>,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    organization_id: Option<String>,
+    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<i64>,
+    rpm_limit: Option<i64>,
+    rpm_limit_type: Option<String>,
+    tpm_limit_type: Option<String>,
+    model_max_budget: Option<Map<String, Value>>,
+    model_rpm_limit: Option<Map<String, Value>>,
+    model_tpm_limit: Option<Map<String, Value>>,
+    metadata: Option<Map<String, Value>>,
+    permissions: Option<Map<String, Value>>,
+    aliases: Option<Map<String, Value>>,
+    allowed_routes: Option<Vec<String>>,
+    key_type: Option<String>,
+    tags: Option<Vec<String>>,
+    guardrails: Option<Vec<String>>,
+    enforced_params: Option<Vec<String>>,
+    blocked: Option<bool>,
+}
+
+/// The identifying fields of a request; the rest is [`KeyFields`], parsed from the same body
+/// (not flattened, so type errors keep their field name).
+#[derive(Debug, Default, Deserialize)]
+pub struct KeyIdentity {
+    key: Option<String>,
+    new_key: Option<String>,
+}
+
+/// Validated changes, ready for the store.
+struct Changes {
+    patch: KeyPatch,
+    key_type: Option<String>,
+}
+
+fn bad_field(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message).with_param(field)
+}
+
+fn money(field: &str, usd: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
+    match usd {
+        None => Ok(None),
+        Some(v) if v < 0.0 => Err(bad_field(
+            field,
+            format!("{field} cannot be negative. Got {field}={v}"),
+        )),
+        Some(v) => NanoUsd::from_usd(v)
+            .map(Some)
+            .ok_or_else(|| bad_field(field, format!("{field} is not a valid amount"))),
+    }
+}
+
+fn limit(field: &str, value: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match value {
+        Some(v) if v < 0 => Err(bad_field(
+            field,
+            format!("{field} cannot be negative. Got {field}={v}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// `duration` → `expires_at`; `"-1"` or absent means never.
+fn expiry(duration: &str) -> Result<Option<i64>, ApiError> {
+    if duration.trim() == "-1" {
+        return Ok(None);
+    }
+    let span = BudgetDuration::parse(duration)
+        .map_err(|e| bad_field("duration", format!("Invalid duration: {e}")))?;
+    let ms = i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX);
+    Ok(Some(bursar_store::now_ms().saturating_add(ms)))
+}
+
+impl KeyFields {
+    /// Validates every field and folds LiteLLM's metadata-borne fields into `metadata`.
+    fn into_changes(self, existing_metadata: Option<&Value>) -> Result<Changes, ApiError> {
+        let mut patch = KeyPatch::default();
+        if let Some(alias) = self.key_alias {
+            patch.key_alias = Some(Some(alias).filter(|a| !a.is_empty()));
+        }
+        if let Some(d) = &self.duration {
+            patch.expires_at = Some(expiry(d)?);
+        }
+        patch.models = self.models;
+        if let Some(spend) = self.spend {
+            patch.spend = money("spend", Some(spend))?;
+        }
+        if self.max_budget.is_some() {
+            patch.max_budget = Some(money("max_budget", self.max_budget)?);
+        }
+        if self.soft_budget.is_some() {
+            patch.soft_budget = Some(money("soft_budget", self.soft_budget)?);
+        }
+        if let Some(d) = self.budget_duration {
+            let span = BudgetDuration::parse(&d).map_err(|e| {
+                bad_field("budget_duration", format!("Invalid budget_duration: {e}"))
+            })?;
+            let ms = i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX);
+            patch.budget_reset_at = Some(Some(bursar_store::now_ms().saturating_add(ms)));
+            patch.budget_duration = Some(Some(d));
+        }
+        patch.budget_id = self.budget_id.map(Some);
+        patch.user_id = self.user_id.map(Some);
+        patch.team_id = self.team_id.map(Some);
+        patch.organization_id = self.organization_id.map(Some);
+        if self.max_parallel_requests.is_some() {
+            patch.max_parallel_requests =
+                Some(limit("max_parallel_requests", self.max_parallel_requests)?);
+        }
+        if self.tpm_limit.is_some() {
+            patch.tpm_limit = Some(limit("tpm_limit", self.tpm_limit)?);
+        }
+        if self.rpm_limit.is_some() {
+            patch.rpm_limit = Some(limit("rpm_limit", self.rpm_limit)?);
+        }
+        patch.model_max_budget = self.model_max_budget.map(Value::Object);
+        patch.permissions = self.permissions.map(Value::Object);
+        patch.aliases = self.aliases.map(Value::Object);
+        patch.blocked = self.blocked;
+
+        if let Some(key_type) = &self.key_type {
+            let seeded = routes_for_key_type(key_type).ok_or_else(|| {
+                bad_field("key_type", format!("Invalid key_type {key_type:?}: expected llm_api, management, read_only or default"))
+            })?;
+            if self.allowed_routes.is_none() {
+                patch.allowed_routes = Some(seeded);
+            }
+        }
+        if let Some(routes) = self.allowed_routes {
+            patch.allowed_routes = Some(routes);
+        }
+        for (field, value) in [
+            ("rpm_limit_type", &self.rpm_limit_type),
+            ("tpm_limit_type", &self.tpm_limit_type),
+        ] {
+            if let Some(v) = value
+                && !matches!(
+                    v.as_str(),
+                    "guaranteed_throughput" | "best_effort_throughput" | "dynamic"
+                )
+            {
+                return Err(bad_field(
+                    field,
+                    format!(
+                        "Invalid {field} {v:?}: expected guaranteed_throughput, best_effort_throughput or dynamic"
+                    ),
+                ));
+            }
+        }
+
+        // Fields LiteLLM keeps inside metadata.
+        let mut folded: Vec<(&str, Value)> = Vec::new();
+        if let Some(v) = self.model_rpm_limit {
+            folded.push(("model_rpm_limit", Value::Object(v)));
+        }
+        if let Some(v) = self.model_tpm_limit {
+            folded.push(("model_tpm_limit", Value::Object(v)));
+        }
+        for (name, list) in [
+            ("tags", self.tags),
+            ("guardrails", self.guardrails),
+            ("enforced_params", self.enforced_params),
+        ] {
+            if let Some(list) = list {
+                folded.push((name, Value::from(list)));
+            }
+        }
+        for (name, v) in [
+            ("rpm_limit_type", self.rpm_limit_type),
+            ("tpm_limit_type", self.tpm_limit_type),
+        ] {
+            if let Some(v) = v {
+                folded.push((name, Value::String(v)));
+            }
+        }
+        if self.metadata.is_some() || !folded.is_empty() {
+            let mut metadata = match (self.metadata, existing_metadata) {
+                (Some(m), _) => m,
+                (None, Some(Value::Object(m))) => m.clone(),
+                (None, _) => Map::new(),
+            };
+            for (name, value) in folded {
+                metadata.insert(name.to_string(), value);
+            }
+            patch.metadata = Some(Value::Object(metadata));
+        }
+        Ok(Changes {
+            patch,
+            key_type: self.key_type,
+        })
+    }
+}
+
+/// The caller's identity for `created_by` / `updated_by`.
+fn actor(principal: &Principal) -> String {
+    principal.user_id().unwrap_or("default_user_id").to_string()
+}
+
+fn is_admin_reader(principal: &Principal) -> bool {
+    matches!(
+        principal.role(),
+        UserRole::ProxyAdmin | UserRole::ProxyAdminViewer
+    )
+}
+
+/// Owners and admins may act on a key.
+fn may_manage(principal: &Principal, key: &KeyRow) -> bool {
+    if principal.is_proxy_admin() {
+        return true;
+    }
+    match (principal.user_id(), &key.user_id) {
+        (Some(me), Some(owner)) => me == owner,
+        _ => matches!(principal, Principal::VirtualKey(s) if s.key.token == key.token),
+    }
+}
+
+/// A key as LiteLLM's `/key/info` shows it (never the raw secret).
+pub fn key_json(row: &KeyRow) -> Value {
+    let time = |ms: Option<i64>| ms.map(format_ms);
+    json!({
+        "token": row.token,
+        "key_name": row.key_name,
+        "key_alias": row.key_alias,
+        "spend": row.spend.as_usd(),
+        "max_budget": row.max_budget.map(NanoUsd::as_usd),
+        "expires": time(row.expires_at),
+        "models": row.models,
+        "aliases": row.aliases,
+        "config": {},
+        "user_id": row.user_id,
+        "team_id": row.team_id,
+        "organization_id": row.organization_id,
+        "budget_id": row.budget_id,
+        "permissions": row.permissions,
+        "max_parallel_requests": row.max_parallel_requests,
+        "metadata": row.metadata,
+        "blocked": row.blocked,
+        "tpm_limit": row.tpm_limit,
+        "rpm_limit": row.rpm_limit,
+        "budget_duration": row.budget_duration,
+        "budget_reset_at": time(row.budget_reset_at),
+        "allowed_cache_controls": [],
+        "allowed_routes": row.allowed_routes,
+        "soft_budget_cooldown": false,
+        "model_spend": row.model_spend,
+        "model_max_budget": row.model_max_budget,
+        "litellm_budget_table": row.soft_budget.map(|s| json!({"soft_budget": s.as_usd()})),
+        "rotation_count": row.rotation_count,
+        "created_at": format_ms(row.created_at),
+        "created_by": row.created_by,
+        "updated_at": format_ms(row.updated_at),
+        "updated_by": row.updated_by,
+        "last_active": time(row.last_active_at),
+    })
+}
+
+/// Accepts a raw `sk-…` key or a stored hash; anything else is malformed.
+fn token_of(key: &str) -> Result<String, ApiError> {
+    if is_key_hash(key) {
+        Ok(key.to_string())
+    } else if key.starts_with(KEY_PREFIX) {
+        Ok(hash_key(key))
+    } else {
+        Err(bad_field("key", "Invalid key format."))
+    }
+}
+
+async fn find_key(state: &AppState, key: &str) -> Result<KeyRow, ApiError> {
+    let token = token_of(key)?;
+    state
+        .store()
+        .keys()
+        .find_by_hash(&token)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Key not found: {}", abbreviated(key))).with_param("key")
+        })
+}
+
+fn abbreviated(key: &str) -> String {
+    if is_key_hash(key) {
+        key.to_string()
+    } else {
+        abbreviate_key(key)
+    }
+}
+
+fn alias_taken(alias: &str) -> ApiError {
+    bad_field(
+        "key_alias",
+        format!(
+            "Key with alias '{alias}' already exists. Unique key aliases across all keys are required."
+        ),
+    )
+}
+
+fn map_conflict(alias: Option<&str>) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::Conflict { .. } => match alias {
+            Some(a) => alias_taken(a),
+            None => ApiError::bad_request("A key with this value already exists"),
+        },
+        other => other.into(),
+    }
+}
+
+pub async fn generate(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let request: KeyIdentity = parse_body(&bytes)?;
+    let fields: KeyFields = parse_body(&bytes)?;
+    let raw = match request.key {
+        Some(custom) => {
+            if !custom.starts_with(KEY_PREFIX) {
+                return Err(bad_field(
+                    "key",
+                    format!(
+                        "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: {}",
+                        mask_key(&custom)
+                    ),
+                ));
+            }
+            if custom.len() < MIN_CUSTOM_KEY_LENGTH {
+                return Err(bad_field(
+                    "key",
+                    format!("Custom key must be at least {MIN_CUSTOM_KEY_LENGTH} characters long"),
+                ));
+            }
+            custom
+        }
+        None => generate_key(),
+    };
+    let mut changes = fields.into_changes(None)?;
+    if !principal.is_proxy_admin() {
+        let me = principal.user_id().map(str::to_string);
+        match changes.patch.user_id.clone().flatten() {
+            Some(requested) if Some(&requested) != me.as_ref() => {
+                return Err(ApiError::forbidden(format!(
+                    "User can only create keys for themselves. Got user_id={requested}, Your ID={}",
+                    me.as_deref().unwrap_or("None")
+                )));
+            }
+            _ => changes.patch.user_id = Some(me),
+        }
+    }
+    let alias = changes.patch.key_alias.clone().flatten();
+    if let Some(a) = &alias
+        && state.store().keys().find_by_alias(a).await?.is_some()
+    {
+        return Err(alias_taken(a));
+    }
+    let p = changes.patch;
+    let new = NewKey {
+        token: hash_key(&raw),
+        key_name: Some(abbreviate_key(&raw)),
+        key_alias: alias.clone(),
+        user_id: p.user_id.flatten(),
+        team_id: p.team_id.flatten(),
+        organization_id: p.organization_id.flatten(),
+        budget_id: p.budget_id.flatten(),
+        models: p.models.unwrap_or_default(),
+        aliases: p.aliases,
+        metadata: p.metadata,
+        permissions: p.permissions,
+        allowed_routes: p.allowed_routes.unwrap_or_default(),
+        blocked: p.blocked.unwrap_or(false),
+        expires_at: p.expires_at.flatten(),
+        max_budget: p.max_budget.flatten(),
+        soft_budget: p.soft_budget.flatten(),
+        budget_duration: p.budget_duration.flatten(),
+        budget_reset_at: p.budget_reset_at.flatten(),
+        max_parallel_requests: p.max_parallel_requests.flatten(),
+        tpm_limit: p.tpm_limit.flatten(),
+        rpm_limit: p.rpm_limit.flatten(),
+        model_max_budget: p.model_max_budget,
+        created_by: Some(actor(&principal)),
+    };
+    let mut row = state
+        .store()
+        .keys()
+        .insert(&new)
+        .await
+        .map_err(map_conflict(alias.as_deref()))?;
+    if let Some(spend) = p.spend.filter(|s| *s != NanoUsd::ZERO) {
+        let patch = KeyPatch {
+            spend: Some(spend),
+            ..Default::default()
+        };
+        row = state
+            .store()
+            .keys()
+            .update(&row.token, &patch)
+            .await?
+            .unwrap_or(row);
+    }
+    state.auth_cache().invalidate(&row.token).await;
+    let mut body = key_json(&row);
+    body["key"] = Value::String(raw);
+    body["token_id"] = Value::String(row.token.clone());
+    body["key_type"] = Value::String(changes.key_type.unwrap_or_else(|| "default".into()));
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InfoQuery {
+    key: Option<String>,
+}
+
+pub async fn info(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<InfoQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (passed, row) = match query.key {
+        Some(key) => {
+            let row = find_key(&state, &key).await?;
+            (key, row)
+        }
+        None => match &principal {
+            Principal::VirtualKey(snapshot) => {
+                let row = state
+                    .store()
+                    .keys()
+                    .find_by_hash(&snapshot.key.token)
+                    .await?;
+                let row = row.ok_or_else(|| ApiError::not_found("Key not found in database"))?;
+                (snapshot.key.token.clone(), row)
+            }
+            Principal::MasterKey => {
+                return Err(
+                    ApiError::not_found("The master key has no key record; pass ?key=")
+                        .with_param("key"),
+                );
+            }
+        },
+    };
+    if !is_admin_reader(&principal) && !may_manage(&principal, &row) {
+        return Err(ApiError::forbidden(
+            "You are not allowed to access this key's info. Only the key's owner and admins can view it.",
+        ));
+    }
+    let mut info = key_json(&row);
+    if let Value::Object(map) = &mut info {
+        map.remove("token");
+    }
+    Ok(Json(json!({"key": passed, "info": info})))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let request: KeyIdentity = parse_body(&bytes)?;
+    let fields: KeyFields = parse_body(&bytes)?;
+    let existing = match (&request.key, &fields.key_alias) {
+        (Some(key), _) => find_key(&state, key).await?,
+        (None, Some(alias)) => state
+            .store()
+            .keys()
+            .find_by_alias(alias)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("Key with alias '{alias}' not found"))
+                    .with_param("key_alias")
+            })?,
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "either key or key_alias must be provided",
+            )
+            .with_param("key"));
+        }
+    };
+    if !may_manage(&principal, &existing) {
+        return Err(ApiError::forbidden(
+            "You are not authorized to update this key",
+        ));
+    }
+    let by_alias_only = request.key.is_none();
+    let mut changes = fields.into_changes(Some(&existing.metadata))?;
+    if by_alias_only {
+        // The alias identified the key; it is not a change.
+        changes.patch.key_alias = None;
+    }
+    if !principal.is_proxy_admin()
+        && let Some(new_owner) = &changes.patch.user_id
+        && new_owner.as_deref() != existing.user_id.as_deref()
+    {
+        return Err(ApiError::forbidden(
+            "Only proxy admins can change a key's user_id",
+        ));
+    }
+    let alias = changes.patch.key_alias.clone().flatten();
+    if let Some(a) = &alias
+        && let Some(other) = state.store().keys().find_by_alias(a).await?
+        && other.token != existing.token
+    {
+        return Err(alias_taken(a));
+    }
+    changes.patch.updated_by = Some(actor(&principal));
+    let row = state
+        .store()
+        .keys()
+        .update(&existing.token, &changes.patch)
+        .await
+        .map_err(map_conflict(alias.as_deref()))?
+        .ok_or_else(|| ApiError::not_found("Key not found"))?;
+    state.auth_cache().invalidate(&row.token).await;
+    let mut body = key_json(&row);
+    body["key"] = Value::String(request.key.unwrap_or_else(|| row.token.clone()));
+    Ok(Json(body))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteKeyRequest {
+    keys: Option<Vec<String>>,
+    key_aliases: Option<Vec<String>>,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let request: DeleteKeyRequest = parse_body(&bytes)?;
+    let mut rows = Vec::new();
+    let passed: Vec<String>;
+    match (request.keys, request.key_aliases) {
+        (Some(keys), _) if !keys.is_empty() => {
+            for key in &keys {
+                let token = token_of(key)?;
+                if let Some(row) = state.store().keys().find_by_hash(&token).await? {
+                    rows.push(row);
+                }
+            }
+            passed = keys;
+        }
+        (_, Some(aliases)) if !aliases.is_empty() => {
+            for alias in &aliases {
+                if let Some(row) = state.store().keys().find_by_alias(alias).await? {
+                    rows.push(row);
+                }
+            }
+            passed = aliases;
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "either keys or key_aliases must be provided",
+            )
+            .with_param("keys"));
+        }
+    }
+    if rows.is_empty() {
+        return Err(ApiError::not_found("No keys found"));
+    }
+    if rows.len() < passed.len() {
+        return Err(ApiError::not_found(format!(
+            "Failed to delete all keys: {} of {} were not found; nothing was deleted",
+            passed.len() - rows.len(),
+            passed.len()
+        )));
+    }
+    if rows.iter().any(|row| !may_manage(&principal, row)) {
+        return Err(ApiError::forbidden(
+            "You are not authorized to delete this key",
+        ));
+    }
+    let tokens: Vec<String> = rows.iter().map(|r| r.token.clone()).collect();
+    state.store().keys().delete_many(&tokens).await?;
+    for token in &tokens {
+        state.auth_cache().invalidate(token).await;
+    }
+    Ok(Json(json!({"deleted_keys": passed})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BlockRequest {
+    key: String,
+}
+
+pub async fn block(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    set_blocked(state, principal, headers, body, true).await
+}
+
+pub async fn unblock(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    set_blocked(state, principal, headers, body, false).await
+}
+
+async fn set_blocked(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+    blocked: bool,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let request: BlockRequest = parse_body(&bytes)?;
+    let existing = find_key(&state, &request.key).await?;
+    if !principal.is_proxy_admin() {
+        return Err(ApiError::forbidden(
+            "Only proxy admins can block or unblock keys",
+        ));
+    }
+    let patch = KeyPatch {
+        blocked: Some(blocked),
+        updated_by: Some(actor(&principal)),
+        ..Default::default()
+    };
+    let row = state
+        .store()
+        .keys()
+        .update(&existing.token, &patch)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Key not found"))?;
+    state.auth_cache().invalidate(&row.token).await;
+    Ok(Json(key_json(&row)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    page: Option<u32>,
+    size: Option<u32>,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    organization_id: Option<String>,
+    key_alias: Option<String>,
+    key_hash: Option<String>,
+    return_full_object: Option<bool>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = q.page.unwrap_or(1);
+    if page < 1 {
+        return Err(bad_field("page", "page must be at least 1"));
+    }
+    let size = q.size.unwrap_or(10);
+    if !(1..=100).contains(&size) {
+        return Err(bad_field("size", "size must be between 1 and 100"));
+    }
+    let sort = match q.sort_by.as_deref() {
+        None | Some("created_at") => KeySort::CreatedAt,
+        Some("updated_at") => KeySort::UpdatedAt,
+        Some("spend") => KeySort::Spend,
+        Some("max_budget") => KeySort::MaxBudget,
+        Some("token") => KeySort::Token,
+        Some("key_alias") => KeySort::KeyAlias,
+        Some(other) => {
+            return Err(bad_field(
+                "sort_by",
+                format!(
+                    "Invalid sort_by {other:?}: expected spend, max_budget, created_at, updated_at, token or key_alias"
+                ),
+            ));
+        }
+    };
+    let descending = match q.sort_order.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => {
+            return Err(bad_field(
+                "sort_order",
+                format!("Invalid sort_order {other:?}: expected asc or desc"),
+            ));
+        }
+    };
+    let mut user_id = q.user_id;
+    if !is_admin_reader(&principal) {
+        let me = principal.user_id().map(str::to_string);
+        if user_id.is_some() && user_id != me {
+            return Err(ApiError::forbidden("You can only list your own keys"));
+        }
+        let Some(me) = me else {
+            return Ok(Json(
+                json!({"keys": [], "total_count": 0, "current_page": page, "total_pages": 0}),
+            ));
+        };
+        user_id = Some(me);
+    }
+    let query = KeyQuery {
+        user_id,
+        or_team_ids: Vec::new(),
+        team_id: q.team_id,
+        organization_id: q.organization_id,
+        key_alias: q.key_alias,
+        token: q.key_hash,
+        sort,
+        descending,
+        page,
+        size,
+    };
+    let (rows, total) = state.store().keys().list(&query).await?;
+    let full = q.return_full_object.unwrap_or(false);
+    let keys: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            if full {
+                key_json(r)
+            } else {
+                Value::String(r.token.clone())
+            }
+        })
+        .collect();
+    Ok(Json(json!({
+        "keys": keys,
+        "total_count": total,
+        "current_page": page,
+        "total_pages": total.div_ceil(u64::from(size)),
+    })))
+}
+
+pub async fn regenerate(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    regenerate_key(state, principal, None, headers, body).await
+}
+
+pub async fn regenerate_path(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    regenerate_key(state, principal, Some(key), headers, body).await
+}
+
+async fn regenerate_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    path_key: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let request: KeyIdentity = parse_body(&bytes)?;
+    let fields: KeyFields = parse_body(&bytes)?;
+    let key = path_key.or(request.key).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            "key must be provided",
+        )
+        .with_param("key")
+    })?;
+    let existing = find_key(&state, &key).await?;
+    if !may_manage(&principal, &existing) {
+        return Err(ApiError::forbidden(
+            "You are not authorized to regenerate this key",
+        ));
+    }
+    let raw = match request.new_key {
+        Some(new_key) if !new_key.starts_with(KEY_PREFIX) => {
+            return Err(bad_field(
+                "new_key",
+                format!(
+                    "Invalid new_key format. LiteLLM Virtual Key must start with 'sk-'. Received: {}",
+                    mask_key(&new_key)
+                ),
+            ));
+        }
+        Some(new_key) => new_key,
+        None => generate_key(),
+    };
+    let mut changes = fields.into_changes(Some(&existing.metadata))?;
+    if !principal.is_proxy_admin()
+        && changes
+            .patch
+            .user_id
+            .as_ref()
+            .is_some_and(|u| u.as_deref() != existing.user_id.as_deref())
+    {
+        return Err(ApiError::forbidden(
+            "Only proxy admins can change a key's user_id",
+        ));
+    }
+    let new_token = hash_key(&raw);
+    let actor_id = actor(&principal);
+    let rotated = state
+        .store()
+        .keys()
+        .rotate(
+            &existing.token,
+            &new_token,
+            &abbreviate_key(&raw),
+            Some(&actor_id),
+        )
+        .await
+        .map_err(map_conflict(None))?
+        .ok_or_else(|| ApiError::not_found("Key not found"))?;
+    changes.patch.updated_by = Some(actor_id);
+    let row = state
+        .store()
+        .keys()
+        .update(&rotated.token, &changes.patch)
+        .await?
+        .unwrap_or(rotated);
+    state.auth_cache().invalidate(&existing.token).await;
+    state.auth_cache().invalidate(&row.token).await;
+    let mut body = key_json(&row);
+    body["key"] = Value::String(raw);
+    body["token_id"] = Value::String(row.token.clone());
+    Ok(Json(body))
+}
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"key": "healthy", "logging_callbacks": null}))
+}
