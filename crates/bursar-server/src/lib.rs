@@ -46,6 +46,16 @@ pub fn app(state: AppState) -> Router {
             post(management::keys::regenerate_path),
         )
         .route("/key/health", post(management::keys::health))
+        .route("/user/new", post(management::users::new_user))
+        .route("/user/info", get(management::users::info))
+        .route("/user/update", post(management::users::update))
+        .route("/user/delete", post(management::users::delete))
+        .route("/user/list", get(management::users::list))
+        .route("/user/get_users", get(management::users::list))
+        .route(
+            "/user/available_roles",
+            get(management::users::available_roles),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -92,50 +92,9 @@ impl<'a> KeyStore<'a> {
 
     /// Inserts a key; a duplicate token is a [`StoreError::Conflict`].
     pub async fn insert(&self, key: &NewKey) -> Result<KeyRow, StoreError> {
-        let now = now_ms();
-        let json = |v: &Option<Value>| {
-            v.as_ref()
-                .map(Value::to_string)
-                .unwrap_or_else(|| "{}".to_string())
-        };
-        let list = |v: &Vec<String>| Value::from(v.clone()).to_string();
-        sqlx::query(
-            "INSERT INTO keys (token, key_name, key_alias, user_id, team_id, organization_id, budget_id, models, \
-             aliases, metadata, permissions, allowed_routes, blocked, expires_at, max_budget_nano, soft_budget_nano, \
-             budget_duration, budget_reset_at, max_parallel_requests, tpm_limit, rpm_limit, model_max_budget, \
-             created_at, created_by, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-             $22, $23, $24, $25, $26)",
-        )
-        .bind(&key.token)
-        .bind(&key.key_name)
-        .bind(&key.key_alias)
-        .bind(&key.user_id)
-        .bind(&key.team_id)
-        .bind(&key.organization_id)
-        .bind(&key.budget_id)
-        .bind(list(&key.models))
-        .bind(json(&key.aliases))
-        .bind(json(&key.metadata))
-        .bind(json(&key.permissions))
-        .bind(list(&key.allowed_routes))
-        .bind(i64::from(key.blocked))
-        .bind(key.expires_at)
-        .bind(key.max_budget.map(|m| m.0))
-        .bind(key.soft_budget.map(|m| m.0))
-        .bind(&key.budget_duration)
-        .bind(key.budget_reset_at)
-        .bind(key.max_parallel_requests)
-        .bind(key.tpm_limit)
-        .bind(key.rpm_limit)
-        .bind(json(&key.model_max_budget))
-        .bind(now)
-        .bind(&key.created_by)
-        .bind(now)
-        .bind(&key.created_by)
-        .execute(self.pool)
-        .await
-        .map_err(on_unique("key"))?;
+        let mut tx = self.pool.begin().await?;
+        insert_in(&mut tx, key).await?;
+        tx.commit().await?;
         self.find_by_hash(&key.token)
             .await?
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
@@ -389,6 +348,58 @@ impl KeyStore<'_> {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// Inserts a key inside a caller's transaction.
+pub(crate) async fn insert_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &NewKey,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let json = |v: &Option<Value>| {
+        v.as_ref()
+            .map(Value::to_string)
+            .unwrap_or_else(|| "{}".to_string())
+    };
+    let list = |v: &Vec<String>| Value::from(v.clone()).to_string();
+    sqlx::query(
+            "INSERT INTO keys (token, key_name, key_alias, user_id, team_id, organization_id, budget_id, models, \
+             aliases, metadata, permissions, allowed_routes, blocked, expires_at, max_budget_nano, soft_budget_nano, \
+             budget_duration, budget_reset_at, max_parallel_requests, tpm_limit, rpm_limit, model_max_budget, \
+             created_at, created_by, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+             $22, $23, $24, $25, $26)",
+        )
+        .bind(&key.token)
+        .bind(&key.key_name)
+        .bind(&key.key_alias)
+        .bind(&key.user_id)
+        .bind(&key.team_id)
+        .bind(&key.organization_id)
+        .bind(&key.budget_id)
+        .bind(list(&key.models))
+        .bind(json(&key.aliases))
+        .bind(json(&key.metadata))
+        .bind(json(&key.permissions))
+        .bind(list(&key.allowed_routes))
+        .bind(i64::from(key.blocked))
+        .bind(key.expires_at)
+        .bind(key.max_budget.map(|m| m.0))
+        .bind(key.soft_budget.map(|m| m.0))
+        .bind(&key.budget_duration)
+        .bind(key.budget_reset_at)
+        .bind(key.max_parallel_requests)
+        .bind(key.tpm_limit)
+        .bind(key.rpm_limit)
+        .bind(json(&key.model_max_budget))
+        .bind(now)
+        .bind(&key.created_by)
+        .bind(now)
+        .bind(&key.created_by)
+        .execute(&mut **tx)
+        .await
+        .map_err(on_unique("key"))?;
+    Ok(())
 }
 
 fn decode(row: &AnyRow) -> Result<KeyRow, StoreError> {

@@ -17,7 +17,7 @@ mod users;
 pub use error::StoreError;
 pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
 pub use settings::SettingsStore;
-pub use users::{NewUser, UserRow, UserStore};
+pub use users::{NewUser, UserPatch, UserQuery, UserRow, UserSort, UserStore};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

@@ -2,6 +2,7 @@
 
 use crate::error::on_unique;
 use crate::keys::json_column;
+use crate::sql::SqlBuilder;
 use crate::{StoreError, now_ms};
 use bursar_core::NanoUsd;
 use serde_json::Value;
@@ -114,6 +115,309 @@ impl<'a> UserStore<'a> {
         .await?;
         row.as_ref().map(decode).transpose()
     }
+}
+
+/// A partial update of a user; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub user_alias: Option<Option<String>>,
+    pub user_email: Option<Option<String>>,
+    pub user_role: Option<String>,
+    pub sso_user_id: Option<Option<String>>,
+    pub organization_id: Option<Option<String>>,
+    pub max_budget: Option<Option<NanoUsd>>,
+    pub soft_budget: Option<Option<NanoUsd>>,
+    pub spend: Option<NanoUsd>,
+    pub models: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+    pub max_parallel_requests: Option<Option<i64>>,
+    pub tpm_limit: Option<Option<i64>>,
+    pub rpm_limit: Option<Option<i64>>,
+    pub budget_duration: Option<Option<String>>,
+    pub budget_reset_at: Option<Option<i64>>,
+    pub model_max_budget: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserSort {
+    #[default]
+    UserId,
+    UserEmail,
+    CreatedAt,
+    Spend,
+    UserAlias,
+    UserRole,
+}
+
+impl UserSort {
+    fn column(self) -> &'static str {
+        match self {
+            UserSort::UserId => "u.user_id",
+            UserSort::UserEmail => "u.user_email",
+            UserSort::CreatedAt => "u.created_at",
+            UserSort::Spend => "u.spend_nano",
+            UserSort::UserAlias => "u.user_alias",
+            UserSort::UserRole => "u.user_role",
+        }
+    }
+}
+
+/// Filters and page of `/user/list`.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub role: Option<String>,
+    pub user_ids: Vec<String>,
+    pub sso_user_ids: Vec<String>,
+    /// Case-insensitive substring of the email.
+    pub email_contains: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_ids: Vec<String>,
+    pub sort: UserSort,
+    pub descending: bool,
+    pub page: u32,
+    pub page_size: u32,
+}
+
+impl UserStore<'_> {
+    /// Creates a user and, optionally, its first key and team memberships, in one transaction.
+    pub async fn create(
+        &self,
+        user: &NewUser,
+        key: Option<&crate::NewKey>,
+        teams: &[(String, String)],
+    ) -> Result<UserRow, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO users (user_id, user_alias, user_email, user_role, sso_user_id, organization_id, \
+             max_budget_nano, soft_budget_nano, models, metadata, max_parallel_requests, tpm_limit, rpm_limit, \
+             budget_duration, budget_reset_at, model_max_budget, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(&user.user_id)
+        .bind(&user.user_alias)
+        .bind(&user.user_email)
+        .bind(&user.user_role)
+        .bind(&user.sso_user_id)
+        .bind(&user.organization_id)
+        .bind(user.max_budget.map(|m| m.0))
+        .bind(user.soft_budget.map(|m| m.0))
+        .bind(Value::from(user.models.clone()).to_string())
+        .bind(user.metadata.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
+        .bind(user.max_parallel_requests)
+        .bind(user.tpm_limit)
+        .bind(user.rpm_limit)
+        .bind(&user.budget_duration)
+        .bind(user.budget_reset_at)
+        .bind(user.model_max_budget.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(on_unique("user"))?;
+        for (team_id, role) in teams {
+            sqlx::query("INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(team_id)
+                .bind(&user.user_id)
+                .bind(role)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(on_unique("team member"))?;
+        }
+        if let Some(key) = key {
+            crate::keys::insert_in(&mut tx, key).await?;
+        }
+        tx.commit().await?;
+        self.find(&user.user_id)
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Finds a user by email, ignoring case.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE lower(user_email) = lower($1) ORDER BY user_id LIMIT 1"
+        ))
+        .bind(email)
+        .fetch_optional(self.pool)
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Team ids that do not exist, among `team_ids`.
+    pub async fn missing_teams(&self, team_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut missing = Vec::new();
+        for id in team_ids {
+            let found = sqlx::query("SELECT team_id FROM teams WHERE team_id = $1")
+                .bind(id)
+                .fetch_optional(self.pool)
+                .await?;
+            if found.is_none() {
+                missing.push(id.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Team ids the user is a member of.
+    pub async fn team_ids(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT team_id FROM team_members WHERE user_id = $1 ORDER BY team_id")
+                .bind(user_id)
+                .fetch_all(self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("team_id").map_err(StoreError::from))
+            .collect()
+    }
+
+    pub async fn update(
+        &self,
+        user_id: &str,
+        patch: &UserPatch,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let mut q = SqlBuilder::new("UPDATE users SET updated_at = ");
+        q.bind(now_ms());
+        macro_rules! set {
+            ($field:expr, $column:literal, $map:expr) => {
+                if let Some(value) = &$field {
+                    q.push(concat!(", ", $column, " = "));
+                    q.bind($map(value));
+                }
+            };
+        }
+        let text = |v: &Option<String>| v.clone();
+        let int = |v: &Option<i64>| *v;
+        let money = |v: &Option<NanoUsd>| v.map(|m| m.0);
+        let json = |v: &Value| v.to_string();
+        set!(patch.user_alias, "user_alias", text);
+        set!(patch.user_email, "user_email", text);
+        set!(patch.user_role, "user_role", |v: &String| v.clone());
+        set!(patch.sso_user_id, "sso_user_id", text);
+        set!(patch.organization_id, "organization_id", text);
+        set!(patch.max_budget, "max_budget_nano", money);
+        set!(patch.soft_budget, "soft_budget_nano", money);
+        set!(patch.spend, "spend_nano", |m: &NanoUsd| m.0);
+        set!(patch.models, "models", |v: &Vec<String>| Value::from(
+            v.clone()
+        )
+        .to_string());
+        set!(patch.metadata, "metadata", json);
+        set!(patch.max_parallel_requests, "max_parallel_requests", int);
+        set!(patch.tpm_limit, "tpm_limit", int);
+        set!(patch.rpm_limit, "rpm_limit", int);
+        set!(patch.budget_duration, "budget_duration", text);
+        set!(patch.budget_reset_at, "budget_reset_at", int);
+        set!(patch.model_max_budget, "model_max_budget", json);
+        q.push(" WHERE user_id = ").bind(user_id.to_string());
+        let done = q
+            .build()?
+            .execute(self.pool)
+            .await
+            .map_err(on_unique("sso_user_id"))?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.find(user_id).await
+    }
+
+    /// Deletes users with their keys and memberships in one transaction; returns the tokens of
+    /// the deleted keys (so callers can drop cached snapshots).
+    pub async fn delete_with_keys(&self, user_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut tokens = Vec::new();
+        for user_id in user_ids {
+            let rows = sqlx::query("SELECT token FROM keys WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in rows {
+                tokens.push(row.try_get::<String, _>("token")?);
+            }
+            for sql in [
+                "DELETE FROM keys WHERE user_id = $1",
+                "DELETE FROM team_members WHERE user_id = $1",
+                "DELETE FROM org_members WHERE user_id = $1",
+                "DELETE FROM users WHERE user_id = $1",
+            ] {
+                sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(tokens)
+    }
+
+    /// One page of users with their key counts, and the total for the same filters.
+    pub async fn list(&self, query: &UserQuery) -> Result<(Vec<(UserRow, i64)>, u64), StoreError> {
+        fn filters(q: &mut SqlBuilder, query: &UserQuery) {
+            q.push(" WHERE 1 = 1");
+            if let Some(role) = &query.role {
+                q.push(" AND u.user_role = ").bind(role.clone());
+            }
+            if !query.user_ids.is_empty() {
+                q.push(" AND u.user_id IN (")
+                    .bind_list(query.user_ids.iter().cloned())
+                    .push(")");
+            }
+            if !query.sso_user_ids.is_empty() {
+                q.push(" AND u.sso_user_id IN (")
+                    .bind_list(query.sso_user_ids.iter().cloned())
+                    .push(")");
+            }
+            if let Some(email) = &query.email_contains {
+                q.push(" AND lower(u.user_email) LIKE ")
+                    .bind(format!("%{}%", escape_like(&email.to_lowercase())))
+                    .push(" ESCAPE '\\'");
+            }
+            if let Some(team) = &query.team_id {
+                q.push(" AND EXISTS (SELECT 1 FROM team_members tm WHERE tm.user_id = u.user_id AND tm.team_id = ")
+                    .bind(team.clone())
+                    .push(")");
+            }
+            if !query.organization_ids.is_empty() {
+                q.push(" AND (u.organization_id IN (")
+                    .bind_list(query.organization_ids.iter().cloned())
+                    .push(") OR EXISTS (SELECT 1 FROM org_members om WHERE om.user_id = u.user_id AND om.organization_id IN (")
+                    .bind_list(query.organization_ids.iter().cloned())
+                    .push(")))");
+            }
+        }
+        let mut count = SqlBuilder::new("SELECT COUNT(*) AS n FROM users u");
+        filters(&mut count, query);
+        let total: i64 = count.build()?.fetch_one(self.pool).await?.try_get("n")?;
+
+        let mut q = SqlBuilder::new(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", (SELECT COUNT(*) FROM keys k WHERE k.user_id = u.user_id) AS key_count FROM users u"
+        ));
+        filters(&mut q, query);
+        let direction = if query.descending { " DESC" } else { " ASC" };
+        q.push(" ORDER BY ")
+            .push(query.sort.column())
+            .push(direction)
+            .push(", u.user_id")
+            .push(direction);
+        let size = query.page_size.max(1);
+        q.push(" LIMIT ").bind(i64::from(size));
+        q.push(" OFFSET ")
+            .bind(i64::from(query.page.max(1) - 1) * i64::from(size));
+        let rows = q.build()?.fetch_all(self.pool).await?;
+        let users = rows
+            .iter()
+            .map(|r| Ok((decode(r)?, r.try_get::<i64, _>("key_count")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((users, u64::try_from(total).unwrap_or(0)))
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn decode(row: &AnyRow) -> Result<UserRow, StoreError> {

@@ -76,11 +76,11 @@ struct Changes {
     key_type: Option<String>,
 }
 
-fn bad_field(field: &str, message: impl Into<String>) -> ApiError {
+pub(super) fn bad_field(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message).with_param(field)
 }
 
-fn money(field: &str, usd: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
+pub(super) fn money(field: &str, usd: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
     match usd {
         None => Ok(None),
         Some(v) if v < 0.0 => Err(bad_field(
@@ -93,7 +93,7 @@ fn money(field: &str, usd: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
     }
 }
 
-fn limit(field: &str, value: Option<i64>) -> Result<Option<i64>, ApiError> {
+pub(super) fn limit(field: &str, value: Option<i64>) -> Result<Option<i64>, ApiError> {
     match value {
         Some(v) if v < 0 => Err(bad_field(
             field,
@@ -104,7 +104,7 @@ fn limit(field: &str, value: Option<i64>) -> Result<Option<i64>, ApiError> {
 }
 
 /// `duration` → `expires_at`; `"-1"` or absent means never.
-fn expiry(duration: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn expiry(duration: &str) -> Result<Option<i64>, ApiError> {
     if duration.trim() == "-1" {
         return Ok(None);
     }
@@ -235,11 +235,11 @@ impl KeyFields {
 }
 
 /// The caller's identity for `created_by` / `updated_by`.
-fn actor(principal: &Principal) -> String {
+pub(super) fn actor(principal: &Principal) -> String {
     principal.user_id().unwrap_or("default_user_id").to_string()
 }
 
-fn is_admin_reader(principal: &Principal) -> bool {
+pub(super) fn is_admin_reader(principal: &Principal) -> bool {
     matches!(
         principal.role(),
         UserRole::ProxyAdmin | UserRole::ProxyAdminViewer

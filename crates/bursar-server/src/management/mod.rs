@@ -1,6 +1,7 @@
 //! LiteLLM-compatible management routes, one module per object kind.
 
 pub mod keys;
+pub mod users;
 
 use crate::error::ApiError;
 use axum::http::StatusCode;

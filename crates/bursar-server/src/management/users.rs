@@ -1,0 +1,650 @@
+//! `/user/*`: internal users (LiteLLM's `internal_user_endpoints`).
+//!
+//! Creating a user can create its first key and team memberships; deleting users removes their
+//! keys and memberships. Both are single transactions, validated before anything is written.
+
+use super::keys::{actor, bad_field, expiry, is_admin_reader, key_json, limit, money};
+use super::parse_body;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::routes::data::read_body;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use bursar_core::NanoUsd;
+use bursar_core::duration::BudgetDuration;
+use bursar_core::keys::{abbreviate_key, generate_key, hash_key};
+use bursar_core::roles::UserRole;
+use bursar_core::time::format_ms;
+use bursar_store::{
+    KeyQuery, KeyRow, NewKey, NewUser, StoreError, UserPatch, UserQuery, UserRow, UserSort,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// Roles `/user/new` and `/user/update` accept.
+const ASSIGNABLE_ROLES: [UserRole; 4] = [
+    UserRole::ProxyAdmin,
+    UserRole::ProxyAdminViewer,
+    UserRole::InternalUser,
+    UserRole::InternalUserViewer,
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TeamEntry {
+    Id(String),
+    Detailed {
+        team_id: String,
+        user_role: Option<String>,
+        max_budget_in_team: Option<f64>,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NewUserRequest {
+    user_id: Option<String>,
+    user_email: Option<String>,
+    user_alias: Option<String>,
+    user_role: Option<String>,
+    teams: Option<Vec<TeamEntry>>,
+    organizations: Option<Vec<String>>,
+    auto_create_key: Option<bool>,
+    send_invite_email: Option<bool>,
+    sso_user_id: Option<String>,
+    password: Option<String>,
+    key_alias: Option<String>,
+    duration: Option<String>,
+    models: Option<Vec<String>>,
+    max_budget: Option<f64>,
+    soft_budget: Option<f64>,
+    budget_duration: Option<String>,
+    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<i64>,
+    rpm_limit: Option<i64>,
+    metadata: Option<Map<String, Value>>,
+    model_max_budget: Option<Map<String, Value>>,
+}
+
+fn parse_role(role: &str) -> Result<UserRole, ApiError> {
+    role.parse::<UserRole>()
+        .ok()
+        .filter(|r| ASSIGNABLE_ROLES.contains(r))
+        .ok_or_else(|| {
+            bad_field(
+                "user_role",
+                format!("Invalid user_role {role:?}: expected one of proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer"),
+            )
+        })
+}
+
+fn reset_at(field: &str, duration: &str) -> Result<i64, ApiError> {
+    let span = BudgetDuration::parse(duration)
+        .map_err(|e| bad_field(field, format!("Invalid {field}: {e}")))?;
+    Ok(bursar_store::now_ms()
+        .saturating_add(i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX)))
+}
+
+fn check_password(password: &Option<String>) -> Result<(), ApiError> {
+    match password {
+        Some(p) if !(8..=128).contains(&p.chars().count()) => Err(bad_field(
+            "password",
+            "password must be between 8 and 128 characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub fn user_json(user: &UserRow, teams: &[String]) -> Value {
+    json!({
+        "user_id": user.user_id,
+        "user_alias": user.user_alias,
+        "user_email": user.user_email,
+        "user_role": user.user_role,
+        "sso_user_id": user.sso_user_id,
+        "organization_id": user.organization_id,
+        "teams": teams,
+        "max_budget": user.max_budget.map(NanoUsd::as_usd),
+        "soft_budget": user.soft_budget.map(NanoUsd::as_usd),
+        "spend": user.spend.as_usd(),
+        "models": user.models,
+        "metadata": user.metadata,
+        "max_parallel_requests": user.max_parallel_requests,
+        "tpm_limit": user.tpm_limit,
+        "rpm_limit": user.rpm_limit,
+        "budget_duration": user.budget_duration,
+        "budget_reset_at": user.budget_reset_at.map(format_ms),
+        "model_max_budget": user.model_max_budget,
+        "model_spend": user.model_spend,
+        "created_at": format_ms(user.created_at),
+        "updated_at": format_ms(user.updated_at),
+    })
+}
+
+fn conflict(user: &NewUser) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::Conflict { what: "key" } => {
+            bad_field("key_alias", "A key with this alias already exists")
+        }
+        StoreError::Conflict { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "bad_request_error",
+            format!("User with id {} already exists", user.user_id),
+        ),
+        other => other.into(),
+    }
+}
+
+pub async fn new_user(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let r: NewUserRequest = parse_body(&bytes)?;
+    if r.send_invite_email == Some(true) {
+        return Err(bad_field(
+            "send_invite_email",
+            "Email alerting is not configured on this proxy; cannot send an invite email",
+        ));
+    }
+    check_password(&r.password)?;
+    let role = parse_role(r.user_role.as_deref().unwrap_or("internal_user"))?;
+    if matches!(role, UserRole::ProxyAdmin | UserRole::ProxyAdminViewer)
+        && !principal.is_proxy_admin()
+    {
+        return Err(ApiError::forbidden(
+            "Only proxy admins can create admin users",
+        ));
+    }
+    let user_id = r
+        .user_id
+        .clone()
+        .filter(|id| !id.trim().is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if state.store().users().find(&user_id).await?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "bad_request_error",
+            format!("User with id {user_id} already exists"),
+        )
+        .with_param("user_id"));
+    }
+    if let Some(email) = &r.user_email
+        && state.store().users().find_by_email(email).await?.is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "bad_request_error",
+            format!("User with email {email} already exists"),
+        )
+        .with_param("user_email"));
+    }
+    if r.organizations.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(bad_field(
+            "organizations",
+            "Organization membership is not available yet; add the user to organizations later",
+        ));
+    }
+    let mut memberships = Vec::new();
+    for entry in r.teams.unwrap_or_default() {
+        match entry {
+            TeamEntry::Id(team_id) => memberships.push((team_id, "user".to_string())),
+            TeamEntry::Detailed {
+                max_budget_in_team: Some(_),
+                ..
+            } => {
+                return Err(bad_field(
+                    "teams",
+                    "max_budget_in_team is not supported yet",
+                ));
+            }
+            TeamEntry::Detailed {
+                team_id, user_role, ..
+            } => {
+                let role = user_role.unwrap_or_else(|| "user".into());
+                if role != "user" && role != "admin" {
+                    return Err(bad_field(
+                        "teams",
+                        format!("Invalid team role {role:?}: expected user or admin"),
+                    ));
+                }
+                memberships.push((team_id, role));
+            }
+        }
+    }
+    let team_ids: Vec<String> = memberships.iter().map(|(t, _)| t.clone()).collect();
+    if let Some(missing) = state
+        .store()
+        .users()
+        .missing_teams(&team_ids)
+        .await?
+        .first()
+    {
+        return Err(bad_field("teams", format!("Team {missing} does not exist")));
+    }
+    let budget_reset_at = r
+        .budget_duration
+        .as_deref()
+        .map(|d| reset_at("budget_duration", d))
+        .transpose()?;
+    let user = NewUser {
+        user_id: user_id.clone(),
+        user_alias: r.user_alias,
+        user_email: r.user_email,
+        user_role: role.as_str().to_string(),
+        sso_user_id: r.sso_user_id,
+        organization_id: None,
+        max_budget: money("max_budget", r.max_budget)?,
+        soft_budget: money("soft_budget", r.soft_budget)?,
+        models: r.models.clone().unwrap_or_default(),
+        metadata: r.metadata.map(Value::Object),
+        max_parallel_requests: limit("max_parallel_requests", r.max_parallel_requests)?,
+        tpm_limit: limit("tpm_limit", r.tpm_limit)?,
+        rpm_limit: limit("rpm_limit", r.rpm_limit)?,
+        budget_duration: r.budget_duration,
+        budget_reset_at,
+        model_max_budget: r.model_max_budget.map(Value::Object),
+    };
+    let raw_key = (r.auto_create_key != Some(false)).then(generate_key);
+    let expires_at = r.duration.as_deref().map(expiry).transpose()?.flatten();
+    if let Some(alias) = &r.key_alias
+        && state.store().keys().find_by_alias(alias).await?.is_some()
+    {
+        return Err(bad_field(
+            "key_alias",
+            format!(
+                "Key with alias '{alias}' already exists. Unique key aliases across all keys are required."
+            ),
+        ));
+    }
+    let key = raw_key.as_ref().map(|raw| NewKey {
+        token: hash_key(raw),
+        key_name: Some(abbreviate_key(raw)),
+        key_alias: r.key_alias.clone(),
+        user_id: Some(user_id.clone()),
+        models: r.models.clone().unwrap_or_default(),
+        expires_at,
+        created_by: Some(actor(&principal)),
+        ..Default::default()
+    });
+    let created = state
+        .store()
+        .users()
+        .create(&user, key.as_ref(), &memberships)
+        .await
+        .map_err(conflict(&user))?;
+    let mut body = user_json(&created, &team_ids);
+    if let (Some(raw), Some(key)) = (raw_key, key) {
+        if let Some(row) = state.store().keys().find_by_hash(&key.token).await?
+            && let (Value::Object(out), Value::Object(k)) = (&mut body, key_json(&row))
+        {
+            for (name, value) in k {
+                if !out.contains_key(&name) {
+                    out.insert(name, value);
+                }
+            }
+        }
+        body["key"] = Value::String(raw);
+        body["token_id"] = Value::String(key.token);
+    } else {
+        body["key"] = Value::Null;
+    }
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InfoQuery {
+    user_id: Option<String>,
+}
+
+pub async fn info(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<InfoQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let me = principal.user_id().map(str::to_string);
+    let user_id = match q.user_id.or(me.clone()) {
+        Some(id) => id,
+        None => {
+            return Err(bad_field(
+                "user_id",
+                "user_id is required for a key without a user",
+            ));
+        }
+    };
+    if !is_admin_reader(&principal) && Some(&user_id) != me.as_ref() {
+        return Err(ApiError::forbidden(format!(
+            "User={} is not allowed to view information for user_id={user_id}",
+            me.as_deref().unwrap_or("None")
+        )));
+    }
+    let user = state.store().users().find(&user_id).await?;
+    let Some(user) = user else {
+        return Err(ApiError::not_found(format!("User {user_id} not found")).with_param("user_id"));
+    };
+    let teams = state.store().users().team_ids(&user_id).await?;
+    let keys = all_keys_of(&state, &user_id).await?;
+    let keys: Vec<Value> = keys.iter().map(key_json).collect();
+    let team_objects: Vec<Value> = teams.iter().map(|t| json!({"team_id": t})).collect();
+    Ok(Json(json!({
+        "user_id": user_id,
+        "user_info": user_json(&user, &teams),
+        "keys": keys,
+        "teams": team_objects,
+    })))
+}
+
+async fn all_keys_of(state: &AppState, user_id: &str) -> Result<Vec<KeyRow>, ApiError> {
+    let mut out = Vec::new();
+    for page in 1.. {
+        let query = KeyQuery {
+            user_id: Some(user_id.to_string()),
+            page,
+            size: 100,
+            ..Default::default()
+        };
+        let (rows, total) = state.store().keys().list(&query).await?;
+        let done = rows.len() < 100
+            || out.len() + rows.len() >= usize::try_from(total).unwrap_or(usize::MAX);
+        out.extend(rows);
+        if done {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateUserRequest {
+    user_id: Option<String>,
+    user_email: Option<String>,
+    user_alias: Option<String>,
+    user_role: Option<String>,
+    password: Option<String>,
+    spend: Option<f64>,
+    models: Option<Vec<String>>,
+    max_budget: Option<f64>,
+    soft_budget: Option<f64>,
+    budget_duration: Option<String>,
+    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<i64>,
+    rpm_limit: Option<i64>,
+    metadata: Option<Map<String, Value>>,
+    model_max_budget: Option<Map<String, Value>>,
+    sso_user_id: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let r: UpdateUserRequest = parse_body(&bytes)?;
+    check_password(&r.password)?;
+    let role = r.user_role.as_deref().map(parse_role).transpose()?;
+    if role.is_some() && !principal.is_proxy_admin() {
+        return Err(ApiError::forbidden(
+            "Only proxy admins can modify user roles.",
+        ));
+    }
+    let mut patch = UserPatch {
+        user_alias: r.user_alias.map(Some),
+        user_role: role.map(|r| r.as_str().to_string()),
+        sso_user_id: r.sso_user_id.map(Some),
+        models: r.models,
+        metadata: r.metadata.map(Value::Object),
+        model_max_budget: r.model_max_budget.map(Value::Object),
+        ..Default::default()
+    };
+    if let Some(spend) = r.spend {
+        patch.spend = money("spend", Some(spend))?;
+    }
+    if r.max_budget.is_some() {
+        patch.max_budget = Some(money("max_budget", r.max_budget)?);
+    }
+    if r.soft_budget.is_some() {
+        patch.soft_budget = Some(money("soft_budget", r.soft_budget)?);
+    }
+    for (field, value, slot) in [
+        (
+            "max_parallel_requests",
+            r.max_parallel_requests,
+            &mut patch.max_parallel_requests,
+        ),
+        ("tpm_limit", r.tpm_limit, &mut patch.tpm_limit),
+        ("rpm_limit", r.rpm_limit, &mut patch.rpm_limit),
+    ] {
+        if value.is_some() {
+            *slot = Some(limit(field, value)?);
+        }
+    }
+    if let Some(d) = r.budget_duration {
+        patch.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
+        patch.budget_duration = Some(Some(d));
+    }
+
+    let existing = match (&r.user_id, &r.user_email) {
+        (Some(id), _) => {
+            let found = state.store().users().find(id).await?;
+            let found = found.ok_or_else(|| {
+                ApiError::not_found(format!("User {id} not found")).with_param("user_id")
+            })?;
+            if let Some(email) = &r.user_email {
+                patch.user_email = Some(Some(email.clone()));
+            }
+            found
+        }
+        (None, Some(email)) => match state.store().users().find_by_email(email).await? {
+            Some(found) => found,
+            None => {
+                // LiteLLM's upsert: updating by an unknown email creates the user.
+                let user = NewUser {
+                    user_id: uuid::Uuid::new_v4().to_string(),
+                    user_email: Some(email.clone()),
+                    user_role: UserRole::InternalUser.as_str().to_string(),
+                    ..Default::default()
+                };
+                let created = state
+                    .store()
+                    .users()
+                    .create(&user, None, &[])
+                    .await
+                    .map_err(conflict(&user))?;
+                let updated = state
+                    .store()
+                    .users()
+                    .update(&created.user_id, &patch)
+                    .await?
+                    .unwrap_or(created);
+                return Ok(Json(
+                    json!({"user_id": updated.user_id, "data": user_json(&updated, &[])}),
+                ));
+            }
+        },
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "user_id or user_email must be provided",
+            )
+            .with_param("user_id"));
+        }
+    };
+    let updated = state
+        .store()
+        .users()
+        .update(&existing.user_id, &patch)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => {
+                bad_field("sso_user_id", "Another user already has this sso_user_id")
+            }
+            other => other.into(),
+        })?
+        .ok_or_else(|| ApiError::not_found(format!("User {} not found", existing.user_id)))?;
+    if role.is_some() {
+        // The user's keys act with its role: drop their cached snapshots.
+        state.auth_cache().invalidate_all();
+    }
+    let teams = state.store().users().team_ids(&updated.user_id).await?;
+    Ok(Json(
+        json!({"user_id": updated.user_id, "data": user_json(&updated, &teams)}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteUserRequest {
+    user_ids: Vec<String>,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let r: DeleteUserRequest = parse_body(&bytes)?;
+    if r.user_ids.is_empty() {
+        return Err(bad_field("user_ids", "user_ids must not be empty"));
+    }
+    for id in &r.user_ids {
+        if state.store().users().find(id).await?.is_none() {
+            return Err(
+                ApiError::not_found(format!("User {id} not found; nothing was deleted"))
+                    .with_param("user_ids"),
+            );
+        }
+    }
+    let tokens = state.store().users().delete_with_keys(&r.user_ids).await?;
+    for token in &tokens {
+        state.auth_cache().invalidate(token).await;
+    }
+    Ok(Json(json!(r.user_ids.len())))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    role: Option<String>,
+    user_ids: Option<String>,
+    sso_user_ids: Option<String>,
+    user_email: Option<String>,
+    team: Option<String>,
+    organization_ids: Option<String>,
+    page: Option<u32>,
+    page_size: Option<u32>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+}
+
+fn comma_list(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if !is_admin_reader(&principal) {
+        return Err(ApiError::forbidden("Only proxy admins can list users"));
+    }
+    let page = q.page.unwrap_or(1);
+    if page < 1 {
+        return Err(bad_field("page", "page must be at least 1"));
+    }
+    let page_size = q.page_size.unwrap_or(25);
+    if !(1..=100).contains(&page_size) {
+        return Err(bad_field(
+            "page_size",
+            "page_size must be between 1 and 100",
+        ));
+    }
+    let sort = match q.sort_by.as_deref() {
+        None | Some("user_id") => UserSort::UserId,
+        Some("user_email") => UserSort::UserEmail,
+        Some("created_at") => UserSort::CreatedAt,
+        Some("spend") => UserSort::Spend,
+        Some("user_alias") => UserSort::UserAlias,
+        Some("user_role") => UserSort::UserRole,
+        Some(other) => {
+            return Err(bad_field(
+                "sort_by",
+                format!(
+                    "Invalid sort_by {other:?}: expected user_id, user_email, created_at, spend, user_alias or user_role"
+                ),
+            ));
+        }
+    };
+    let descending = match q.sort_order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(bad_field(
+                "sort_order",
+                format!("Invalid sort_order {other:?}: expected asc or desc"),
+            ));
+        }
+    };
+    if let Some(role) = &q.role {
+        role.parse::<UserRole>()
+            .map_err(|_| bad_field("role", format!("Invalid role {role:?}")))?;
+    }
+    let query = UserQuery {
+        role: q.role,
+        user_ids: comma_list(q.user_ids),
+        sso_user_ids: comma_list(q.sso_user_ids),
+        email_contains: q.user_email.filter(|e| !e.is_empty()),
+        team_id: q.team,
+        organization_ids: comma_list(q.organization_ids),
+        sort,
+        descending,
+        page,
+        page_size,
+    };
+    let (rows, total) = state.store().users().list(&query).await?;
+    let total_pages = total.div_ceil(u64::from(page_size));
+    if total > 0 && u64::from(page) > total_pages {
+        return Err(bad_field(
+            "page",
+            format!("page {page} is out of range: there are {total_pages} page(s)"),
+        ));
+    }
+    let users: Vec<Value> = rows
+        .iter()
+        .map(|(user, key_count)| {
+            let mut v = user_json(user, &[]);
+            v["key_count"] = json!(key_count);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "users": users,
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "total_pages": total_pages,
+    })))
+}
+
+pub async fn available_roles() -> Json<Value> {
+    Json(json!({
+        "proxy_admin": {"description": "Proxy admin: can create, update and delete keys, users, teams and models", "ui_label": "Admin (All Permissions)"},
+        "proxy_admin_viewer": {"description": "Proxy admin viewer: can view all keys, users, teams and spend", "ui_label": "Admin (View Only)"},
+        "internal_user": {"description": "Internal user: can create, delete and view their own keys and spend", "ui_label": "Internal User (Create/Delete/View)"},
+        "internal_user_viewer": {"description": "Internal user viewer: can view their own keys and spend", "ui_label": "Internal User (View Only)"},
+    }))
+}
