@@ -46,6 +46,8 @@ pub fn app(state: AppState) -> Router {
             post(management::keys::regenerate_path),
         )
         .route("/key/health", post(management::keys::health))
+        .route("/audit", get(management::audit::list))
+        .route("/audit/logs", get(management::audit::list))
         .route("/user/new", post(management::users::new_user))
         .route("/user/info", get(management::users::info))
         .route("/user/update", post(management::users::update))

@@ -6,6 +6,7 @@
 //! 0/1 integers (the `Any` driver cannot carry SQLite booleans). Only the migrations differ per
 //! dialect, so one implementation serves both and the contract tests prove it on each.
 
+mod audit;
 mod error;
 mod keys;
 mod settings;
@@ -14,6 +15,7 @@ mod sql;
 pub mod testing;
 mod users;
 
+pub use audit::{AuditQuery, AuditRow, AuditStore, NewAudit};
 pub use error::StoreError;
 pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
 pub use settings::SettingsStore;
@@ -134,6 +136,10 @@ impl Store {
 
     pub fn keys(&self) -> KeyStore<'_> {
         KeyStore::new(&self.pool)
+    }
+
+    pub fn audit(&self) -> AuditStore<'_> {
+        AuditStore::new(&self.pool)
     }
 
     pub fn users(&self) -> UserStore<'_> {

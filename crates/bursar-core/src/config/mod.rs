@@ -130,6 +130,16 @@ pub struct RouterSettings {
     pub timeout: Duration,
 }
 
+/// Defaults for users created through `/user/new` (LiteLLM's `default_internal_user_params`,
+/// `max_internal_user_budget`, `internal_user_budget_duration`).
+#[derive(Debug, Clone, Default)]
+pub struct InternalUserDefaults {
+    pub user_role: Option<crate::roles::UserRole>,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub models: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub models: Vec<Deployment>,
@@ -137,6 +147,9 @@ pub struct Config {
     pub router: RouterSettings,
     pub drop_params: bool,
     pub json_logs: bool,
+    /// `litellm_settings.store_audit_logs`: write an audit row for every management change.
+    pub store_audit_logs: bool,
+    pub internal_user_defaults: InternalUserDefaults,
 }
 
 /// A loaded config plus the warnings worth printing.
@@ -163,6 +176,8 @@ impl Default for Config {
             },
             drop_params: false,
             json_logs: false,
+            store_audit_logs: false,
+            internal_user_defaults: InternalUserDefaults::default(),
         }
     }
 }
@@ -338,6 +353,43 @@ pub fn load(
     }
     config.drop_params = litellm.drop_params.unwrap_or(false);
     config.json_logs = litellm.json_logs.unwrap_or(false);
+    config.store_audit_logs = litellm
+        .store_audit_logs
+        .or_else(|| {
+            lookup("LITELLM_STORE_AUDIT_LOGS")
+                .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        })
+        .unwrap_or(false);
+    let params = litellm.default_internal_user_params.unwrap_or_default();
+    let defaults = &mut config.internal_user_defaults;
+    if let Some(role) = params.user_role {
+        match role.parse::<crate::roles::UserRole>() {
+            Ok(r) => defaults.user_role = Some(r),
+            Err(e) => problems.push(ConfigProblem {
+                path: "litellm_settings.default_internal_user_params.user_role".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    defaults.max_budget = params.max_budget.or(litellm.max_internal_user_budget);
+    if defaults.max_budget.is_some_and(|b| b < 0.0) {
+        problems.push(ConfigProblem {
+            path: "litellm_settings.max_internal_user_budget".into(),
+            message: "a budget cannot be negative".into(),
+        });
+    }
+    defaults.budget_duration = params
+        .budget_duration
+        .or(litellm.internal_user_budget_duration);
+    if let Some(d) = &defaults.budget_duration
+        && let Err(e) = crate::duration::BudgetDuration::parse(d)
+    {
+        problems.push(ConfigProblem {
+            path: "litellm_settings.internal_user_budget_duration".into(),
+            message: e.to_string(),
+        });
+    }
+    defaults.models = params.models;
     let _ = litellm.set_verbose;
 
     let mut seen_ids = HashSet::new();

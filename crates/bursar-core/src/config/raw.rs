@@ -47,6 +47,26 @@ pub struct RawLitellmSettings {
     pub set_verbose: Option<bool>,
     #[serde(default, deserialize_with = "flex::opt_bool")]
     pub json_logs: Option<bool>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub store_audit_logs: Option<bool>,
+    #[serde(default)]
+    pub default_internal_user_params: Option<RawInternalUserParams>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub max_internal_user_budget: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub internal_user_budget_duration: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawInternalUserParams {
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub user_role: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub max_budget: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub budget_duration: Option<String>,
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@
 //! everything. Every write invalidates the key's cached snapshot, so a blocked, deleted or
 //! rotated key stops working on the very next request.
 
+use super::audit::{Auditor, KEYS_TABLE};
 use super::parse_body;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -441,6 +442,16 @@ pub async fn generate(
             .unwrap_or(row);
     }
     state.auth_cache().invalidate(&row.token).await;
+    Auditor::new(&state, &principal, &headers)
+        .record(
+            &state,
+            "created",
+            KEYS_TABLE,
+            &row.token,
+            None,
+            Some(key_json(&row)),
+        )
+        .await;
     let mut body = key_json(&row);
     body["key"] = Value::String(raw);
     body["token_id"] = Value::String(row.token.clone());
@@ -557,6 +568,16 @@ pub async fn update(
         .map_err(map_conflict(alias.as_deref()))?
         .ok_or_else(|| ApiError::not_found("Key not found"))?;
     state.auth_cache().invalidate(&row.token).await;
+    Auditor::new(&state, &principal, &headers)
+        .record(
+            &state,
+            "updated",
+            KEYS_TABLE,
+            &row.token,
+            Some(key_json(&existing)),
+            Some(key_json(&row)),
+        )
+        .await;
     let mut body = key_json(&row);
     body["key"] = Value::String(request.key.unwrap_or_else(|| row.token.clone()));
     Ok(Json(body))
@@ -625,6 +646,19 @@ pub async fn delete(
     for token in &tokens {
         state.auth_cache().invalidate(token).await;
     }
+    let auditor = Auditor::new(&state, &principal, &headers);
+    for row in &rows {
+        auditor
+            .record(
+                &state,
+                "deleted",
+                KEYS_TABLE,
+                &row.token,
+                Some(key_json(row)),
+                None,
+            )
+            .await;
+    }
     Ok(Json(json!({"deleted_keys": passed})))
 }
 
@@ -678,6 +712,17 @@ async fn set_blocked(
         .await?
         .ok_or_else(|| ApiError::not_found("Key not found"))?;
     state.auth_cache().invalidate(&row.token).await;
+    let action = if blocked { "blocked" } else { "unblocked" };
+    Auditor::new(&state, &principal, &headers)
+        .record(
+            &state,
+            action,
+            KEYS_TABLE,
+            &row.token,
+            Some(key_json(&existing)),
+            Some(key_json(&row)),
+        )
+        .await;
     Ok(Json(key_json(&row)))
 }
 
@@ -870,6 +915,16 @@ async fn regenerate_key(
         .unwrap_or(rotated);
     state.auth_cache().invalidate(&existing.token).await;
     state.auth_cache().invalidate(&row.token).await;
+    Auditor::new(&state, &principal, &headers)
+        .record(
+            &state,
+            "rotated",
+            KEYS_TABLE,
+            &row.token,
+            Some(key_json(&existing)),
+            Some(key_json(&row)),
+        )
+        .await;
     let mut body = key_json(&row);
     body["key"] = Value::String(raw);
     body["token_id"] = Value::String(row.token.clone());

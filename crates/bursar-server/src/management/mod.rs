@@ -1,5 +1,6 @@
 //! LiteLLM-compatible management routes, one module per object kind.
 
+pub mod audit;
 pub mod keys;
 pub mod users;
 

@@ -3,6 +3,7 @@
 //! Creating a user can create its first key and team memberships; deleting users removes their
 //! keys and memberships. Both are single transactions, validated before anything is written.
 
+use super::audit::{Auditor, KEYS_TABLE, USERS_TABLE};
 use super::keys::{actor, bad_field, expiry, is_admin_reader, key_json, limit, money};
 use super::parse_body;
 use crate::auth::Principal;
@@ -152,7 +153,12 @@ pub async fn new_user(
         ));
     }
     check_password(&r.password)?;
-    let role = parse_role(r.user_role.as_deref().unwrap_or("internal_user"))?;
+    let defaults = &state.config().internal_user_defaults;
+    let role = match (&r.user_role, defaults.user_role) {
+        (Some(role), _) => parse_role(role)?,
+        (None, Some(default)) => default,
+        (None, None) => UserRole::InternalUser,
+    };
     if matches!(role, UserRole::ProxyAdmin | UserRole::ProxyAdminViewer)
         && !principal.is_proxy_admin()
     {
@@ -226,11 +232,15 @@ pub async fn new_user(
     {
         return Err(bad_field("teams", format!("Team {missing} does not exist")));
     }
-    let budget_reset_at = r
+    let budget_duration = r
         .budget_duration
+        .clone()
+        .or_else(|| defaults.budget_duration.clone());
+    let budget_reset_at = budget_duration
         .as_deref()
         .map(|d| reset_at("budget_duration", d))
         .transpose()?;
+    let models = r.models.clone().or_else(|| defaults.models.clone());
     let user = NewUser {
         user_id: user_id.clone(),
         user_alias: r.user_alias,
@@ -238,14 +248,14 @@ pub async fn new_user(
         user_role: role.as_str().to_string(),
         sso_user_id: r.sso_user_id,
         organization_id: None,
-        max_budget: money("max_budget", r.max_budget)?,
+        max_budget: money("max_budget", r.max_budget.or(defaults.max_budget))?,
         soft_budget: money("soft_budget", r.soft_budget)?,
-        models: r.models.clone().unwrap_or_default(),
+        models: models.clone().unwrap_or_default(),
         metadata: r.metadata.map(Value::Object),
         max_parallel_requests: limit("max_parallel_requests", r.max_parallel_requests)?,
         tpm_limit: limit("tpm_limit", r.tpm_limit)?,
         rpm_limit: limit("rpm_limit", r.rpm_limit)?,
-        budget_duration: r.budget_duration,
+        budget_duration,
         budget_reset_at,
         model_max_budget: r.model_max_budget.map(Value::Object),
     };
@@ -266,7 +276,7 @@ pub async fn new_user(
         key_name: Some(abbreviate_key(raw)),
         key_alias: r.key_alias.clone(),
         user_id: Some(user_id.clone()),
-        models: r.models.clone().unwrap_or_default(),
+        models: models.unwrap_or_default(),
         expires_at,
         created_by: Some(actor(&principal)),
         ..Default::default()
@@ -277,9 +287,33 @@ pub async fn new_user(
         .create(&user, key.as_ref(), &memberships)
         .await
         .map_err(conflict(&user))?;
+    let auditor = Auditor::new(&state, &principal, &headers);
     let mut body = user_json(&created, &team_ids);
+    auditor
+        .record(
+            &state,
+            "created",
+            USERS_TABLE,
+            &created.user_id,
+            None,
+            Some(body.clone()),
+        )
+        .await;
     if let (Some(raw), Some(key)) = (raw_key, key) {
-        if let Some(row) = state.store().keys().find_by_hash(&key.token).await?
+        let row = state.store().keys().find_by_hash(&key.token).await?;
+        if let Some(row) = &row {
+            auditor
+                .record(
+                    &state,
+                    "created",
+                    KEYS_TABLE,
+                    &row.token,
+                    None,
+                    Some(key_json(row)),
+                )
+                .await;
+        }
+        if let Some(row) = row
             && let (Value::Object(out), Value::Object(k)) = (&mut body, key_json(&row))
         {
             for (name, value) in k {
@@ -462,9 +496,18 @@ pub async fn update(
                     .update(&created.user_id, &patch)
                     .await?
                     .unwrap_or(created);
-                return Ok(Json(
-                    json!({"user_id": updated.user_id, "data": user_json(&updated, &[])}),
-                ));
+                let data = user_json(&updated, &[]);
+                Auditor::new(&state, &principal, &headers)
+                    .record(
+                        &state,
+                        "created",
+                        USERS_TABLE,
+                        &updated.user_id,
+                        None,
+                        Some(data.clone()),
+                    )
+                    .await;
+                return Ok(Json(json!({"user_id": updated.user_id, "data": data})));
             }
         },
         (None, None) => {
@@ -493,9 +536,18 @@ pub async fn update(
         state.auth_cache().invalidate_all();
     }
     let teams = state.store().users().team_ids(&updated.user_id).await?;
-    Ok(Json(
-        json!({"user_id": updated.user_id, "data": user_json(&updated, &teams)}),
-    ))
+    let data = user_json(&updated, &teams);
+    Auditor::new(&state, &principal, &headers)
+        .record(
+            &state,
+            "updated",
+            USERS_TABLE,
+            &updated.user_id,
+            Some(user_json(&existing, &teams)),
+            Some(data.clone()),
+        )
+        .await;
+    Ok(Json(json!({"user_id": updated.user_id, "data": data})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -505,6 +557,7 @@ pub struct DeleteUserRequest {
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
@@ -513,17 +566,48 @@ pub async fn delete(
     if r.user_ids.is_empty() {
         return Err(bad_field("user_ids", "user_ids must not be empty"));
     }
+    let mut users = Vec::new();
+    let mut keys = Vec::new();
     for id in &r.user_ids {
-        if state.store().users().find(id).await?.is_none() {
-            return Err(
-                ApiError::not_found(format!("User {id} not found; nothing was deleted"))
-                    .with_param("user_ids"),
-            );
+        match state.store().users().find(id).await? {
+            Some(user) => users.push(user),
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "User {id} not found; nothing was deleted"
+                ))
+                .with_param("user_ids"));
+            }
         }
+        keys.extend(all_keys_of(&state, id).await?);
     }
     let tokens = state.store().users().delete_with_keys(&r.user_ids).await?;
     for token in &tokens {
         state.auth_cache().invalidate(token).await;
+    }
+    let auditor = Auditor::new(&state, &principal, &headers);
+    for user in &users {
+        auditor
+            .record(
+                &state,
+                "deleted",
+                USERS_TABLE,
+                &user.user_id,
+                Some(user_json(user, &[])),
+                None,
+            )
+            .await;
+    }
+    for key in &keys {
+        auditor
+            .record(
+                &state,
+                "deleted",
+                KEYS_TABLE,
+                &key.token,
+                Some(key_json(key)),
+                None,
+            )
+            .await;
     }
     Ok(Json(json!(r.user_ids.len())))
 }
