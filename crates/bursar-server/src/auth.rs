@@ -41,6 +41,8 @@ pub enum Principal {
 pub struct KeySnapshot {
     pub key: KeyRow,
     pub role: UserRole,
+    /// Set when the presented secret is an old one of a rotated key: it works until then.
+    pub valid_until: Option<i64>,
 }
 
 impl Principal {
@@ -89,6 +91,7 @@ impl AuthCache {
             found: moka::future::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(ttl)
+                .support_invalidation_closures()
                 .build(),
             missing: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -112,23 +115,32 @@ impl AuthCache {
         let loaded = self
             .found
             .try_get_with_by_ref(token, async {
-                match store.keys().find_by_hash(token).await {
-                    Ok(Some(key)) => {
-                        // The key acts with its owner's role; ownerless keys act as internal users.
-                        let role = match &key.user_id {
-                            Some(user_id) => match store.users().find(user_id).await {
-                                Ok(user) => user
-                                    .and_then(|u| u.user_role.parse().ok())
-                                    .unwrap_or(UserRole::InternalUser),
-                                Err(e) => return Err(LoadError::Store(e)),
-                            },
-                            None => UserRole::InternalUser,
-                        };
-                        Ok(Arc::new(KeySnapshot { key, role }))
-                    }
-                    Ok(None) => Err(LoadError::NotFound),
-                    Err(e) => Err(LoadError::Store(e)),
-                }
+                let now = bursar_store::now_ms();
+                let (key, valid_until) = match store.keys().find_by_hash(token).await {
+                    Ok(Some(key)) => (key, None),
+                    // An old secret of a rotated key, inside its grace period.
+                    Ok(None) => match store.keys().find_by_deprecated_hash(token, now).await {
+                        Ok(Some((key, revoke_at))) => (key, Some(revoke_at)),
+                        Ok(None) => return Err(LoadError::NotFound),
+                        Err(e) => return Err(LoadError::Store(e)),
+                    },
+                    Err(e) => return Err(LoadError::Store(e)),
+                };
+                // The key acts with its owner's role; ownerless keys act as internal users.
+                let role = match &key.user_id {
+                    Some(user_id) => match store.users().find(user_id).await {
+                        Ok(user) => user
+                            .and_then(|u| u.user_role.parse().ok())
+                            .unwrap_or(UserRole::InternalUser),
+                        Err(e) => return Err(LoadError::Store(e)),
+                    },
+                    None => UserRole::InternalUser,
+                };
+                Ok(Arc::new(KeySnapshot {
+                    key,
+                    role,
+                    valid_until,
+                }))
             })
             .await;
         match loaded {
@@ -149,6 +161,15 @@ impl AuthCache {
     pub async fn invalidate(&self, token: &str) {
         self.found.invalidate(token).await;
         self.missing.invalidate(token).await;
+        // Old secrets of a rotated key are cached under their own hash but stand for this key.
+        let active = token.to_string();
+        if let Err(e) = self
+            .found
+            .invalidate_entries_if(move |_, snapshot| snapshot.key.token == active)
+        {
+            tracing::warn!(error = %e, "could not invalidate rotated-key aliases; clearing the key cache");
+            self.found.invalidate_all();
+        }
     }
 
     pub fn invalidate_all(&self) {
@@ -249,6 +270,15 @@ pub async fn authenticate(
         return Err(ApiError::unauthorized(
             "auth_error",
             "Authentication Error, Key is blocked. Update via `/key/unblock` if you're admin.",
+        ));
+    }
+    if snapshot
+        .valid_until
+        .is_some_and(|until| until <= bursar_store::now_ms())
+    {
+        return Err(ApiError::unauthorized(
+            "auth_error",
+            "Authentication Error, this key was rotated and its grace period has ended.",
         ));
     }
     if let Some(expires) = snapshot.key.expires_at

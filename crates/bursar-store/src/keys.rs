@@ -251,29 +251,72 @@ impl KeyStore<'_> {
         self.find_by_hash(token).await
     }
 
-    /// Replaces a key's secret: the row moves to `new_token`, keeping everything else.
+    /// Replaces a key's secret: the row moves to `new_token`, keeping everything else. With
+    /// `grace_until`, the old secret keeps resolving to the key until then. One transaction.
     pub async fn rotate(
         &self,
         old_token: &str,
         new_token: &str,
         key_name: &str,
         updated_by: Option<&str>,
+        grace_until: Option<i64>,
     ) -> Result<Option<KeyRow>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE keys SET token = $1, key_name = $2, rotation_count = rotation_count + 1, updated_at = $3, updated_by = $4 WHERE token = $5",
         )
         .bind(new_token)
         .bind(key_name)
-        .bind(now_ms())
+        .bind(now)
         .bind(updated_by)
         .bind(old_token)
-        .execute(self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(on_unique("key"))?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
+        // Earlier secrets of this key now lead to the new one.
+        sqlx::query("UPDATE deprecated_keys SET active_token = $1 WHERE active_token = $2")
+            .bind(new_token)
+            .bind(old_token)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(revoke_at) = grace_until {
+            sqlx::query(
+                "INSERT INTO deprecated_keys (token, active_token, revoke_at, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (token) DO UPDATE SET active_token = excluded.active_token, revoke_at = excluded.revoke_at",
+            )
+            .bind(old_token)
+            .bind(new_token)
+            .bind(revoke_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         self.find_by_hash(new_token).await
+    }
+
+    /// The active key an old (rotated) secret still stands for, with its revocation time.
+    pub async fn find_by_deprecated_hash(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<(KeyRow, i64)>, StoreError> {
+        let row = sqlx::query("SELECT active_token, revoke_at FROM deprecated_keys WHERE token = $1 AND revoke_at > $2")
+            .bind(token)
+            .bind(now)
+            .fetch_optional(self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let active: String = row.try_get("active_token")?;
+        let revoke_at: i64 = row.try_get("revoke_at")?;
+        Ok(self
+            .find_by_hash(&active)
+            .await?
+            .map(|key| (key, revoke_at)))
     }
 
     /// Deletes every listed key in one transaction; returns how many rows went.
@@ -281,6 +324,10 @@ impl KeyStore<'_> {
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
         for token in tokens {
+            sqlx::query("DELETE FROM deprecated_keys WHERE active_token = $1")
+                .bind(token)
+                .execute(&mut *tx)
+                .await?;
             removed += sqlx::query("DELETE FROM keys WHERE token = $1")
                 .bind(token)
                 .execute(&mut *tx)
@@ -342,6 +389,10 @@ impl KeyStore<'_> {
 
     /// Deletes a key; returns whether a row was removed.
     pub async fn delete_by_hash(&self, token: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM deprecated_keys WHERE active_token = $1")
+            .bind(token)
+            .execute(self.pool)
+            .await?;
         let done = sqlx::query("DELETE FROM keys WHERE token = $1")
             .bind(token)
             .execute(self.pool)

@@ -338,6 +338,7 @@ impl UserStore<'_> {
                 tokens.push(row.try_get::<String, _>("token")?);
             }
             for sql in [
+                "DELETE FROM deprecated_keys WHERE active_token IN (SELECT token FROM keys WHERE user_id = $1)",
                 "DELETE FROM keys WHERE user_id = $1",
                 "DELETE FROM team_members WHERE user_id = $1",
                 "DELETE FROM org_members WHERE user_id = $1",

@@ -48,6 +48,7 @@ contract_tests!(
     key_patch_changes_only_given_fields,
     key_alias_is_unique,
     key_rotation_moves_the_row,
+    rotation_grace_period_resolves_the_old_secret,
     delete_many_removes_all_listed_keys,
     key_list_pages_are_stable_and_filtered,
     users_round_trip,
@@ -245,7 +246,7 @@ async fn key_rotation_moves_the_row(store: &Store) {
     let new_token = bursar_core::keys::hash_key("sk-new");
     let row = store
         .keys()
-        .rotate(&key.token, &new_token, "sk-...new", Some("admin"))
+        .rotate(&key.token, &new_token, "sk-...new", Some("admin"), None)
         .await
         .unwrap()
         .unwrap();
@@ -360,4 +361,74 @@ async fn users_round_trip(store: &Store) {
         Err(StoreError::Conflict { .. })
     ));
     assert!(store.users().find("nobody").await.unwrap().is_none());
+}
+
+async fn rotation_grace_period_resolves_the_old_secret(store: &Store) {
+    let key = new_key("sk-grace-old");
+    store.keys().insert(&key).await.unwrap();
+    let mid = bursar_core::keys::hash_key("sk-grace-mid");
+    let newest = bursar_core::keys::hash_key("sk-grace-new");
+    assert!(
+        store
+            .keys()
+            .rotate(&key.token, &mid, "sk-...mid", None, Some(5_000))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (active, revoke_at) = store
+        .keys()
+        .find_by_deprecated_hash(&key.token, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((active.token.as_str(), revoke_at), (mid.as_str(), 5_000));
+    assert!(
+        store
+            .keys()
+            .find_by_deprecated_hash(&key.token, 5_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "revoked at revoke_at"
+    );
+    // A second rotation carries the first grace entry along to the newest secret.
+    assert!(
+        store
+            .keys()
+            .rotate(&mid, &newest, "sk-...new", None, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (active, _) = store
+        .keys()
+        .find_by_deprecated_hash(&key.token, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(active.token, newest);
+    assert!(
+        store
+            .keys()
+            .find_by_deprecated_hash(&mid, 1_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "no grace asked for mid"
+    );
+    // Deleting the key ends every grace period.
+    store
+        .keys()
+        .delete_many(std::slice::from_ref(&newest))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .keys()
+            .find_by_deprecated_hash(&key.token, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

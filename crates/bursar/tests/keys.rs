@@ -16,6 +16,7 @@ both_backends!(
     blocked_key_is_rejected_until_unblocked,
     expired_key_is_rejected,
     regenerate_replaces_the_secret,
+    regenerate_with_grace_period_keeps_the_old_secret_for_a_while,
     list_pages_filters_and_scopes_to_the_caller,
     key_routes_follow_the_role_matrix,
     key_type_and_allowed_routes_limit_a_key,
@@ -685,5 +686,99 @@ async fn key_type_and_allowed_routes_limit_a_key(backend: Backend) {
             .status(),
         200
     );
+    gw.stop().await;
+}
+
+async fn regenerate_with_grace_period_keeps_the_old_secret_for_a_while(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let old = generate(&gw, json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        gw.post_json_as(&old, "/v1/chat/completions", &chat())
+            .await
+            .status(),
+        200
+    );
+    let fresh: Value = gw
+        .post_json(
+            "/key/regenerate",
+            &json!({"key": old, "grace_period": "1h"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new = fresh["key"].as_str().unwrap().to_string();
+    assert_eq!(
+        gw.post_json_as(&new, "/v1/chat/completions", &chat())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.post_json_as(&old, "/v1/chat/completions", &chat())
+            .await
+            .status(),
+        200,
+        "old secret inside its grace period"
+    );
+    // Blocking the key stops both secrets at once.
+    gw.post_json("/key/block", &json!({"key": new})).await;
+    assert_eq!(
+        gw.post_json_as(&old, "/v1/chat/completions", &chat())
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        gw.post_json_as(&new, "/v1/chat/completions", &chat())
+            .await
+            .status(),
+        401
+    );
+    gw.post_json("/key/unblock", &json!({"key": new})).await;
+    // A short grace period ends.
+    let newest: Value = gw
+        .post_json(
+            "/key/regenerate",
+            &json!({"key": new, "grace_period": "1s"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let newest = newest["key"].as_str().unwrap().to_string();
+    assert_eq!(
+        gw.post_json_as(&new, "/v1/chat/completions", &chat())
+            .await
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(
+        gw.post_json_as(&new, "/v1/chat/completions", &chat())
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        gw.post_json_as(&newest, "/v1/chat/completions", &chat())
+            .await
+            .status(),
+        200
+    );
+    let (status, _) = status_and_body(
+        gw.post_json(
+            "/key/regenerate",
+            &json!({"key": newest, "grace_period": "a while"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
     gw.stop().await;
 }

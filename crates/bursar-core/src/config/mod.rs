@@ -150,6 +150,8 @@ pub struct Config {
     /// `litellm_settings.store_audit_logs`: write an audit row for every management change.
     pub store_audit_logs: bool,
     pub internal_user_defaults: InternalUserDefaults,
+    /// Default grace period of `/key/regenerate` (env `LITELLM_KEY_ROTATION_GRACE_PERIOD`).
+    pub key_rotation_grace_period: Option<crate::duration::BudgetDuration>,
 }
 
 /// A loaded config plus the warnings worth printing.
@@ -178,6 +180,7 @@ impl Default for Config {
             json_logs: false,
             store_audit_logs: false,
             internal_user_defaults: InternalUserDefaults::default(),
+            key_rotation_grace_period: None,
         }
     }
 }
@@ -390,6 +393,17 @@ pub fn load(
         });
     }
     defaults.models = params.models;
+    if let Some(grace) =
+        lookup("LITELLM_KEY_ROTATION_GRACE_PERIOD").filter(|g| !g.trim().is_empty())
+    {
+        match crate::duration::BudgetDuration::parse(&grace) {
+            Ok(d) => config.key_rotation_grace_period = Some(d),
+            Err(e) => problems.push(ConfigProblem {
+                path: "LITELLM_KEY_ROTATION_GRACE_PERIOD".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
     let _ = litellm.set_verbose;
 
     let mut seen_ids = HashSet::new();

@@ -69,6 +69,7 @@ pub struct KeyFields {
 pub struct KeyIdentity {
     key: Option<String>,
     new_key: Option<String>,
+    grace_period: Option<String>,
 }
 
 /// Validated changes, ready for the store.
@@ -892,6 +893,17 @@ async fn regenerate_key(
             "Only proxy admins can change a key's user_id",
         ));
     }
+    let grace = match &request.grace_period {
+        Some(text) => Some(
+            BudgetDuration::parse(text)
+                .map_err(|e| bad_field("grace_period", format!("Invalid grace_period: {e}")))?,
+        ),
+        None => state.config().key_rotation_grace_period,
+    };
+    let grace_until = grace
+        .map(|d| d.approximate().as_millis())
+        .filter(|ms| *ms > 0)
+        .map(|ms| bursar_store::now_ms().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
     let new_token = hash_key(&raw);
     let actor_id = actor(&principal);
     let rotated = state
@@ -902,6 +914,7 @@ async fn regenerate_key(
             &new_token,
             &abbreviate_key(&raw),
             Some(&actor_id),
+            grace_until,
         )
         .await
         .map_err(map_conflict(None))?
