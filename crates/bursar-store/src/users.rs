@@ -70,38 +70,9 @@ impl<'a> UserStore<'a> {
         UserStore { pool }
     }
 
+    /// Inserts a user alone (no key, no memberships).
     pub async fn insert(&self, user: &NewUser) -> Result<UserRow, StoreError> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO users (user_id, user_alias, user_email, user_role, sso_user_id, organization_id, \
-             max_budget_nano, soft_budget_nano, models, metadata, max_parallel_requests, tpm_limit, rpm_limit, \
-             budget_duration, budget_reset_at, model_max_budget, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(&user.user_id)
-        .bind(&user.user_alias)
-        .bind(&user.user_email)
-        .bind(&user.user_role)
-        .bind(&user.sso_user_id)
-        .bind(&user.organization_id)
-        .bind(user.max_budget.map(|m| m.0))
-        .bind(user.soft_budget.map(|m| m.0))
-        .bind(Value::from(user.models.clone()).to_string())
-        .bind(user.metadata.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
-        .bind(user.max_parallel_requests)
-        .bind(user.tpm_limit)
-        .bind(user.rpm_limit)
-        .bind(&user.budget_duration)
-        .bind(user.budget_reset_at)
-        .bind(user.model_max_budget.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
-        .bind(now)
-        .bind(now)
-        .execute(self.pool)
-        .await
-        .map_err(on_unique("user"))?;
-        self.find(&user.user_id)
-            .await?
-            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+        self.create(user, None, &[]).await
     }
 
     pub async fn find(&self, user_id: &str) -> Result<Option<UserRow>, StoreError> {
