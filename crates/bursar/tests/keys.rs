@@ -492,6 +492,7 @@ async fn list_pages_filters_and_scopes_to_the_caller(backend: Backend) {
         "size=101",
         "sort_by=color",
         "sort_order=up",
+        "page=99",
     ] {
         let response = gw.get(&format!("/key/list?{bad}")).send().await.unwrap();
         assert!(
@@ -512,8 +513,11 @@ async fn key_routes_follow_the_role_matrix(backend: Backend) {
         "proxy_admin_viewer",
         "internal_user",
         "internal_user_viewer",
+        "org_admin",
+        "team",
+        "customer",
     ];
-    // (route, expected status per role in the order above); bodies act on the caller's own key.
+    // Expected status per role in the order above; bodies act on keys the caller owns.
     for (i, role) in roles.iter().enumerate() {
         let user = format!("matrix-{role}");
         let key = user_with_role(&gw, &user, role).await;
@@ -521,68 +525,84 @@ async fn key_routes_follow_the_role_matrix(backend: Backend) {
             .as_str()
             .unwrap()
             .to_string();
-        let expect = |statuses: [u16; 4]| statuses[i];
-        let calls: Vec<(&str, &str, Value, u16)> = vec![
+        let second = generate(&gw, json!({"user_id": user})).await["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let expect = |statuses: [u16; 7]| statuses[i];
+        let calls: Vec<(&str, String, Value, u16)> = vec![
             (
                 "POST",
-                "/v1/chat/completions",
+                "/v1/chat/completions".into(),
                 chat(),
-                expect([200, 403, 200, 200]),
+                expect([200, 403, 200, 200, 200, 200, 200]),
             ),
             (
                 "GET",
-                "/key/info",
+                "/key/info".into(),
                 Value::Null,
-                expect([200, 200, 200, 200]),
+                expect([200, 200, 200, 200, 200, 200, 200]),
             ),
             (
                 "GET",
-                "/key/list",
+                "/key/list".into(),
                 Value::Null,
-                expect([200, 200, 200, 200]),
+                expect([200, 200, 200, 200, 200, 200, 200]),
             ),
             (
                 "POST",
-                "/key/health",
+                "/key/health".into(),
                 json!({}),
-                expect([200, 200, 200, 200]),
+                expect([200, 200, 200, 200, 200, 200, 200]),
             ),
             (
                 "POST",
-                "/key/generate",
+                "/key/generate".into(),
                 json!({"user_id": user}),
-                expect([200, 401, 200, 401]),
+                expect([200, 401, 200, 401, 200, 401, 401]),
             ),
             (
                 "POST",
-                "/key/generate",
+                "/key/generate".into(),
                 json!({"user_id": "somebody-else"}),
-                expect([200, 401, 403, 401]),
+                expect([200, 401, 403, 401, 403, 401, 401]),
             ),
             (
                 "POST",
-                "/key/update",
+                "/key/update".into(),
                 json!({"key": victim, "rpm_limit": 5}),
-                expect([200, 401, 200, 401]),
+                expect([200, 401, 200, 401, 200, 401, 401]),
             ),
             (
                 "POST",
-                "/key/block",
+                "/key/block".into(),
                 json!({"key": victim}),
-                expect([200, 401, 403, 401]),
+                expect([200, 401, 403, 401, 403, 401, 401]),
             ),
             (
                 "POST",
-                "/key/regenerate",
+                "/key/unblock".into(),
                 json!({"key": victim}),
-                expect([200, 401, 200, 401]),
+                expect([200, 401, 403, 401, 403, 401, 401]),
+            ),
+            (
+                "POST",
+                "/key/regenerate".into(),
+                json!({"key": victim}),
+                expect([200, 401, 200, 401, 200, 401, 401]),
+            ),
+            (
+                "POST",
+                format!("/key/{second}/regenerate"),
+                json!({}),
+                expect([200, 401, 200, 401, 200, 401, 401]),
             ),
         ];
         for (method, path, body, expected) in calls {
             let request = if method == "GET" {
-                gw.http.get(gw.endpoint(path))
+                gw.http.get(gw.endpoint(&path))
             } else {
-                gw.http.post(gw.endpoint(path)).json(&body)
+                gw.http.post(gw.endpoint(&path)).json(&body)
             };
             let response = request.bearer_auth(&key).send().await.unwrap();
             let status = response.status().as_u16();
@@ -607,7 +627,7 @@ async fn key_routes_follow_the_role_matrix(backend: Backend) {
             .unwrap();
         assert_eq!(
             response.status().as_u16(),
-            expect([200, 401, 200, 401]),
+            expect([200, 401, 200, 401, 200, 401, 401]),
             "{role} delete"
         );
     }

@@ -806,6 +806,13 @@ pub async fn list(
         size,
     };
     let (rows, total) = state.store().keys().list(&query).await?;
+    let total_pages = total.div_ceil(u64::from(size));
+    if total > 0 && u64::from(page) > total_pages {
+        return Err(bad_field(
+            "page",
+            format!("page {page} is out of range: there are {total_pages} page(s)"),
+        ));
+    }
     let full = q.return_full_object.unwrap_or(false);
     let keys: Vec<Value> = rows
         .iter()
@@ -821,7 +828,7 @@ pub async fn list(
         "keys": keys,
         "total_count": total,
         "current_page": page,
-        "total_pages": total.div_ceil(u64::from(size)),
+        "total_pages": total_pages,
     })))
 }
 
