@@ -203,41 +203,34 @@ impl KeyStore<'_> {
     ) -> Result<Option<KeyRow>, StoreError> {
         let mut q = SqlBuilder::new("UPDATE keys SET updated_at = ");
         q.bind(now_ms());
-        macro_rules! set {
-            ($field:expr, $column:literal, $map:expr) => {
-                if let Some(value) = &$field {
-                    q.push(concat!(", ", $column, " = "));
-                    q.bind($map(value));
-                }
-            };
-        }
-        let text = |v: &Option<String>| v.clone();
-        let int = |v: &Option<i64>| *v;
-        let money = |v: &Option<NanoUsd>| v.map(|m| m.0);
         let json = |v: &Value| v.to_string();
         let list = |v: &Vec<String>| Value::from(v.clone()).to_string();
-        set!(patch.key_alias, "key_alias", text);
-        set!(patch.user_id, "user_id", text);
-        set!(patch.team_id, "team_id", text);
-        set!(patch.organization_id, "organization_id", text);
-        set!(patch.budget_id, "budget_id", text);
-        set!(patch.models, "models", list);
-        set!(patch.aliases, "aliases", json);
-        set!(patch.metadata, "metadata", json);
-        set!(patch.permissions, "permissions", json);
-        set!(patch.allowed_routes, "allowed_routes", list);
-        set!(patch.blocked, "blocked", |b: &bool| i64::from(*b));
-        set!(patch.expires_at, "expires_at", int);
-        set!(patch.max_budget, "max_budget_nano", money);
-        set!(patch.soft_budget, "soft_budget_nano", money);
-        set!(patch.spend, "spend_nano", |m: &NanoUsd| m.0);
-        set!(patch.budget_duration, "budget_duration", text);
-        set!(patch.budget_reset_at, "budget_reset_at", int);
-        set!(patch.max_parallel_requests, "max_parallel_requests", int);
-        set!(patch.tpm_limit, "tpm_limit", int);
-        set!(patch.rpm_limit, "rpm_limit", int);
-        set!(patch.model_max_budget, "model_max_budget", json);
-        set!(patch.updated_by, "updated_by", |v: &String| v.clone());
+        let money = |v: &Option<NanoUsd>| v.map(|m| m.0);
+        q.set_if("key_alias", patch.key_alias.clone())
+            .set_if("user_id", patch.user_id.clone())
+            .set_if("team_id", patch.team_id.clone())
+            .set_if("organization_id", patch.organization_id.clone())
+            .set_if("budget_id", patch.budget_id.clone())
+            .set_if("models", patch.models.as_ref().map(list))
+            .set_if("aliases", patch.aliases.as_ref().map(json))
+            .set_if("metadata", patch.metadata.as_ref().map(json))
+            .set_if("permissions", patch.permissions.as_ref().map(json))
+            .set_if("allowed_routes", patch.allowed_routes.as_ref().map(list))
+            .set_if("blocked", patch.blocked.map(i64::from))
+            .set_if("expires_at", patch.expires_at)
+            .set_if("max_budget_nano", patch.max_budget.as_ref().map(money))
+            .set_if("soft_budget_nano", patch.soft_budget.as_ref().map(money))
+            .set_if("spend_nano", patch.spend.map(|m| m.0))
+            .set_if("budget_duration", patch.budget_duration.clone())
+            .set_if("budget_reset_at", patch.budget_reset_at)
+            .set_if("max_parallel_requests", patch.max_parallel_requests)
+            .set_if("tpm_limit", patch.tpm_limit)
+            .set_if("rpm_limit", patch.rpm_limit)
+            .set_if(
+                "model_max_budget",
+                patch.model_max_budget.as_ref().map(json),
+            )
+            .set_if("updated_by", patch.updated_by.clone());
         q.push(" WHERE token = ");
         q.bind(token.to_string());
         let done = q

@@ -42,6 +42,21 @@ impl SqlBuilder {
         self
     }
 
+    /// For `UPDATE … SET`: appends `, column = $n` when `value` is given (`None` = leave the
+    /// column alone). `column` is static text, never input.
+    pub fn set_if<T>(&mut self, column: &'static str, value: Option<T>) -> &mut Self
+    where
+        T: for<'q> Encode<'q, Any> + Type<Any> + 'static,
+    {
+        if let Some(value) = value {
+            self.sql.push_str(", ");
+            self.sql.push_str(column);
+            self.sql.push_str(" = ");
+            self.bind(value);
+        }
+        self
+    }
+
     /// Binds each value, separated by commas (for `IN (…)`).
     pub fn bind_list<T>(&mut self, values: impl IntoIterator<Item = T>) -> &mut Self
     where

@@ -252,37 +252,33 @@ impl UserStore<'_> {
     ) -> Result<Option<UserRow>, StoreError> {
         let mut q = SqlBuilder::new("UPDATE users SET updated_at = ");
         q.bind(now_ms());
-        macro_rules! set {
-            ($field:expr, $column:literal, $map:expr) => {
-                if let Some(value) = &$field {
-                    q.push(concat!(", ", $column, " = "));
-                    q.bind($map(value));
-                }
-            };
-        }
-        let text = |v: &Option<String>| v.clone();
-        let int = |v: &Option<i64>| *v;
-        let money = |v: &Option<NanoUsd>| v.map(|m| m.0);
         let json = |v: &Value| v.to_string();
-        set!(patch.user_alias, "user_alias", text);
-        set!(patch.user_email, "user_email", text);
-        set!(patch.user_role, "user_role", |v: &String| v.clone());
-        set!(patch.sso_user_id, "sso_user_id", text);
-        set!(patch.organization_id, "organization_id", text);
-        set!(patch.max_budget, "max_budget_nano", money);
-        set!(patch.soft_budget, "soft_budget_nano", money);
-        set!(patch.spend, "spend_nano", |m: &NanoUsd| m.0);
-        set!(patch.models, "models", |v: &Vec<String>| Value::from(
-            v.clone()
-        )
-        .to_string());
-        set!(patch.metadata, "metadata", json);
-        set!(patch.max_parallel_requests, "max_parallel_requests", int);
-        set!(patch.tpm_limit, "tpm_limit", int);
-        set!(patch.rpm_limit, "rpm_limit", int);
-        set!(patch.budget_duration, "budget_duration", text);
-        set!(patch.budget_reset_at, "budget_reset_at", int);
-        set!(patch.model_max_budget, "model_max_budget", json);
+        let money = |v: &Option<NanoUsd>| v.map(|m| m.0);
+        q.set_if("user_alias", patch.user_alias.clone())
+            .set_if("user_email", patch.user_email.clone())
+            .set_if("user_role", patch.user_role.clone())
+            .set_if("sso_user_id", patch.sso_user_id.clone())
+            .set_if("organization_id", patch.organization_id.clone())
+            .set_if("max_budget_nano", patch.max_budget.as_ref().map(money))
+            .set_if("soft_budget_nano", patch.soft_budget.as_ref().map(money))
+            .set_if("spend_nano", patch.spend.map(|m| m.0))
+            .set_if(
+                "models",
+                patch
+                    .models
+                    .as_ref()
+                    .map(|v| Value::from(v.clone()).to_string()),
+            )
+            .set_if("metadata", patch.metadata.as_ref().map(json))
+            .set_if("max_parallel_requests", patch.max_parallel_requests)
+            .set_if("tpm_limit", patch.tpm_limit)
+            .set_if("rpm_limit", patch.rpm_limit)
+            .set_if("budget_duration", patch.budget_duration.clone())
+            .set_if("budget_reset_at", patch.budget_reset_at)
+            .set_if(
+                "model_max_budget",
+                patch.model_max_budget.as_ref().map(json),
+            );
         q.push(" WHERE user_id = ").bind(user_id.to_string());
         let done = q
             .build()?
