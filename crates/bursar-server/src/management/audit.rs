@@ -5,7 +5,8 @@
 //! reach the log: key rows carry only their hash. The row is written after the change commits;
 //! a failure to write it is logged and does not undo the change (as in LiteLLM).
 
-use super::keys::{bad_field, is_admin_reader};
+use super::keys::is_admin_reader;
+use super::{Page, bad_field};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -100,17 +101,8 @@ pub async fn list(
     if !is_admin_reader(&principal) {
         return Err(ApiError::forbidden("Only admins can view audit logs."));
     }
-    let page = q.page.unwrap_or(1);
-    if page < 1 {
-        return Err(bad_field("page", "page must be at least 1"));
-    }
-    let page_size = q.page_size.unwrap_or(50);
-    if !(1..=500).contains(&page_size) {
-        return Err(bad_field(
-            "page_size",
-            "page_size must be between 1 and 500",
-        ));
-    }
+    let paging = Page::parse(q.page, q.page_size, "page_size", 50, 500)?;
+    let (page, page_size) = (paging.page, paging.size);
     let date = |field: &str, v: Option<String>| -> Result<Option<i64>, ApiError> {
         v.map(|text| {
             parse_ms(&text).ok_or_else(|| {
@@ -154,6 +146,6 @@ pub async fn list(
         "total": total,
         "page": page,
         "page_size": page_size,
-        "total_pages": total.div_ceil(u64::from(page_size)),
+        "total_pages": paging.total_pages(total),
     })))
 }

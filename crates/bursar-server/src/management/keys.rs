@@ -6,7 +6,7 @@
 //! rotated key stops working on the very next request.
 
 use super::audit::{Auditor, KEYS_TABLE};
-use super::parse_body;
+use super::{Page, bad_field, descending, parse_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::data::read_body;
@@ -76,10 +76,6 @@ pub struct KeyIdentity {
 struct Changes {
     patch: KeyPatch,
     key_type: Option<String>,
-}
-
-pub(super) fn bad_field(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(message).with_param(field)
 }
 
 pub(super) fn money(field: &str, usd: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
@@ -746,14 +742,8 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = q.page.unwrap_or(1);
-    if page < 1 {
-        return Err(bad_field("page", "page must be at least 1"));
-    }
-    let size = q.size.unwrap_or(10);
-    if !(1..=100).contains(&size) {
-        return Err(bad_field("size", "size must be between 1 and 100"));
-    }
+    let paging = Page::parse(q.page, q.size, "size", 10, 100)?;
+    let (page, size) = (paging.page, paging.size);
     let sort = match q.sort_by.as_deref() {
         None | Some("created_at") => KeySort::CreatedAt,
         Some("updated_at") => KeySort::UpdatedAt,
@@ -770,16 +760,7 @@ pub async fn list(
             ));
         }
     };
-    let descending = match q.sort_order.as_deref() {
-        None | Some("desc") => true,
-        Some("asc") => false,
-        Some(other) => {
-            return Err(bad_field(
-                "sort_order",
-                format!("Invalid sort_order {other:?}: expected asc or desc"),
-            ));
-        }
-    };
+    let descending = descending(q.sort_order.as_deref(), true)?;
     let mut user_id = q.user_id;
     if !is_admin_reader(&principal) {
         let me = principal.user_id().map(str::to_string);
@@ -806,13 +787,7 @@ pub async fn list(
         size,
     };
     let (rows, total) = state.store().keys().list(&query).await?;
-    let total_pages = total.div_ceil(u64::from(size));
-    if total > 0 && u64::from(page) > total_pages {
-        return Err(bad_field(
-            "page",
-            format!("page {page} is out of range: there are {total_pages} page(s)"),
-        ));
-    }
+    let total_pages = paging.total_pages_in_range(total)?;
     let full = q.return_full_object.unwrap_or(false);
     let keys: Vec<Value> = rows
         .iter()

@@ -4,8 +4,8 @@
 //! keys and memberships. Both are single transactions, validated before anything is written.
 
 use super::audit::{Auditor, KEYS_TABLE, USERS_TABLE};
-use super::keys::{actor, bad_field, expiry, is_admin_reader, key_json, limit, money};
-use super::parse_body;
+use super::keys::{actor, expiry, is_admin_reader, key_json, limit, money};
+use super::{Page, bad_field, descending, parse_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::data::read_body;
@@ -646,17 +646,8 @@ pub async fn list(
     if !is_admin_reader(&principal) {
         return Err(ApiError::forbidden("Only proxy admins can list users"));
     }
-    let page = q.page.unwrap_or(1);
-    if page < 1 {
-        return Err(bad_field("page", "page must be at least 1"));
-    }
-    let page_size = q.page_size.unwrap_or(25);
-    if !(1..=100).contains(&page_size) {
-        return Err(bad_field(
-            "page_size",
-            "page_size must be between 1 and 100",
-        ));
-    }
+    let paging = Page::parse(q.page, q.page_size, "page_size", 25, 100)?;
+    let (page, page_size) = (paging.page, paging.size);
     let sort = match q.sort_by.as_deref() {
         None | Some("user_id") => UserSort::UserId,
         Some("user_email") => UserSort::UserEmail,
@@ -673,16 +664,7 @@ pub async fn list(
             ));
         }
     };
-    let descending = match q.sort_order.as_deref() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(other) => {
-            return Err(bad_field(
-                "sort_order",
-                format!("Invalid sort_order {other:?}: expected asc or desc"),
-            ));
-        }
-    };
+    let descending = descending(q.sort_order.as_deref(), false)?;
     if let Some(role) = &q.role {
         role.parse::<UserRole>()
             .map_err(|_| bad_field("role", format!("Invalid role {role:?}")))?;
@@ -700,13 +682,7 @@ pub async fn list(
         page_size,
     };
     let (rows, total) = state.store().users().list(&query).await?;
-    let total_pages = total.div_ceil(u64::from(page_size));
-    if total > 0 && u64::from(page) > total_pages {
-        return Err(bad_field(
-            "page",
-            format!("page {page} is out of range: there are {total_pages} page(s)"),
-        ));
-    }
+    let total_pages = paging.total_pages_in_range(total)?;
     let users: Vec<Value> = rows
         .iter()
         .map(|(user, key_count)| {
