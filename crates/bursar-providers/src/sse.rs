@@ -47,6 +47,8 @@ struct TapState {
     summary: StreamSummary,
     on_finish: Option<FinishHook>,
     done: bool,
+    /// `"model":"<name>"` in both spacings, built once rather than per event.
+    model_needles: Option<[Vec<u8>; 2]>,
 }
 
 impl Drop for TapState {
@@ -59,7 +61,14 @@ impl Drop for TapState {
 
 /// Wraps an upstream SSE body.
 pub fn tap(source: ByteStream, options: TapOptions, on_finish: Option<FinishHook>) -> ByteStream {
+    let model_needles = options.model.as_ref().map(|m| {
+        [
+            format!("\"model\":\"{m}\"").into_bytes(),
+            format!("\"model\": \"{m}\"").into_bytes(),
+        ]
+    });
     let state = TapState {
+        model_needles,
         source,
         buf: BytesMut::new(),
         options,
@@ -159,10 +168,9 @@ impl TapState {
         }
         let has_usage = contains(payload, b"\"usage\"");
         let needs_model = self
-            .options
-            .model
+            .model_needles
             .as_ref()
-            .is_some_and(|m| !contains_model(payload, m));
+            .is_some_and(|needles| !names_model(payload, needles));
         if !has_usage && !needs_model {
             return EventAction::Keep;
         }
@@ -262,13 +270,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Cheap check that a chunk already names `model` (so no rewrite is needed).
-fn contains_model(payload: &[u8], model: &str) -> bool {
-    let needle = format!("\"model\":\"{model}\"");
-    let spaced = format!("\"model\": \"{model}\"");
-    contains(payload, needle.as_bytes())
-        || contains(payload, spaced.as_bytes())
-        || !contains(payload, b"\"model\"")
+/// Cheap check that a chunk already names the wanted model, or has no `model` at all (so no
+/// rewrite is needed).
+fn names_model(payload: &[u8], needles: &[Vec<u8>; 2]) -> bool {
+    needles.iter().any(|n| contains(payload, n)) || !contains(payload, b"\"model\"")
 }
 
 #[cfg(test)]
