@@ -54,6 +54,11 @@ impl Auditor {
         }
     }
 
+    /// Whether rows are written at all (`store_audit_logs`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     pub async fn record(
         &self,
         state: &AppState,
