@@ -78,6 +78,31 @@ const KEY_MANAGEMENT_ROUTES: &[&str] = &[
     "/key/aliases",
 ];
 
+/// The routes a team may grant its plain members (`team_member_permissions`): LiteLLM's
+/// `KeyManagementRoutes` values and two pseudo-permissions.
+pub const TEAM_MEMBER_PERMISSIONS: &[&str] = &[
+    "/key/generate",
+    "/key/update",
+    "/key/delete",
+    "/key/regenerate",
+    "/key/service-account/generate",
+    "/key/{key_id}/regenerate",
+    "/key/block",
+    "/key/unblock",
+    "/key/bulk_update",
+    "/team/key/bulk_update",
+    "/key/{key_id}/reset_spend",
+    "/key/info",
+    "/key/health",
+    "/key/list",
+    "/key/aliases",
+    "/team/daily/activity",
+    "/spend/logs",
+    "/spend/logs/v2",
+    "/key/access_group_assignment",
+    "/auto_router/manage",
+];
+
 const SPEND_TRACKING_ROUTES: &[&str] = &[
     "/spend/keys",
     "/spend/users",
@@ -106,6 +131,7 @@ const INTERNAL_USER_VIEW_ONLY_EXTRA_ROUTES: &[&str] = &["/tag/daily/activity", "
 
 /// Routes whose handlers do their own authorisation; any authenticated role may reach them.
 const SELF_MANAGED_ROUTES: &[&str] = &[
+    "/team/update",
     "/team/member_add",
     "/team/member_delete",
     "/team/member_update",
@@ -121,6 +147,27 @@ const SELF_MANAGED_ROUTES: &[&str] = &[
     "/user/available_roles",
     "/user/list",
     "/health/test_connection",
+];
+
+/// Team and organization writes an organization admin (or, where the handler says so, a team
+/// admin) may make. The route check lets internal users and org admins through; the handler
+/// decides against the named team or organization and otherwise refuses with
+/// [`admin_only`]'s message, as LiteLLM's route check would.
+const ORG_SCOPED_ROUTES: &[&str] = &[
+    "/team/new",
+    "/team/delete",
+    "/team/block",
+    "/team/unblock",
+    "/team/model/add",
+    "/team/model/delete",
+    "/team/bulk_member_add",
+    "/organization/new",
+    "/organization/update",
+    "/organization/info",
+    "/organization/delete",
+    "/organization/member_add",
+    "/organization/member_update",
+    "/organization/member_delete",
 ];
 
 const MANAGEMENT_ROUTES: &[&str] = &[
@@ -157,6 +204,9 @@ const ADMIN_VIEWER_BLOCKED: &[&str] = &[
     "/team/new",
     "/team/update",
     "/team/delete",
+    "/team/block",
+    "/team/unblock",
+    "/team/permissions_update",
     "/model/new",
     "/model/update",
     "/model/delete",
@@ -236,7 +286,8 @@ pub fn check_route(
         UserRole::ProxyAdmin => true,
         UserRole::ProxyAdminViewer => read_only && !in_list(ADMIN_VIEWER_BLOCKED, route),
         UserRole::InternalUser | UserRole::OrgAdmin => {
-            in_list(KEY_MANAGEMENT_ROUTES, route)
+            in_list(ORG_SCOPED_ROUTES, route)
+                || in_list(KEY_MANAGEMENT_ROUTES, route)
                 || in_list(SPEND_TRACKING_ROUTES, route)
                 || in_list(INTERNAL_USER_EXTRA_ROUTES, route)
         }
@@ -249,13 +300,18 @@ pub fn check_route(
     if allowed {
         return Ok(());
     }
-    Err(RouteDenied {
+    Err(admin_only(role, route, user_id))
+}
+
+/// LiteLLM's refusal of a route reserved for proxy admins (401).
+pub fn admin_only(role: UserRole, route: &str, user_id: Option<&str>) -> RouteDenied {
+    RouteDenied {
         status: 401,
         message: format!(
             "Only proxy admin can be used to generate, delete, update info for new keys/users/teams. Route={route}. Your role={role}. Your user_id={}",
             mask_id(user_id.unwrap_or("None"))
         ),
-    })
+    }
 }
 
 /// The route-group names a key's `allowed_routes` may contain.

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -57,6 +57,59 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/user/available_roles",
             get(management::users::available_roles),
+        )
+        .route("/team/new", post(management::teams::new_team))
+        .route("/team/update", post(management::teams::update))
+        .route("/team/delete", post(management::teams::delete))
+        .route("/team/info", get(management::teams::info))
+        .route("/team/list", get(management::teams::list))
+        .route("/v2/team/list", get(management::teams::list_v2))
+        .route("/team/available", get(management::teams::available))
+        .route("/team/filter/ui", get(management::teams::filter_ui))
+        .route("/team/member_add", post(management::teams::member_add))
+        .route(
+            "/team/bulk_member_add",
+            post(management::teams::bulk_member_add),
+        )
+        .route(
+            "/team/member_delete",
+            post(management::teams::member_delete),
+        )
+        .route(
+            "/team/member_update",
+            post(management::teams::member_update),
+        )
+        .route("/team/block", post(management::teams::block))
+        .route("/team/unblock", post(management::teams::unblock))
+        .route("/team/model/add", post(management::teams::model_add))
+        .route("/team/model/delete", post(management::teams::model_delete))
+        .route(
+            "/team/permissions_list",
+            get(management::teams::permissions_list),
+        )
+        .route(
+            "/team/permissions_update",
+            post(management::teams::permissions_update),
+        )
+        .route("/organization/new", post(management::orgs::new_org))
+        .route("/organization/update", patch(management::orgs::update))
+        .route("/organization/delete", delete(management::orgs::delete))
+        .route("/organization/list", get(management::orgs::list))
+        .route(
+            "/organization/info",
+            get(management::orgs::info).post(management::orgs::info_many),
+        )
+        .route(
+            "/organization/member_add",
+            post(management::orgs::member_add),
+        )
+        .route(
+            "/organization/member_update",
+            patch(management::orgs::member_update),
+        )
+        .route(
+            "/organization/member_delete",
+            delete(management::orgs::member_delete),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

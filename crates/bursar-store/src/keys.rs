@@ -493,3 +493,14 @@ pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|source| StoreError::CorruptJson { column, source })
 }
+
+/// A nullable JSON text column.
+pub(crate) fn optional_json_column<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|source| StoreError::CorruptJson { column, source })
+}

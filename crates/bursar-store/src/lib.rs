@@ -7,19 +7,28 @@
 //! dialect, so one implementation serves both and the contract tests prove it on each.
 
 mod audit;
+mod budgets;
 mod error;
 mod keys;
+mod orgs;
 mod settings;
 mod sql;
+mod teams;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod users;
 
 pub use audit::{AuditQuery, AuditRow, AuditStore, NewAudit};
+pub use budgets::{BudgetPatch, BudgetRow, BudgetStore, NewBudget};
 pub use error::StoreError;
 pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
+pub use orgs::{NewOrgMember, OrgMemberRow, OrgPatch, OrgRow, OrgStore};
 pub use settings::SettingsStore;
-pub use users::{NewUser, UserPatch, UserQuery, UserRow, UserSort, UserStore};
+pub use teams::{
+    DeletedTeamRow, MEMBER_BUDGET_KEY, NewMember, OrgFilter, TeamMemberRow, TeamPatch, TeamQuery, TeamRow, TeamSort,
+    TeamStore,
+};
+pub use users::{NewUser, UserPatch, UserQuery, UserRow, UserSort, UserStore, UserTeam};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -144,6 +153,18 @@ impl Store {
 
     pub fn users(&self) -> UserStore<'_> {
         UserStore::new(&self.pool)
+    }
+
+    pub fn teams(&self) -> TeamStore<'_> {
+        TeamStore::new(&self.pool)
+    }
+
+    pub fn orgs(&self) -> OrgStore<'_> {
+        OrgStore::new(&self.pool)
+    }
+
+    pub fn budgets(&self) -> BudgetStore<'_> {
+        BudgetStore::new(&self.pool)
     }
 
     pub fn settings(&self) -> SettingsStore<'_> {

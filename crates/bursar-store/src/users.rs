@@ -72,7 +72,7 @@ impl<'a> UserStore<'a> {
 
     /// Inserts a user alone (no key, no memberships).
     pub async fn insert(&self, user: &NewUser) -> Result<UserRow, StoreError> {
-        self.create(user, None, &[]).await
+        self.create(user, None, &[], &[]).await
     }
 
     pub async fn find(&self, user_id: &str) -> Result<Option<UserRow>, StoreError> {
@@ -86,6 +86,14 @@ impl<'a> UserStore<'a> {
         .await?;
         row.as_ref().map(decode).transpose()
     }
+}
+
+/// A team membership created with a user.
+#[derive(Debug, Clone)]
+pub struct UserTeam {
+    pub team_id: String,
+    pub role: String,
+    pub budget: Option<crate::NewBudget>,
 }
 
 /// A partial update of a user; `None` leaves a field alone, `Some(None)` clears it.
@@ -155,46 +163,28 @@ impl UserStore<'_> {
         &self,
         user: &NewUser,
         key: Option<&crate::NewKey>,
-        teams: &[(String, String)],
+        teams: &[UserTeam],
+        orgs: &[(String, String)],
     ) -> Result<UserRow, StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO users (user_id, user_alias, user_email, user_role, sso_user_id, organization_id, \
-             max_budget_nano, soft_budget_nano, models, metadata, max_parallel_requests, tpm_limit, rpm_limit, \
-             budget_duration, budget_reset_at, model_max_budget, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(&user.user_id)
-        .bind(&user.user_alias)
-        .bind(&user.user_email)
-        .bind(&user.user_role)
-        .bind(&user.sso_user_id)
-        .bind(&user.organization_id)
-        .bind(user.max_budget.map(|m| m.0))
-        .bind(user.soft_budget.map(|m| m.0))
-        .bind(Value::from(user.models.clone()).to_string())
-        .bind(user.metadata.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
-        .bind(user.max_parallel_requests)
-        .bind(user.tpm_limit)
-        .bind(user.rpm_limit)
-        .bind(&user.budget_duration)
-        .bind(user.budget_reset_at)
-        .bind(user.model_max_budget.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(on_unique("user"))?;
-        for (team_id, role) in teams {
-            sqlx::query("INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(team_id)
+        insert_in(&mut tx, user).await?;
+        for team in teams {
+            if let Some(budget) = &team.budget {
+                crate::budgets::insert_in(&mut tx, budget).await?;
+            }
+            sqlx::query("INSERT INTO team_members (team_id, user_id, role, budget_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&team.team_id)
                 .bind(&user.user_id)
-                .bind(role)
+                .bind(&team.role)
+                .bind(team.budget.as_ref().map(|b| b.budget_id.clone()))
                 .bind(now)
                 .execute(&mut *tx)
                 .await
                 .map_err(on_unique("team member"))?;
+        }
+        for (org_id, role) in orgs {
+            crate::orgs::insert_member_in(&mut tx, org_id, &user.user_id, role, None).await?;
         }
         if let Some(key) = key {
             crate::keys::insert_in(&mut tx, key).await?;
@@ -307,6 +297,8 @@ impl UserStore<'_> {
             for sql in [
                 "DELETE FROM deprecated_keys WHERE active_token IN (SELECT token FROM keys WHERE user_id = $1)",
                 "DELETE FROM keys WHERE user_id = $1",
+                "DELETE FROM budgets WHERE budget_id IN (SELECT budget_id FROM team_members WHERE user_id = $1)",
+                "DELETE FROM budgets WHERE budget_id IN (SELECT budget_id FROM org_members WHERE user_id = $1)",
                 "DELETE FROM team_members WHERE user_id = $1",
                 "DELETE FROM org_members WHERE user_id = $1",
                 "DELETE FROM users WHERE user_id = $1",
@@ -382,7 +374,43 @@ impl UserStore<'_> {
     }
 }
 
-fn escape_like(text: &str) -> String {
+/// Inserts a user inside a caller's transaction.
+pub(crate) async fn insert_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user: &NewUser,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+        sqlx::query(
+            "INSERT INTO users (user_id, user_alias, user_email, user_role, sso_user_id, organization_id, \
+             max_budget_nano, soft_budget_nano, models, metadata, max_parallel_requests, tpm_limit, rpm_limit, \
+             budget_duration, budget_reset_at, model_max_budget, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(&user.user_id)
+        .bind(&user.user_alias)
+        .bind(&user.user_email)
+        .bind(&user.user_role)
+        .bind(&user.sso_user_id)
+        .bind(&user.organization_id)
+        .bind(user.max_budget.map(|m| m.0))
+        .bind(user.soft_budget.map(|m| m.0))
+        .bind(Value::from(user.models.clone()).to_string())
+        .bind(user.metadata.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
+        .bind(user.max_parallel_requests)
+        .bind(user.tpm_limit)
+        .bind(user.rpm_limit)
+        .bind(&user.budget_duration)
+        .bind(user.budget_reset_at)
+        .bind(user.model_max_budget.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(on_unique("user"))?;
+    Ok(())
+}
+
+pub(crate) fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

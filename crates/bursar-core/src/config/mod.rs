@@ -138,6 +138,7 @@ pub struct InternalUserDefaults {
     pub max_budget: Option<f64>,
     pub budget_duration: Option<String>,
     pub models: Option<Vec<String>>,
+    pub available_teams: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -393,6 +394,7 @@ pub fn load(
         });
     }
     defaults.models = params.models;
+    defaults.available_teams = params.available_teams.unwrap_or_default();
     if let Some(grace) =
         lookup("LITELLM_KEY_ROTATION_GRACE_PERIOD").filter(|g| !g.trim().is_empty())
     {

@@ -67,6 +67,9 @@ pub struct RawInternalUserParams {
     pub budget_duration: Option<String>,
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    /// Teams internal users may join themselves (`/team/available`, self-join via member_add).
+    #[serde(default)]
+    pub available_teams: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 
 pub const KEYS_TABLE: &str = "LiteLLM_VerificationToken";
 pub const USERS_TABLE: &str = "LiteLLM_UserTable";
+pub const TEAMS_TABLE: &str = "LiteLLM_TeamTable";
+pub const ORGS_TABLE: &str = "LiteLLM_OrganizationTable";
 
 /// Who is changing things, as the audit log records it.
 pub struct Auditor {

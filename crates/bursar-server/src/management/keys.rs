@@ -6,7 +6,9 @@
 //! rotated key stops working on the very next request.
 
 use super::audit::{Auditor, KEYS_TABLE};
-use super::{Page, bad_field, descending, parse_body};
+use super::scope::TeamAccess;
+use super::teams::{admin_team_ids, may_manage_team_key};
+use super::{Page, bad_field, descending, limit, money, parse_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::data::read_body;
@@ -23,7 +25,7 @@ use bursar_core::keys::{
 };
 use bursar_core::roles::UserRole;
 use bursar_core::time::format_ms;
-use bursar_store::{KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError};
+use bursar_store::{KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError, TeamRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -76,29 +78,6 @@ pub struct KeyIdentity {
 struct Changes {
     patch: KeyPatch,
     key_type: Option<String>,
-}
-
-pub(super) fn money(field: &str, usd: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
-    match usd {
-        None => Ok(None),
-        Some(v) if v < 0.0 => Err(bad_field(
-            field,
-            format!("{field} cannot be negative. Got {field}={v}"),
-        )),
-        Some(v) => NanoUsd::from_usd(v)
-            .map(Some)
-            .ok_or_else(|| bad_field(field, format!("{field} is not a valid amount"))),
-    }
-}
-
-pub(super) fn limit(field: &str, value: Option<i64>) -> Result<Option<i64>, ApiError> {
-    match value {
-        Some(v) if v < 0 => Err(bad_field(
-            field,
-            format!("{field} cannot be negative. Got {field}={v}"),
-        )),
-        other => Ok(other),
-    }
 }
 
 /// `duration` → `expires_at`; `"-1"` or absent means never.
@@ -255,6 +234,58 @@ fn may_manage(principal: &Principal, key: &KeyRow) -> bool {
     }
 }
 
+/// Decides whether the caller may perform `route` on `key`. A team's key follows the team's
+/// rules (team and org admins; plain members only for routes in `team_member_permissions`);
+/// any other key its owner's. `denied` is the refusal for personal keys.
+async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    key: &KeyRow,
+    route: &str,
+    denied: &str,
+) -> Result<(), ApiError> {
+    if principal.is_proxy_admin() || (route == "/key/info" && is_admin_reader(principal)) {
+        return Ok(());
+    }
+    // A key may always read itself.
+    if route == "/key/info"
+        && matches!(principal, Principal::VirtualKey(s) if s.key.token == key.token)
+    {
+        return Ok(());
+    }
+    if let Some(team_id) = &key.team_id
+        && let Some(team) = state.store().teams().find(team_id).await?
+    {
+        return may_manage_team_key(state, principal, &team, route).await;
+    }
+    if may_manage(principal, key) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(denied.to_string()))
+    }
+}
+
+/// Every key matching `query`'s filters, read page by page.
+pub(super) async fn all_keys(state: &AppState, query: KeyQuery) -> Result<Vec<KeyRow>, ApiError> {
+    const PAGE: u32 = 100;
+    let mut out = Vec::new();
+    for page in 1.. {
+        let q = KeyQuery {
+            page,
+            size: PAGE,
+            ..query.clone()
+        };
+        let (rows, total) = state.store().keys().list(&q).await?;
+        let done = rows.len() < PAGE as usize
+            || out.len() + rows.len() >= usize::try_from(total).unwrap_or(usize::MAX);
+        out.extend(rows);
+        if done {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// A key as LiteLLM's `/key/info` shows it (never the raw secret).
 pub fn key_json(row: &KeyRow) -> Value {
     let time = |ms: Option<i64>| ms.map(format_ms);
@@ -375,10 +406,29 @@ pub async fn generate(
         }
         None => generate_key(),
     };
+    let requested_duration = fields.duration.is_some();
     let mut changes = fields.into_changes(None)?;
+    let team = match changes.patch.team_id.clone().flatten() {
+        Some(team_id) => Some(state.store().teams().find(&team_id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("Team not found, passed team_id={team_id}"))
+                .with_param("team_id")
+        })?),
+        None => None,
+    };
+    let mut manages_team = principal.is_proxy_admin();
+    if let Some(team) = &team {
+        if !principal.is_proxy_admin() {
+            may_manage_team_key(&state, &principal, team, "/key/generate").await?;
+            manages_team = TeamAccess::of(&state, &principal, team).await?.manages();
+        }
+        check_team_key(&state, &principal, team, &mut changes, manages_team, requested_duration)
+            .await?;
+    }
     if !principal.is_proxy_admin() {
         let me = principal.user_id().map(str::to_string);
         match changes.patch.user_id.clone().flatten() {
+            // Team admins may create team keys for members (checked in check_team_key).
+            Some(_) if team.is_some() && manages_team => {}
             Some(requested) if Some(&requested) != me.as_ref() => {
                 return Err(ApiError::forbidden(format!(
                     "User can only create keys for themselves. Got user_id={requested}, Your ID={}",
@@ -456,6 +506,61 @@ pub async fn generate(
     Ok(Json(body))
 }
 
+/// The rules of a team key: the key's models within the team's, its owner a team member,
+/// its organization the team's, and members' keys no longer-lived than
+/// `team_member_key_duration`.
+async fn check_team_key(
+    state: &AppState,
+    principal: &Principal,
+    team: &TeamRow,
+    changes: &mut Changes,
+    manages_team: bool,
+    requested_duration: bool,
+) -> Result<(), ApiError> {
+    let unrestricted = |models: &[String]| {
+        models.is_empty() || models.iter().any(|m| m == "all-proxy-models" || m == "*")
+    };
+    if let Some(models) = &changes.patch.models
+        && !unrestricted(&team.models)
+        && let Some(m) = models
+            .iter()
+            .find(|m| *m != "all-team-models" && !team.models.contains(m))
+    {
+        return Err(bad_field(
+            "models",
+            format!(
+                "Model={m} not in team's allowed models. Team allowed models={:?}. Team id={}",
+                team.models, team.team_id
+            ),
+        ));
+    }
+    if !principal.is_proxy_admin()
+        && let Some(owner) = changes.patch.user_id.clone().flatten()
+        && state.store().teams().member(&team.team_id, &owner).await?.is_none()
+    {
+        return Err(bad_field(
+            "user_id",
+            format!("User={owner} not assigned to team={}", team.team_id),
+        ));
+    }
+    if changes.patch.organization_id.is_none() {
+        changes.patch.organization_id = Some(team.organization_id.clone());
+    }
+    if !manages_team
+        && let Some(limit) = team
+            .metadata
+            .get("team_member_key_duration")
+            .and_then(Value::as_str)
+    {
+        let cap = expiry(limit)?;
+        let asked = changes.patch.expires_at.flatten();
+        if !requested_duration || asked.is_none() || asked.zip(cap).is_some_and(|(a, c)| a > c) {
+            changes.patch.expires_at = Some(cap);
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
 pub struct InfoQuery {
     key: Option<String>,
@@ -489,11 +594,14 @@ pub async fn info(
             }
         },
     };
-    if !is_admin_reader(&principal) && !may_manage(&principal, &row) {
-        return Err(ApiError::forbidden(
-            "You are not allowed to access this key's info. Only the key's owner and admins can view it.",
-        ));
-    }
+    authorize(
+        &state,
+        &principal,
+        &row,
+        "/key/info",
+        "You are not allowed to access this key's info. Only the key's owner and admins can view it.",
+    )
+    .await?;
     let mut info = key_json(&row);
     if let Value::Object(map) = &mut info {
         map.remove("token");
@@ -530,11 +638,14 @@ pub async fn update(
             .with_param("key"));
         }
     };
-    if !may_manage(&principal, &existing) {
-        return Err(ApiError::forbidden(
-            "You are not authorized to update this key",
-        ));
-    }
+    authorize(
+        &state,
+        &principal,
+        &existing,
+        "/key/update",
+        "You are not authorized to update this key",
+    )
+    .await?;
     let by_alias_only = request.key.is_none();
     let mut changes = fields.into_changes(Some(&existing.metadata))?;
     if by_alias_only {
@@ -633,10 +744,15 @@ pub async fn delete(
             passed.len()
         )));
     }
-    if rows.iter().any(|row| !may_manage(&principal, row)) {
-        return Err(ApiError::forbidden(
+    for row in &rows {
+        authorize(
+            &state,
+            &principal,
+            row,
+            "/key/delete",
             "You are not authorized to delete this key",
-        ));
+        )
+        .await?;
     }
     let tokens: Vec<String> = rows.iter().map(|r| r.token.clone()).collect();
     state.store().keys().delete_many(&tokens).await?;
@@ -693,9 +809,17 @@ async fn set_blocked(
     let request: BlockRequest = parse_body(&bytes)?;
     let existing = find_key(&state, &request.key).await?;
     if !principal.is_proxy_admin() {
-        return Err(ApiError::forbidden(
-            "Only proxy admins can block or unblock keys",
-        ));
+        let route = if blocked { "/key/block" } else { "/key/unblock" };
+        match &existing.team_id {
+            Some(_) => {
+                authorize(&state, &principal, &existing, route, "").await?;
+            }
+            None => {
+                return Err(ApiError::forbidden(
+                    "Only proxy admins can block or unblock keys",
+                ));
+            }
+        }
     }
     let patch = KeyPatch {
         blocked: Some(blocked),
@@ -733,6 +857,7 @@ pub struct ListQuery {
     key_alias: Option<String>,
     key_hash: Option<String>,
     return_full_object: Option<bool>,
+    include_team_keys: Option<bool>,
     sort_by: Option<String>,
     sort_order: Option<String>,
 }
@@ -762,21 +887,38 @@ pub async fn list(
     };
     let descending = descending(q.sort_order.as_deref(), true)?;
     let mut user_id = q.user_id;
+    let mut or_team_ids = Vec::new();
     if !is_admin_reader(&principal) {
         let me = principal.user_id().map(str::to_string);
         if user_id.is_some() && user_id != me {
             return Err(ApiError::forbidden("You can only list your own keys"));
         }
-        let Some(me) = me else {
-            return Ok(Json(
-                json!({"keys": [], "total_count": 0, "current_page": page, "total_pages": 0}),
-            ));
+        let team = match &q.team_id {
+            Some(team_id) => state.store().teams().find(team_id).await?,
+            None => None,
         };
-        user_id = Some(me);
+        match (team, me) {
+            // Listing a team's keys: team admins, and members the team lets list keys.
+            (Some(team), _) => {
+                may_manage_team_key(&state, &principal, &team, "/key/list").await?;
+                user_id = None;
+            }
+            (None, Some(me)) => {
+                if q.include_team_keys == Some(true) {
+                    or_team_ids = admin_team_ids(&state, &me).await?;
+                }
+                user_id = Some(me);
+            }
+            (None, None) => {
+                return Ok(Json(
+                    json!({"keys": [], "total_count": 0, "current_page": page, "total_pages": 0}),
+                ));
+            }
+        }
     }
     let query = KeyQuery {
         user_id,
-        or_team_ids: Vec::new(),
+        or_team_ids,
         team_id: q.team_id,
         organization_id: q.organization_id,
         key_alias: q.key_alias,
@@ -845,11 +987,14 @@ async fn regenerate_key(
         .with_param("key")
     })?;
     let existing = find_key(&state, &key).await?;
-    if !may_manage(&principal, &existing) {
-        return Err(ApiError::forbidden(
-            "You are not authorized to regenerate this key",
-        ));
-    }
+    authorize(
+        &state,
+        &principal,
+        &existing,
+        "/key/regenerate",
+        "You are not authorized to regenerate this key",
+    )
+    .await?;
     let raw = match request.new_key {
         Some(new_key) if !new_key.starts_with(KEY_PREFIX) => {
             return Err(bad_field(

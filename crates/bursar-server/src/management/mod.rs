@@ -2,11 +2,67 @@
 
 pub mod audit;
 pub mod keys;
+pub mod orgs;
+pub mod scope;
+pub mod teams;
 pub mod users;
 
 use crate::error::ApiError;
-use axum::http::StatusCode;
+use crate::routes::data::read_body;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use bursar_core::NanoUsd;
+use bursar_core::duration::BudgetDuration;
 use serde::de::DeserializeOwned;
+
+/// Reads a request body within the configured size limit and parses it as `T`.
+pub async fn json_body<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_body(body, headers, state.config().general.max_request_bytes).await?;
+    parse_body(&bytes)
+}
+
+/// A non-negative amount of USD for `field`.
+pub fn money(field: &str, usd: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
+    match usd {
+        None => Ok(None),
+        Some(v) if v < 0.0 || !v.is_finite() => Err(bad_field(
+            field,
+            format!("{field} must be a non-negative finite number. Got {field}={v}"),
+        )),
+        Some(v) => NanoUsd::from_usd(v)
+            .map(Some)
+            .ok_or_else(|| bad_field(field, format!("{field} is not a valid amount"))),
+    }
+}
+
+/// A non-negative count (limits) for `field`.
+pub fn limit(field: &str, value: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match value {
+        Some(v) if v < 0 => Err(bad_field(
+            field,
+            format!("{field} cannot be negative. Got {field}={v}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// When a budget with `duration` next resets: now + duration.
+pub fn reset_at(field: &str, duration: &str) -> Result<i64, ApiError> {
+    let span = BudgetDuration::parse(duration)
+        .map_err(|e| bad_field(field, format!("Invalid {field}: {e}")))?;
+    Ok(bursar_store::now_ms()
+        .saturating_add(i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX)))
+}
+
+/// A 422 for a missing required field, like LiteLLM's request validation.
+pub fn missing(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message).with_param(field)
+}
 
 /// Parses a JSON body into `T`; a wrong type names the field (422, like LiteLLM's validation).
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -4,8 +4,8 @@
 //! keys and memberships. Both are single transactions, validated before anything is written.
 
 use super::audit::{Auditor, KEYS_TABLE, USERS_TABLE};
-use super::keys::{actor, expiry, is_admin_reader, key_json, limit, money};
-use super::{Page, bad_field, descending, parse_body};
+use super::keys::{actor, all_keys, expiry, is_admin_reader, key_json};
+use super::{Page, bad_field, descending, limit, money, parse_body, reset_at};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::data::read_body;
@@ -15,12 +15,12 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use bursar_core::NanoUsd;
-use bursar_core::duration::BudgetDuration;
 use bursar_core::keys::{abbreviate_key, generate_key, hash_key};
 use bursar_core::roles::UserRole;
 use bursar_core::time::format_ms;
 use bursar_store::{
-    KeyQuery, KeyRow, NewKey, NewUser, StoreError, UserPatch, UserQuery, UserRow, UserSort,
+    KeyQuery, KeyRow, NewBudget, NewKey, NewUser, StoreError, UserPatch, UserQuery, UserRow,
+    UserSort, UserTeam,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -79,13 +79,6 @@ fn parse_role(role: &str) -> Result<UserRole, ApiError> {
                 format!("Invalid user_role {role:?}: expected one of proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer"),
             )
         })
-}
-
-fn reset_at(field: &str, duration: &str) -> Result<i64, ApiError> {
-    let span = BudgetDuration::parse(duration)
-        .map_err(|e| bad_field(field, format!("Invalid {field}: {e}")))?;
-    Ok(bursar_store::now_ms()
-        .saturating_add(i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX)))
 }
 
 fn check_password(password: &Option<String>) -> Result<(), ApiError> {
@@ -189,40 +182,49 @@ pub async fn new_user(
         )
         .with_param("user_email"));
     }
-    if r.organizations.as_ref().is_some_and(|o| !o.is_empty()) {
-        return Err(bad_field(
-            "organizations",
-            "Organization membership is not available yet; add the user to organizations later",
-        ));
-    }
-    let mut memberships = Vec::new();
-    for entry in r.teams.unwrap_or_default() {
-        match entry {
-            TeamEntry::Id(team_id) => memberships.push((team_id, "user".to_string())),
-            TeamEntry::Detailed {
-                max_budget_in_team: Some(_),
-                ..
-            } => {
-                return Err(bad_field(
-                    "teams",
-                    "max_budget_in_team is not supported yet",
-                ));
-            }
-            TeamEntry::Detailed {
-                team_id, user_role, ..
-            } => {
-                let role = user_role.unwrap_or_else(|| "user".into());
-                if role != "user" && role != "admin" {
-                    return Err(bad_field(
-                        "teams",
-                        format!("Invalid team role {role:?}: expected user or admin"),
-                    ));
-                }
-                memberships.push((team_id, role));
-            }
+    let mut orgs: Vec<(String, String)> = Vec::new();
+    for org in r.organizations.clone().unwrap_or_default() {
+        if state.store().orgs().find(&org).await?.is_none() {
+            return Err(ApiError::not_found(format!("Organization {org} does not exist"))
+                .with_param("organizations"));
+        }
+        if !orgs.iter().any(|(o, _)| o == &org) {
+            orgs.push((org, role.as_str().to_string()));
         }
     }
-    let team_ids: Vec<String> = memberships.iter().map(|(t, _)| t.clone()).collect();
+    let mut memberships: Vec<UserTeam> = Vec::new();
+    for entry in r.teams.unwrap_or_default() {
+        let (team_id, team_role, max_budget_in_team) = match entry {
+            TeamEntry::Id(team_id) => (team_id, None, None),
+            TeamEntry::Detailed {
+                team_id,
+                user_role,
+                max_budget_in_team,
+            } => (team_id, user_role, max_budget_in_team),
+        };
+        let team_role = team_role.unwrap_or_else(|| "user".into());
+        if team_role != "user" && team_role != "admin" {
+            return Err(bad_field(
+                "teams",
+                format!("Invalid team role {team_role:?}: expected user or admin"),
+            ));
+        }
+        if memberships.iter().any(|m| m.team_id == team_id) {
+            return Err(bad_field("teams", format!("Team {team_id} is listed more than once")));
+        }
+        let budget = money("max_budget_in_team", max_budget_in_team)?.map(|max| NewBudget {
+            budget_id: uuid::Uuid::new_v4().to_string(),
+            max_budget: Some(max),
+            created_by: actor(&principal),
+            ..NewBudget::default()
+        });
+        memberships.push(UserTeam {
+            team_id,
+            role: team_role,
+            budget,
+        });
+    }
+    let team_ids: Vec<String> = memberships.iter().map(|m| m.team_id.clone()).collect();
     if let Some(missing) = state
         .store()
         .users()
@@ -230,7 +232,7 @@ pub async fn new_user(
         .await?
         .first()
     {
-        return Err(bad_field("teams", format!("Team {missing} does not exist")));
+        return Err(ApiError::not_found(format!("Team {missing} does not exist")).with_param("teams"));
     }
     let budget_duration = r
         .budget_duration
@@ -284,7 +286,7 @@ pub async fn new_user(
     let created = state
         .store()
         .users()
-        .create(&user, key.as_ref(), &memberships)
+        .create(&user, key.as_ref(), &memberships, &orgs)
         .await
         .map_err(conflict(&user))?;
     let auditor = Auditor::new(&state, &principal, &headers);
@@ -363,7 +365,13 @@ pub async fn info(
     let teams = state.store().users().team_ids(&user_id).await?;
     let keys = all_keys_of(&state, &user_id).await?;
     let keys: Vec<Value> = keys.iter().map(key_json).collect();
-    let team_objects: Vec<Value> = teams.iter().map(|t| json!({"team_id": t})).collect();
+    let mut team_objects: Vec<Value> = Vec::with_capacity(teams.len());
+    for team_id in &teams {
+        if let Some(team) = state.store().teams().find(team_id).await? {
+            let members = state.store().teams().members(team_id).await?;
+            team_objects.push(super::teams::team_json(&team, &members));
+        }
+    }
     Ok(Json(json!({
         "user_id": user_id,
         "user_info": user_json(&user, &teams),
@@ -373,23 +381,14 @@ pub async fn info(
 }
 
 async fn all_keys_of(state: &AppState, user_id: &str) -> Result<Vec<KeyRow>, ApiError> {
-    let mut out = Vec::new();
-    for page in 1.. {
-        let query = KeyQuery {
+    all_keys(
+        state,
+        KeyQuery {
             user_id: Some(user_id.to_string()),
-            page,
-            size: 100,
-            ..Default::default()
-        };
-        let (rows, total) = state.store().keys().list(&query).await?;
-        let done = rows.len() < 100
-            || out.len() + rows.len() >= usize::try_from(total).unwrap_or(usize::MAX);
-        out.extend(rows);
-        if done {
-            break;
-        }
-    }
-    Ok(out)
+            ..KeyQuery::default()
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -487,7 +486,7 @@ pub async fn update(
                 let created = state
                     .store()
                     .users()
-                    .create(&user, None, &[])
+                    .create(&user, None, &[], &[])
                     .await
                     .map_err(conflict(&user))?;
                 let updated = state

@@ -1,0 +1,704 @@
+//! `/organization/*`: organizations, their budgets and members (LiteLLM's
+//! `organization_endpoints`).
+//!
+//! Every organization has a budget row holding its budget and limits. Only proxy admins create
+//! or delete organizations; org admins (membership role `org_admin`) manage their own.
+
+use super::audit::{Auditor, ORGS_TABLE};
+use super::keys::{actor, is_admin_reader};
+use super::scope::{ORG_ADMIN, member_id};
+use super::teams::{budget_json, resolve_member, team_json};
+use super::users::user_json;
+use super::{bad_field, json_body, limit, missing, money, reset_at};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use bursar_core::time::format_ms;
+use bursar_store::{
+    BudgetPatch, NewBudget, NewOrgMember, OrgFilter, OrgMemberRow, OrgPatch, OrgRow, StoreError,
+    TeamQuery,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::HashSet;
+
+/// Roles a member can hold in an organization.
+const ORG_ROLES: [&str; 3] = [ORG_ADMIN, "internal_user", "internal_user_viewer"];
+
+/// The organization fields of `/organization/new` and `/organization/update`.
+#[derive(Debug, Default, Deserialize)]
+pub struct OrgFields {
+    organization_alias: Option<String>,
+    models: Option<Vec<String>>,
+    budget_id: Option<String>,
+    max_budget: Option<f64>,
+    soft_budget: Option<f64>,
+    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<i64>,
+    rpm_limit: Option<i64>,
+    model_max_budget: Option<Map<String, Value>>,
+    budget_duration: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    blocked: Option<bool>,
+    tags: Option<Vec<String>>,
+    model_rpm_limit: Option<Map<String, Value>>,
+    model_tpm_limit: Option<Map<String, Value>>,
+    object_permission: Option<Map<String, Value>>,
+    /// The UI's nested budget; its fields count as top-level ones.
+    litellm_budget_table: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OrgIdentity {
+    organization_id: Option<String>,
+}
+
+struct OrgChanges {
+    patch: OrgPatch,
+    budget: BudgetPatch,
+    /// Metadata keys to set (merged into the stored metadata).
+    metadata: Map<String, Value>,
+}
+
+impl OrgFields {
+    fn validate(mut self, current_budget: Option<&bursar_store::BudgetRow>) -> Result<OrgChanges, ApiError> {
+        if let Some(nested) = self.litellm_budget_table.take() {
+            let nested: OrgFields = super::parse_body(Value::Object(nested).to_string().as_bytes())?;
+            self.max_budget = self.max_budget.or(nested.max_budget);
+            self.soft_budget = self.soft_budget.or(nested.soft_budget);
+            self.tpm_limit = self.tpm_limit.or(nested.tpm_limit);
+            self.rpm_limit = self.rpm_limit.or(nested.rpm_limit);
+            self.max_parallel_requests = self.max_parallel_requests.or(nested.max_parallel_requests);
+            self.budget_duration = self.budget_duration.or(nested.budget_duration);
+            self.model_max_budget = self.model_max_budget.or(nested.model_max_budget);
+        }
+        let mut budget = BudgetPatch::default();
+        if self.max_budget.is_some() {
+            budget.max_budget = Some(money("max_budget", self.max_budget)?);
+        }
+        if self.soft_budget.is_some() {
+            budget.soft_budget = Some(money("soft_budget", self.soft_budget)?);
+        }
+        let max = budget.max_budget.unwrap_or_else(|| current_budget.and_then(|b| b.max_budget));
+        let soft = budget.soft_budget.unwrap_or_else(|| current_budget.and_then(|b| b.soft_budget));
+        if let (Some(soft), Some(max)) = (soft, max)
+            && soft >= max
+        {
+            return Err(bad_field(
+                "soft_budget",
+                format!(
+                    "soft_budget ({}) must be strictly lower than max_budget ({})",
+                    soft.as_usd(),
+                    max.as_usd()
+                ),
+            ));
+        }
+        for (field, value, slot) in [
+            ("tpm_limit", self.tpm_limit, &mut budget.tpm_limit),
+            ("rpm_limit", self.rpm_limit, &mut budget.rpm_limit),
+            ("max_parallel_requests", self.max_parallel_requests, &mut budget.max_parallel_requests),
+        ] {
+            if value.is_some() {
+                *slot = Some(limit(field, value)?);
+            }
+        }
+        if let Some(d) = self.budget_duration {
+            budget.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
+            budget.budget_duration = Some(Some(d));
+        }
+        budget.model_max_budget = self.model_max_budget.map(Value::Object);
+        let mut metadata = self.metadata.unwrap_or_default();
+        for (name, v) in [
+            ("tags", self.tags.map(Value::from)),
+            ("model_rpm_limit", self.model_rpm_limit.map(Value::Object)),
+            ("model_tpm_limit", self.model_tpm_limit.map(Value::Object)),
+        ] {
+            if let Some(v) = v {
+                metadata.insert(name.to_string(), v);
+            }
+        }
+        if let Some(alias) = &self.organization_alias
+            && alias.trim().is_empty()
+        {
+            return Err(bad_field("organization_alias", "organization_alias must not be empty"));
+        }
+        Ok(OrgChanges {
+            patch: OrgPatch {
+                organization_alias: self.organization_alias,
+                budget_id: self.budget_id,
+                models: self.models,
+                metadata: None,
+                blocked: self.blocked,
+                object_permission: self.object_permission.map(|o| Some(Value::Object(o))),
+            },
+            budget,
+            metadata,
+        })
+    }
+}
+
+fn membership_json(m: &OrgMemberRow, budget: Option<&bursar_store::BudgetRow>) -> Value {
+    json!({
+        "organization_id": m.organization_id,
+        "user_id": m.user_id,
+        "user_email": m.user_email,
+        "user_role": m.user_role,
+        "spend": m.spend.as_usd(),
+        "budget_id": m.budget_id,
+        "created_at": format_ms(m.created_at),
+        "updated_at": format_ms(m.updated_at),
+        "litellm_budget_table": budget.map(budget_json),
+    })
+}
+
+async fn memberships_json(state: &AppState, members: &[OrgMemberRow]) -> Result<Vec<Value>, ApiError> {
+    let ids: Vec<String> = members.iter().filter_map(|m| m.budget_id.clone()).collect();
+    let budgets = state.store().budgets().find_many(&ids).await?;
+    Ok(members
+        .iter()
+        .map(|m| membership_json(m, budgets.iter().find(|b| Some(&b.budget_id) == m.budget_id.as_ref())))
+        .collect())
+}
+
+/// An organization with its budget, members and teams.
+async fn org_json(state: &AppState, org: &OrgRow) -> Result<Value, ApiError> {
+    let budget = match &org.budget_id {
+        Some(id) => state.store().budgets().find(id).await?,
+        None => None,
+    };
+    let members = state.store().orgs().members(&org.organization_id).await?;
+    let query = TeamQuery {
+        organization: Some(OrgFilter::Id(org.organization_id.clone())),
+        ..TeamQuery::default()
+    };
+    let (teams, _) = state.store().teams().list(&query).await?;
+    let mut team_values = Vec::with_capacity(teams.len());
+    for team in &teams {
+        let team_members = state.store().teams().members(&team.team_id).await?;
+        team_values.push(team_json(team, &team_members));
+    }
+    Ok(json!({
+        "organization_id": org.organization_id,
+        "organization_alias": org.organization_alias,
+        "budget_id": org.budget_id,
+        "metadata": org.metadata,
+        "models": org.models,
+        "spend": org.spend.as_usd(),
+        "model_spend": org.model_spend,
+        "blocked": org.blocked,
+        "object_permission": org.object_permission,
+        "created_at": format_ms(org.created_at),
+        "created_by": org.created_by,
+        "updated_at": format_ms(org.updated_at),
+        "updated_by": org.updated_by,
+        "litellm_budget_table": budget.as_ref().map(budget_json),
+        "members": memberships_json(state, &members).await?,
+        "teams": team_values,
+        "users": members.iter().map(|m| json!({"user_id": m.user_id, "user_email": m.user_email})).collect::<Vec<_>>(),
+    }))
+}
+
+async fn find_org(state: &AppState, org_id: &str) -> Result<OrgRow, ApiError> {
+    state.store().orgs().find(org_id).await?.ok_or_else(|| {
+        ApiError::not_found(format!("Organization not found for organization_id={org_id}"))
+            .with_param("organization_id")
+    })
+}
+
+fn require_org_id(id: Option<String>) -> Result<String, ApiError> {
+    id.filter(|i| !i.trim().is_empty())
+        .ok_or_else(|| missing("organization_id", "organization_id is required"))
+}
+
+/// LiteLLM's org-admin gate: proxy admins pass; others must hold `org_admin` in `org_id`.
+async fn org_gate(
+    state: &AppState,
+    principal: &Principal,
+    org_id: &str,
+    route: &str,
+    read: bool,
+) -> Result<(), ApiError> {
+    if principal.is_proxy_admin() || (read && is_admin_reader(principal)) {
+        return Ok(());
+    }
+    let denied = |message: String, param: &str| {
+        Err(ApiError::unauthorized("auth_error", message).with_param(param))
+    };
+    let memberships = match member_id(principal) {
+        Some(me) => state.store().orgs().memberships_of(me).await?,
+        None => Vec::new(),
+    };
+    if memberships.is_empty() {
+        return denied(
+            format!("Tried to access route={route} but you are not a member of any organization. Please contact the proxy admin to request access."),
+            "organization_id",
+        );
+    }
+    match memberships.iter().find(|m| m.organization_id == org_id) {
+        None => denied(
+            format!("You do not have a role within the selected organization. Passed organization_id: {org_id}. Please contact the organization admin to request access."),
+            "organization_id",
+        ),
+        Some(m) if m.user_role.as_deref() == Some(ORG_ADMIN) => Ok(()),
+        Some(m) => {
+            let role = m.user_role.as_deref().unwrap_or("None");
+            denied(
+                format!("You do not have the required role to perform {route} in Organization {org_id}. Your role is {role} in Organization {org_id}"),
+                "user_role",
+            )
+        }
+    }
+}
+
+pub async fn new_org(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let identity: OrgIdentity = super::parse_body(&bytes)?;
+    let fields: OrgFields = super::parse_body(&bytes)?;
+    if !principal.is_proxy_admin() {
+        return Err(ApiError::unauthorized(
+            "auth_error",
+            format!("Only admins can create orgs. Your role is = {}", principal.role()),
+        )
+        .with_param("user_role"));
+    }
+    if fields.organization_alias.is_none() {
+        return Err(missing("organization_alias", "organization_alias is required"));
+    }
+    let mut changes = fields.validate(None)?;
+    if let Principal::VirtualKey(s) = &principal
+        && !s.key.models.is_empty()
+        && let Some(models) = &changes.patch.models
+        && let Some(m) = models.iter().find(|m| !s.key.models.contains(m))
+    {
+        return Err(bad_field(
+            "models",
+            format!("User not allowed to give access to model={m}. Models you have access to = {:?}", s.key.models),
+        ));
+    }
+    let org_id = match identity.organization_id.filter(|i| !i.trim().is_empty()) {
+        Some(id) => {
+            if state.store().orgs().find(&id).await?.is_some() {
+                return Err(bad_field(
+                    "organization_id",
+                    format!("Organization id = {id} already exists. Please use a different organization id."),
+                ));
+            }
+            id
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let new_budget = match &changes.patch.budget_id {
+        Some(id) => {
+            if state.store().budgets().find(id).await?.is_none() {
+                return Err(ApiError::not_found(format!("Budget {id} not found")).with_param("budget_id"));
+            }
+            None
+        }
+        None => Some(NewBudget {
+            ..changes
+                .budget
+                .clone()
+                .into_new(uuid::Uuid::new_v4().to_string(), actor(&principal))
+        }),
+    };
+    changes.patch.metadata = Some(Value::Object(changes.metadata));
+    let org = state
+        .store()
+        .orgs()
+        .create(&org_id, &changes.patch, new_budget.as_ref(), &actor(&principal))
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => bad_field(
+                "organization_id",
+                format!("Organization id = {org_id} already exists. Please use a different organization id."),
+            ),
+            other => other.into(),
+        })?;
+    let body = org_json(&state, &org).await?;
+    Auditor::new(&state, &principal, &headers)
+        .record(&state, "created", ORGS_TABLE, &org_id, None, Some(body.clone()))
+        .await;
+    Ok(Json(body))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let identity: OrgIdentity = super::parse_body(&bytes)?;
+    let fields: OrgFields = super::parse_body(&bytes)?;
+    let org_id = require_org_id(identity.organization_id)?;
+    let existing = find_org(&state, &org_id).await?;
+    org_gate(&state, &principal, &org_id, "/organization/update", false).await?;
+    let current_budget = match &existing.budget_id {
+        Some(id) => state.store().budgets().find(id).await?,
+        None => None,
+    };
+    let mut changes = fields.validate(current_budget.as_ref())?;
+    if let Some(id) = &changes.patch.budget_id
+        && state.store().budgets().find(id).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!("Budget {id} not found")).with_param("budget_id"));
+    }
+    if !changes.metadata.is_empty() {
+        // LiteLLM merges metadata on update.
+        let mut merged = existing.metadata.as_object().cloned().unwrap_or_default();
+        merged.extend(changes.metadata);
+        changes.patch.metadata = Some(Value::Object(merged));
+    }
+    let before = org_json(&state, &existing).await?;
+    let updated = state
+        .store()
+        .orgs()
+        .update(&org_id, &changes.patch, &changes.budget, &actor(&principal))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Organization not found for organization_id={org_id}")))?;
+    state.auth_cache().invalidate_all();
+    let data = org_json(&state, &updated).await?;
+    Auditor::new(&state, &principal, &headers)
+        .record(&state, "updated", ORGS_TABLE, &org_id, Some(before), Some(data.clone()))
+        .await;
+    Ok(Json(data))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteOrgsRequest {
+    organization_ids: Vec<String>,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let r: DeleteOrgsRequest = json_body(&state, &headers, body).await?;
+    if !principal.is_proxy_admin() {
+        return Err(ApiError::unauthorized(
+            "auth_error",
+            format!("Only proxy admins can delete organizations. Your role is = {}", principal.role()),
+        )
+        .with_param("user_role"));
+    }
+    if r.organization_ids.is_empty() {
+        return Err(bad_field("organization_ids", "organization_ids must not be empty"));
+    }
+    let mut ids = Vec::new();
+    let mut seen = HashSet::new();
+    let mut deleted = Vec::new();
+    let mut archive = Vec::new();
+    for id in &r.organization_ids {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let org = state.store().orgs().find(id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("Organization not found for organization_id={id}; nothing was deleted"))
+                .with_param("organization_ids")
+        })?;
+        deleted.push(org_json(&state, &org).await?);
+        let query = TeamQuery {
+            organization: Some(OrgFilter::Id(id.clone())),
+            ..TeamQuery::default()
+        };
+        let (teams, _) = state.store().teams().list(&query).await?;
+        for team in &teams {
+            let members = state.store().teams().members(&team.team_id).await?;
+            archive.push((team.team_id.clone(), team_json(team, &members)));
+        }
+        ids.push(id.clone());
+    }
+    let tokens = state
+        .store()
+        .orgs()
+        .delete(&ids, &archive, &actor(&principal), principal.api_key_hash())
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "bad_request_error",
+                "A team was added to the organization while it was being deleted; nothing was deleted, retry",
+            ),
+            other => other.into(),
+        })?;
+    for token in &tokens {
+        state.auth_cache().invalidate(token).await;
+    }
+    let auditor = Auditor::new(&state, &principal, &headers);
+    for (id, data) in ids.iter().zip(&deleted) {
+        auditor
+            .record(&state, "deleted", ORGS_TABLE, id, Some(data.clone()), None)
+            .await;
+    }
+    Ok(Json(Value::from(deleted)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    org_id: Option<String>,
+    org_alias: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let only: Option<Vec<String>> = if is_admin_reader(&principal) {
+        None
+    } else {
+        let mine = match member_id(&principal) {
+            Some(me) => state.store().orgs().memberships_of(me).await?,
+            None => Vec::new(),
+        };
+        Some(mine.into_iter().map(|m| m.organization_id).collect())
+    };
+    let orgs = state
+        .store()
+        .orgs()
+        .list(only.as_deref(), q.org_id.as_deref(), q.org_alias.as_deref().filter(|a| !a.is_empty()))
+        .await?;
+    let mut out = Vec::with_capacity(orgs.len());
+    for org in &orgs {
+        out.push(org_json(&state, org).await?);
+    }
+    Ok(Json(Value::from(out)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InfoQuery {
+    organization_id: Option<String>,
+}
+
+pub async fn info(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<InfoQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let org_id = require_org_id(q.organization_id)?;
+    let org = find_org(&state, &org_id).await?;
+    org_gate(&state, &principal, &org_id, "/organization/info", true).await?;
+    Ok(Json(org_json(&state, &org).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InfoBody {
+    organizations: Vec<String>,
+}
+
+/// The deprecated `POST /organization/info` with a list of ids.
+pub async fn info_many(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let r: InfoBody = json_body(&state, &headers, body).await?;
+    let mut out = Vec::with_capacity(r.organizations.len());
+    for id in &r.organizations {
+        let org = find_org(&state, id).await?;
+        org_gate(&state, &principal, id, "/organization/info", true).await?;
+        out.push(org_json(&state, &org).await?);
+    }
+    Ok(Json(Value::from(out)))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrgMemberSpec {
+    role: Option<String>,
+    user_id: Option<String>,
+    user_email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<OrgMemberSpec>),
+    One(OrgMemberSpec),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberAddRequest {
+    organization_id: Option<String>,
+    member: Option<OneOrMany>,
+    max_budget_in_organization: Option<f64>,
+}
+
+fn check_role(role: Option<&str>) -> Result<String, ApiError> {
+    let role = role.unwrap_or("internal_user");
+    if ORG_ROLES.contains(&role) {
+        Ok(role.to_string())
+    } else {
+        Err(bad_field(
+            "role",
+            format!("Invalid organization role {role:?}: expected one of {ORG_ROLES:?}"),
+        ))
+    }
+}
+
+pub async fn member_add(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let r: MemberAddRequest = json_body(&state, &headers, body).await?;
+    let org_id = require_org_id(r.organization_id)?;
+    let specs = match r.member {
+        Some(OneOrMany::One(m)) => vec![m],
+        Some(OneOrMany::Many(list)) if !list.is_empty() => list,
+        _ => return Err(missing("member", "member is required")),
+    };
+    find_org(&state, &org_id).await?;
+    org_gate(&state, &principal, &org_id, "/organization/member_add", false).await?;
+    let max_budget = money("max_budget_in_organization", r.max_budget_in_organization)?;
+    let mut members: Vec<NewOrgMember> = Vec::new();
+    for spec in &specs {
+        let role = check_role(spec.role.as_deref())?;
+        let (user_id, _, create) = resolve_member(
+            &state,
+            &principal,
+            spec.user_id.as_deref(),
+            spec.user_email.as_deref(),
+            "member",
+        )
+        .await?;
+        if members.iter().any(|m| m.user_id == user_id) {
+            return Err(bad_field("member", format!("User {user_id} is listed more than once")));
+        }
+        if state.store().orgs().member(&org_id, &user_id).await?.is_some() {
+            return Err(bad_field(
+                "member",
+                format!("User {user_id} is already a member of organization {org_id}"),
+            ));
+        }
+        members.push(NewOrgMember {
+            budget: max_budget.map(|max| NewBudget {
+                budget_id: uuid::Uuid::new_v4().to_string(),
+                max_budget: Some(max),
+                created_by: actor(&principal),
+                ..NewBudget::default()
+            }),
+            user_id,
+            role,
+            create_user: create,
+        });
+    }
+    state
+        .store()
+        .orgs()
+        .add_members(&org_id, &members)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => bad_field("member", "A member was added concurrently; nothing was changed"),
+            other => other.into(),
+        })?;
+    let mut users = Vec::new();
+    let mut memberships = Vec::new();
+    for m in &members {
+        if let Some(user) = state.store().users().find(&m.user_id).await? {
+            let teams = state.store().users().team_ids(&user.user_id).await?;
+            users.push(user_json(&user, &teams));
+        }
+        if let Some(row) = state.store().orgs().member(&org_id, &m.user_id).await? {
+            memberships.push(row);
+        }
+    }
+    let body = json!({
+        "organization_id": org_id,
+        "updated_users": users,
+        "updated_organization_memberships": memberships_json(&state, &memberships).await?,
+    });
+    Auditor::new(&state, &principal, &headers)
+        .record(&state, "updated", ORGS_TABLE, &org_id, None, Some(body.clone()))
+        .await;
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberRef {
+    organization_id: Option<String>,
+    user_id: Option<String>,
+    user_email: Option<String>,
+    role: Option<String>,
+    max_budget_in_organization: Option<f64>,
+}
+
+async fn member_of(state: &AppState, org_id: &str, r: &MemberRef) -> Result<OrgMemberRow, ApiError> {
+    let user_id = match (&r.user_id, &r.user_email) {
+        (Some(id), _) => id.clone(),
+        (None, Some(email)) => state
+            .store()
+            .users()
+            .find_by_email(email)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("User with email {email} not found")).with_param("user_email"))?
+            .user_id,
+        (None, None) => return Err(bad_field("user_id", "Either user_id or user_email must be provided")),
+    };
+    state.store().orgs().member(org_id, &user_id).await?.ok_or_else(|| {
+        ApiError::not_found(format!("User {user_id} is not a member of organization {org_id}")).with_param("user_id")
+    })
+}
+
+pub async fn member_update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let r: MemberRef = json_body(&state, &headers, body).await?;
+    let org_id = require_org_id(r.organization_id.clone())?;
+    find_org(&state, &org_id).await?;
+    org_gate(&state, &principal, &org_id, "/organization/member_update", false).await?;
+    let member = member_of(&state, &org_id, &r).await?;
+    let role = r.role.as_deref().map(|role| check_role(Some(role))).transpose()?;
+    let mut budget = BudgetPatch::default();
+    if r.max_budget_in_organization.is_some() {
+        budget.max_budget = Some(money("max_budget_in_organization", r.max_budget_in_organization)?);
+    }
+    let updated = state
+        .store()
+        .orgs()
+        .update_member(&org_id, &member.user_id, role.as_deref(), &budget, &actor(&principal))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("User {} is not a member of organization {org_id}", member.user_id)))?;
+    let body = memberships_json(&state, std::slice::from_ref(&updated)).await?.remove(0);
+    Auditor::new(&state, &principal, &headers)
+        .record(&state, "updated", ORGS_TABLE, &org_id, None, Some(body.clone()))
+        .await;
+    Ok(Json(body))
+}
+
+pub async fn member_delete(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let r: MemberRef = json_body(&state, &headers, body).await?;
+    let org_id = require_org_id(r.organization_id.clone())?;
+    find_org(&state, &org_id).await?;
+    org_gate(&state, &principal, &org_id, "/organization/member_delete", false).await?;
+    let member = member_of(&state, &org_id, &r).await?;
+    let body = memberships_json(&state, std::slice::from_ref(&member)).await?.remove(0);
+    if !state.store().orgs().remove_member(&org_id, &member.user_id).await? {
+        return Err(ApiError::not_found(format!("User {} is not a member of organization {org_id}", member.user_id)));
+    }
+    Auditor::new(&state, &principal, &headers)
+        .record(&state, "updated", ORGS_TABLE, &org_id, Some(body.clone()), None)
+        .await;
+    Ok(Json(body))
+}
+
