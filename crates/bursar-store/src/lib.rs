@@ -25,8 +25,8 @@ pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
 pub use orgs::{NewOrgMember, OrgMemberRow, OrgPatch, OrgRow, OrgStore};
 pub use settings::SettingsStore;
 pub use teams::{
-    DeletedTeamRow, MEMBER_BUDGET_KEY, NewMember, OrgFilter, TeamMemberRow, TeamPatch, TeamQuery, TeamRow, TeamSort,
-    TeamStore,
+    DeletedTeamRow, MEMBER_BUDGET_KEY, NewMember, OrgFilter, TeamMemberRow, TeamPatch, TeamQuery,
+    TeamRow, TeamSort, TeamStore,
 };
 pub use users::{NewUser, UserPatch, UserQuery, UserRow, UserSort, UserStore, UserTeam};
 

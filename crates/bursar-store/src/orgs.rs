@@ -209,11 +209,12 @@ impl<'a> OrgStore<'a> {
         let mut tokens =
             crate::teams::delete_in(&mut tx, team_archive, deleted_by, deleted_by_api_key).await?;
         for org in organization_ids {
-            let remaining = sqlx::query("SELECT COUNT(*) AS n FROM teams WHERE organization_id = $1")
-                .bind(org)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get::<i64, _>("n")?;
+            let remaining =
+                sqlx::query("SELECT COUNT(*) AS n FROM teams WHERE organization_id = $1")
+                    .bind(org)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get::<i64, _>("n")?;
             if remaining > 0 {
                 // A team was added after the caller read the list: refuse rather than orphan it.
                 return Err(StoreError::Conflict {
@@ -236,10 +237,11 @@ impl<'a> OrgStore<'a> {
             ] {
                 sqlx::query(sql).bind(org).execute(&mut *tx).await?;
             }
-            let budget = sqlx::query("SELECT budget_id FROM organizations WHERE organization_id = $1")
-                .bind(org)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let budget =
+                sqlx::query("SELECT budget_id FROM organizations WHERE organization_id = $1")
+                    .bind(org)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             sqlx::query("DELETE FROM organizations WHERE organization_id = $1")
                 .bind(org)
                 .execute(&mut *tx)
@@ -382,8 +384,9 @@ impl<'a> OrgStore<'a> {
         let mut q = SqlBuilder::new("UPDATE org_members SET updated_at = ");
         q.bind(now_ms());
         if !budget.is_empty() {
-            let id = crate::budgets::upsert_in(&mut tx, existing.budget_id.as_deref(), budget, actor)
-                .await?;
+            let id =
+                crate::budgets::upsert_in(&mut tx, existing.budget_id.as_deref(), budget, actor)
+                    .await?;
             q.set_if("budget_id", Some(id));
         }
         q.set_if("user_role", role.map(str::to_string));
@@ -410,11 +413,12 @@ impl<'a> OrgStore<'a> {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        let done = sqlx::query("DELETE FROM org_members WHERE organization_id = $1 AND user_id = $2")
-            .bind(organization_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM org_members WHERE organization_id = $1 AND user_id = $2")
+                .bind(organization_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }

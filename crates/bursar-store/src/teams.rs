@@ -345,7 +345,6 @@ async fn update_in(
 }
 
 impl TeamStore<'_> {
-
     /// Deletes teams with their keys, memberships and membership budgets in one transaction,
     /// archiving each team (`archive` = its API object). Returns the deleted keys' tokens.
     pub async fn delete(
@@ -383,7 +382,10 @@ impl TeamStore<'_> {
             }
             if let Some(alias) = &query.alias_contains {
                 q.push(" AND lower(team_alias) LIKE ")
-                    .bind(format!("%{}%", crate::users::escape_like(&alias.to_lowercase())))
+                    .bind(format!(
+                        "%{}%",
+                        crate::users::escape_like(&alias.to_lowercase())
+                    ))
                     .push(" ESCAPE '\\'");
             }
             if let Some((user, orgs)) = &query.visible_to {
@@ -438,16 +440,18 @@ impl TeamStore<'_> {
             }
             if let Some(alias) = &query.alias_contains {
                 q.push(" AND lower(team_alias) LIKE ")
-                    .bind(format!("%{}%", crate::users::escape_like(&alias.to_lowercase())))
+                    .bind(format!(
+                        "%{}%",
+                        crate::users::escape_like(&alias.to_lowercase())
+                    ))
                     .push(" ESCAPE '\\'");
             }
         }
         let mut count = SqlBuilder::new("SELECT COUNT(*) AS n FROM deleted_teams");
         filters(&mut count, query);
         let total: i64 = count.build()?.fetch_one(self.pool).await?.try_get("n")?;
-        let mut q = SqlBuilder::new(
-            "SELECT team_id, data, deleted_at, deleted_by FROM deleted_teams",
-        );
+        let mut q =
+            SqlBuilder::new("SELECT team_id, data, deleted_at, deleted_by FROM deleted_teams");
         filters(&mut q, query);
         q.push(" ORDER BY deleted_at DESC, id DESC");
         if query.size > 0 {
@@ -517,7 +521,11 @@ impl TeamStore<'_> {
 
     /// Adds members (creating missing users and member budgets) in one transaction; an
     /// existing membership is a [`StoreError::Conflict`] and nothing is written.
-    pub async fn add_members(&self, team_id: &str, members: &[NewMember]) -> Result<(), StoreError> {
+    pub async fn add_members(
+        &self,
+        team_id: &str,
+        members: &[NewMember],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         add_members_in(&mut tx, team_id, members).await?;
         sqlx::query("UPDATE teams SET updated_at = $1 WHERE team_id = $2")
@@ -579,25 +587,27 @@ impl TeamStore<'_> {
         actor: &str,
     ) -> Result<Option<TeamMemberRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(
-            "SELECT budget_id FROM team_members WHERE team_id = $1 AND user_id = $2",
-        )
-        .bind(team_id)
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing =
+            sqlx::query("SELECT budget_id FROM team_members WHERE team_id = $1 AND user_id = $2")
+                .bind(team_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(existing) = existing else {
             return Ok(None);
         };
         let budget_id: Option<String> = existing.try_get("budget_id")?;
         if !budget.is_empty() {
-            let id = crate::budgets::upsert_in(&mut tx, budget_id.as_deref(), budget, actor).await?;
-            sqlx::query("UPDATE team_members SET budget_id = $1 WHERE team_id = $2 AND user_id = $3")
-                .bind(id)
-                .bind(team_id)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            let id =
+                crate::budgets::upsert_in(&mut tx, budget_id.as_deref(), budget, actor).await?;
+            sqlx::query(
+                "UPDATE team_members SET budget_id = $1 WHERE team_id = $2 AND user_id = $3",
+            )
+            .bind(id)
+            .bind(team_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         }
         if let Some(role) = role {
             sqlx::query("UPDATE team_members SET role = $1 WHERE team_id = $2 AND user_id = $3")
@@ -650,10 +660,12 @@ pub(crate) async fn delete_in(
     let now = now_ms();
     let mut tokens = Vec::new();
     for (team_id, data) in archive {
-        let team = sqlx::query("SELECT team_alias, organization_id, created_at FROM teams WHERE team_id = $1")
-            .bind(team_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let team = sqlx::query(
+            "SELECT team_alias, organization_id, created_at FROM teams WHERE team_id = $1",
+        )
+        .bind(team_id)
+        .fetch_optional(&mut **tx)
+        .await?;
         let Some(team) = team else {
             return Err(StoreError::Database(sqlx::Error::RowNotFound));
         };

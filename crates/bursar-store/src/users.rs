@@ -380,7 +380,7 @@ pub(crate) async fn insert_in(
     user: &NewUser,
 ) -> Result<(), StoreError> {
     let now = now_ms();
-        sqlx::query(
+    sqlx::query(
             "INSERT INTO users (user_id, user_alias, user_email, user_role, sso_user_id, organization_id, \
              max_budget_nano, soft_budget_nano, models, metadata, max_parallel_requests, tpm_limit, rpm_limit, \
              budget_duration, budget_reset_at, model_max_budget, created_at, updated_at) \

@@ -106,6 +106,40 @@ impl TestGateway {
             .expect("request reaches the gateway")
     }
 
+    /// Sends `method path` with `key` as bearer and an optional JSON body; returns the status
+    /// and the JSON body (`null` when the body is not JSON).
+    pub async fn send_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, self.endpoint(path))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request reaches the gateway");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// [`TestGateway::send_as`] with the master key.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        self.send_as(&self.master_key, method, path, body).await
+    }
+
     /// Inserts a virtual key directly in the database and returns the raw key.
     pub async fn insert_key(&self, customise: impl FnOnce(&mut NewKey)) -> String {
         let raw = generate_key();

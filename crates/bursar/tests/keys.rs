@@ -43,6 +43,10 @@ async fn generated_key_is_returned_once_and_works(backend: Backend) {
     let Some(gw) = TestGateway::start(backend, CONFIG).await else {
         return;
     };
+    let team = gw
+        .post_json("/team/new", &json!({"team_id": "team-1"}))
+        .await;
+    assert_eq!(team.status(), 200);
     let created = generate(
         &gw,
         json!({

@@ -98,7 +98,17 @@ async fn new_user_validates_its_input(backend: Backend) {
             400,
             "Email alerting is not configured",
         ),
-        (json!({"teams": ["no-such-team"]}), 400, "no-such-team"),
+        (json!({"teams": ["no-such-team"]}), 404, "no-such-team"),
+        (
+            json!({"organizations": ["no-such-org"]}),
+            404,
+            "no-such-org",
+        ),
+        (
+            json!({"teams": [{"team_id": "t", "max_budget_in_team": -1}]}),
+            400,
+            "max_budget_in_team",
+        ),
         (json!({"password": "short"}), 400, "password"),
         (json!({"tpm_limit": "many"}), 422, "tpm_limit"),
     ];

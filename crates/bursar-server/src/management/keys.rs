@@ -421,8 +421,15 @@ pub async fn generate(
             may_manage_team_key(&state, &principal, team, "/key/generate").await?;
             manages_team = TeamAccess::of(&state, &principal, team).await?.manages();
         }
-        check_team_key(&state, &principal, team, &mut changes, manages_team, requested_duration)
-            .await?;
+        check_team_key(
+            &state,
+            &principal,
+            team,
+            &mut changes,
+            manages_team,
+            requested_duration,
+        )
+        .await?;
     }
     if !principal.is_proxy_admin() {
         let me = principal.user_id().map(str::to_string);
@@ -536,7 +543,12 @@ async fn check_team_key(
     }
     if !principal.is_proxy_admin()
         && let Some(owner) = changes.patch.user_id.clone().flatten()
-        && state.store().teams().member(&team.team_id, &owner).await?.is_none()
+        && state
+            .store()
+            .teams()
+            .member(&team.team_id, &owner)
+            .await?
+            .is_none()
     {
         return Err(bad_field(
             "user_id",
@@ -809,7 +821,11 @@ async fn set_blocked(
     let request: BlockRequest = parse_body(&bytes)?;
     let existing = find_key(&state, &request.key).await?;
     if !principal.is_proxy_admin() {
-        let route = if blocked { "/key/block" } else { "/key/unblock" };
+        let route = if blocked {
+            "/key/block"
+        } else {
+            "/key/unblock"
+        };
         match &existing.team_id {
             Some(_) => {
                 authorize(&state, &principal, &existing, route, "").await?;

@@ -61,7 +61,12 @@ pub fn reset_at(field: &str, duration: &str) -> Result<i64, ApiError> {
 
 /// A 422 for a missing required field, like LiteLLM's request validation.
 pub fn missing(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message).with_param(field)
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_error",
+        message,
+    )
+    .with_param(field)
 }
 
 /// Parses a JSON body into `T`; a wrong type names the field (422, like LiteLLM's validation).

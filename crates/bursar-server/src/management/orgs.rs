@@ -65,14 +65,19 @@ struct OrgChanges {
 }
 
 impl OrgFields {
-    fn validate(mut self, current_budget: Option<&bursar_store::BudgetRow>) -> Result<OrgChanges, ApiError> {
+    fn validate(
+        mut self,
+        current_budget: Option<&bursar_store::BudgetRow>,
+    ) -> Result<OrgChanges, ApiError> {
         if let Some(nested) = self.litellm_budget_table.take() {
-            let nested: OrgFields = super::parse_body(Value::Object(nested).to_string().as_bytes())?;
+            let nested: OrgFields =
+                super::parse_body(Value::Object(nested).to_string().as_bytes())?;
             self.max_budget = self.max_budget.or(nested.max_budget);
             self.soft_budget = self.soft_budget.or(nested.soft_budget);
             self.tpm_limit = self.tpm_limit.or(nested.tpm_limit);
             self.rpm_limit = self.rpm_limit.or(nested.rpm_limit);
-            self.max_parallel_requests = self.max_parallel_requests.or(nested.max_parallel_requests);
+            self.max_parallel_requests =
+                self.max_parallel_requests.or(nested.max_parallel_requests);
             self.budget_duration = self.budget_duration.or(nested.budget_duration);
             self.model_max_budget = self.model_max_budget.or(nested.model_max_budget);
         }
@@ -83,8 +88,12 @@ impl OrgFields {
         if self.soft_budget.is_some() {
             budget.soft_budget = Some(money("soft_budget", self.soft_budget)?);
         }
-        let max = budget.max_budget.unwrap_or_else(|| current_budget.and_then(|b| b.max_budget));
-        let soft = budget.soft_budget.unwrap_or_else(|| current_budget.and_then(|b| b.soft_budget));
+        let max = budget
+            .max_budget
+            .unwrap_or_else(|| current_budget.and_then(|b| b.max_budget));
+        let soft = budget
+            .soft_budget
+            .unwrap_or_else(|| current_budget.and_then(|b| b.soft_budget));
         if let (Some(soft), Some(max)) = (soft, max)
             && soft >= max
         {
@@ -100,7 +109,11 @@ impl OrgFields {
         for (field, value, slot) in [
             ("tpm_limit", self.tpm_limit, &mut budget.tpm_limit),
             ("rpm_limit", self.rpm_limit, &mut budget.rpm_limit),
-            ("max_parallel_requests", self.max_parallel_requests, &mut budget.max_parallel_requests),
+            (
+                "max_parallel_requests",
+                self.max_parallel_requests,
+                &mut budget.max_parallel_requests,
+            ),
         ] {
             if value.is_some() {
                 *slot = Some(limit(field, value)?);
@@ -124,7 +137,10 @@ impl OrgFields {
         if let Some(alias) = &self.organization_alias
             && alias.trim().is_empty()
         {
-            return Err(bad_field("organization_alias", "organization_alias must not be empty"));
+            return Err(bad_field(
+                "organization_alias",
+                "organization_alias must not be empty",
+            ));
         }
         Ok(OrgChanges {
             patch: OrgPatch {
@@ -155,12 +171,22 @@ fn membership_json(m: &OrgMemberRow, budget: Option<&bursar_store::BudgetRow>) -
     })
 }
 
-async fn memberships_json(state: &AppState, members: &[OrgMemberRow]) -> Result<Vec<Value>, ApiError> {
+async fn memberships_json(
+    state: &AppState,
+    members: &[OrgMemberRow],
+) -> Result<Vec<Value>, ApiError> {
     let ids: Vec<String> = members.iter().filter_map(|m| m.budget_id.clone()).collect();
     let budgets = state.store().budgets().find_many(&ids).await?;
     Ok(members
         .iter()
-        .map(|m| membership_json(m, budgets.iter().find(|b| Some(&b.budget_id) == m.budget_id.as_ref())))
+        .map(|m| {
+            membership_json(
+                m,
+                budgets
+                    .iter()
+                    .find(|b| Some(&b.budget_id) == m.budget_id.as_ref()),
+            )
+        })
         .collect())
 }
 
@@ -204,8 +230,10 @@ async fn org_json(state: &AppState, org: &OrgRow) -> Result<Value, ApiError> {
 
 async fn find_org(state: &AppState, org_id: &str) -> Result<OrgRow, ApiError> {
     state.store().orgs().find(org_id).await?.ok_or_else(|| {
-        ApiError::not_found(format!("Organization not found for organization_id={org_id}"))
-            .with_param("organization_id")
+        ApiError::not_found(format!(
+            "Organization not found for organization_id={org_id}"
+        ))
+        .with_param("organization_id")
     })
 }
 
@@ -234,20 +262,26 @@ async fn org_gate(
     };
     if memberships.is_empty() {
         return denied(
-            format!("Tried to access route={route} but you are not a member of any organization. Please contact the proxy admin to request access."),
+            format!(
+                "Tried to access route={route} but you are not a member of any organization. Please contact the proxy admin to request access."
+            ),
             "organization_id",
         );
     }
     match memberships.iter().find(|m| m.organization_id == org_id) {
         None => denied(
-            format!("You do not have a role within the selected organization. Passed organization_id: {org_id}. Please contact the organization admin to request access."),
+            format!(
+                "You do not have a role within the selected organization. Passed organization_id: {org_id}. Please contact the organization admin to request access."
+            ),
             "organization_id",
         ),
         Some(m) if m.user_role.as_deref() == Some(ORG_ADMIN) => Ok(()),
         Some(m) => {
             let role = m.user_role.as_deref().unwrap_or("None");
             denied(
-                format!("You do not have the required role to perform {route} in Organization {org_id}. Your role is {role} in Organization {org_id}"),
+                format!(
+                    "You do not have the required role to perform {route} in Organization {org_id}. Your role is {role} in Organization {org_id}"
+                ),
                 "user_role",
             )
         }
@@ -260,18 +294,26 @@ pub async fn new_org(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let bytes =
+        crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes)
+            .await?;
     let identity: OrgIdentity = super::parse_body(&bytes)?;
     let fields: OrgFields = super::parse_body(&bytes)?;
     if !principal.is_proxy_admin() {
         return Err(ApiError::unauthorized(
             "auth_error",
-            format!("Only admins can create orgs. Your role is = {}", principal.role()),
+            format!(
+                "Only admins can create orgs. Your role is = {}",
+                principal.role()
+            ),
         )
         .with_param("user_role"));
     }
     if fields.organization_alias.is_none() {
-        return Err(missing("organization_alias", "organization_alias is required"));
+        return Err(missing(
+            "organization_alias",
+            "organization_alias is required",
+        ));
     }
     let mut changes = fields.validate(None)?;
     if let Principal::VirtualKey(s) = &principal
@@ -281,7 +323,10 @@ pub async fn new_org(
     {
         return Err(bad_field(
             "models",
-            format!("User not allowed to give access to model={m}. Models you have access to = {:?}", s.key.models),
+            format!(
+                "User not allowed to give access to model={m}. Models you have access to = {:?}",
+                s.key.models
+            ),
         ));
     }
     let org_id = match identity.organization_id.filter(|i| !i.trim().is_empty()) {
@@ -289,7 +334,9 @@ pub async fn new_org(
             if state.store().orgs().find(&id).await?.is_some() {
                 return Err(bad_field(
                     "organization_id",
-                    format!("Organization id = {id} already exists. Please use a different organization id."),
+                    format!(
+                        "Organization id = {id} already exists. Please use a different organization id."
+                    ),
                 ));
             }
             id
@@ -299,7 +346,9 @@ pub async fn new_org(
     let new_budget = match &changes.patch.budget_id {
         Some(id) => {
             if state.store().budgets().find(id).await?.is_none() {
-                return Err(ApiError::not_found(format!("Budget {id} not found")).with_param("budget_id"));
+                return Err(
+                    ApiError::not_found(format!("Budget {id} not found")).with_param("budget_id")
+                );
             }
             None
         }
@@ -325,7 +374,14 @@ pub async fn new_org(
         })?;
     let body = org_json(&state, &org).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "created", ORGS_TABLE, &org_id, None, Some(body.clone()))
+        .record(
+            &state,
+            "created",
+            ORGS_TABLE,
+            &org_id,
+            None,
+            Some(body.clone()),
+        )
         .await;
     Ok(Json(body))
 }
@@ -336,7 +392,9 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let bytes =
+        crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes)
+            .await?;
     let identity: OrgIdentity = super::parse_body(&bytes)?;
     let fields: OrgFields = super::parse_body(&bytes)?;
     let org_id = require_org_id(identity.organization_id)?;
@@ -364,11 +422,22 @@ pub async fn update(
         .orgs()
         .update(&org_id, &changes.patch, &changes.budget, &actor(&principal))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("Organization not found for organization_id={org_id}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Organization not found for organization_id={org_id}"
+            ))
+        })?;
     state.auth_cache().invalidate_all();
     let data = org_json(&state, &updated).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", ORGS_TABLE, &org_id, Some(before), Some(data.clone()))
+        .record(
+            &state,
+            "updated",
+            ORGS_TABLE,
+            &org_id,
+            Some(before),
+            Some(data.clone()),
+        )
         .await;
     Ok(Json(data))
 }
@@ -388,12 +457,18 @@ pub async fn delete(
     if !principal.is_proxy_admin() {
         return Err(ApiError::unauthorized(
             "auth_error",
-            format!("Only proxy admins can delete organizations. Your role is = {}", principal.role()),
+            format!(
+                "Only proxy admins can delete organizations. Your role is = {}",
+                principal.role()
+            ),
         )
         .with_param("user_role"));
     }
     if r.organization_ids.is_empty() {
-        return Err(bad_field("organization_ids", "organization_ids must not be empty"));
+        return Err(bad_field(
+            "organization_ids",
+            "organization_ids must not be empty",
+        ));
     }
     let mut ids = Vec::new();
     let mut seen = HashSet::new();
@@ -404,8 +479,10 @@ pub async fn delete(
             continue;
         }
         let org = state.store().orgs().find(id).await?.ok_or_else(|| {
-            ApiError::not_found(format!("Organization not found for organization_id={id}; nothing was deleted"))
-                .with_param("organization_ids")
+            ApiError::not_found(format!(
+                "Organization not found for organization_id={id}; nothing was deleted"
+            ))
+            .with_param("organization_ids")
         })?;
         deleted.push(org_json(&state, &org).await?);
         let query = TeamQuery {
@@ -467,7 +544,11 @@ pub async fn list(
     let orgs = state
         .store()
         .orgs()
-        .list(only.as_deref(), q.org_id.as_deref(), q.org_alias.as_deref().filter(|a| !a.is_empty()))
+        .list(
+            only.as_deref(),
+            q.org_id.as_deref(),
+            q.org_alias.as_deref().filter(|a| !a.is_empty()),
+        )
         .await?;
     let mut out = Vec::with_capacity(orgs.len());
     for org in &orgs {
@@ -561,7 +642,14 @@ pub async fn member_add(
         _ => return Err(missing("member", "member is required")),
     };
     find_org(&state, &org_id).await?;
-    org_gate(&state, &principal, &org_id, "/organization/member_add", false).await?;
+    org_gate(
+        &state,
+        &principal,
+        &org_id,
+        "/organization/member_add",
+        false,
+    )
+    .await?;
     let max_budget = money("max_budget_in_organization", r.max_budget_in_organization)?;
     let mut members: Vec<NewOrgMember> = Vec::new();
     for spec in &specs {
@@ -575,9 +663,18 @@ pub async fn member_add(
         )
         .await?;
         if members.iter().any(|m| m.user_id == user_id) {
-            return Err(bad_field("member", format!("User {user_id} is listed more than once")));
+            return Err(bad_field(
+                "member",
+                format!("User {user_id} is listed more than once"),
+            ));
         }
-        if state.store().orgs().member(&org_id, &user_id).await?.is_some() {
+        if state
+            .store()
+            .orgs()
+            .member(&org_id, &user_id)
+            .await?
+            .is_some()
+        {
             return Err(bad_field(
                 "member",
                 format!("User {user_id} is already a member of organization {org_id}"),
@@ -601,7 +698,10 @@ pub async fn member_add(
         .add_members(&org_id, &members)
         .await
         .map_err(|e| match e {
-            StoreError::Conflict { .. } => bad_field("member", "A member was added concurrently; nothing was changed"),
+            StoreError::Conflict { .. } => bad_field(
+                "member",
+                "A member was added concurrently; nothing was changed",
+            ),
             other => other.into(),
         })?;
     let mut users = Vec::new();
@@ -621,7 +721,14 @@ pub async fn member_add(
         "updated_organization_memberships": memberships_json(&state, &memberships).await?,
     });
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", ORGS_TABLE, &org_id, None, Some(body.clone()))
+        .record(
+            &state,
+            "updated",
+            ORGS_TABLE,
+            &org_id,
+            None,
+            Some(body.clone()),
+        )
         .await;
     Ok(Json(body))
 }
@@ -635,21 +742,43 @@ pub struct MemberRef {
     max_budget_in_organization: Option<f64>,
 }
 
-async fn member_of(state: &AppState, org_id: &str, r: &MemberRef) -> Result<OrgMemberRow, ApiError> {
+async fn member_of(
+    state: &AppState,
+    org_id: &str,
+    r: &MemberRef,
+) -> Result<OrgMemberRow, ApiError> {
     let user_id = match (&r.user_id, &r.user_email) {
         (Some(id), _) => id.clone(),
-        (None, Some(email)) => state
-            .store()
-            .users()
-            .find_by_email(email)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("User with email {email} not found")).with_param("user_email"))?
-            .user_id,
-        (None, None) => return Err(bad_field("user_id", "Either user_id or user_email must be provided")),
+        (None, Some(email)) => {
+            state
+                .store()
+                .users()
+                .find_by_email(email)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("User with email {email} not found"))
+                        .with_param("user_email")
+                })?
+                .user_id
+        }
+        (None, None) => {
+            return Err(bad_field(
+                "user_id",
+                "Either user_id or user_email must be provided",
+            ));
+        }
     };
-    state.store().orgs().member(org_id, &user_id).await?.ok_or_else(|| {
-        ApiError::not_found(format!("User {user_id} is not a member of organization {org_id}")).with_param("user_id")
-    })
+    state
+        .store()
+        .orgs()
+        .member(org_id, &user_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "User {user_id} is not a member of organization {org_id}"
+            ))
+            .with_param("user_id")
+        })
 }
 
 pub async fn member_update(
@@ -661,22 +790,56 @@ pub async fn member_update(
     let r: MemberRef = json_body(&state, &headers, body).await?;
     let org_id = require_org_id(r.organization_id.clone())?;
     find_org(&state, &org_id).await?;
-    org_gate(&state, &principal, &org_id, "/organization/member_update", false).await?;
+    org_gate(
+        &state,
+        &principal,
+        &org_id,
+        "/organization/member_update",
+        false,
+    )
+    .await?;
     let member = member_of(&state, &org_id, &r).await?;
-    let role = r.role.as_deref().map(|role| check_role(Some(role))).transpose()?;
+    let role = r
+        .role
+        .as_deref()
+        .map(|role| check_role(Some(role)))
+        .transpose()?;
     let mut budget = BudgetPatch::default();
     if r.max_budget_in_organization.is_some() {
-        budget.max_budget = Some(money("max_budget_in_organization", r.max_budget_in_organization)?);
+        budget.max_budget = Some(money(
+            "max_budget_in_organization",
+            r.max_budget_in_organization,
+        )?);
     }
     let updated = state
         .store()
         .orgs()
-        .update_member(&org_id, &member.user_id, role.as_deref(), &budget, &actor(&principal))
+        .update_member(
+            &org_id,
+            &member.user_id,
+            role.as_deref(),
+            &budget,
+            &actor(&principal),
+        )
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("User {} is not a member of organization {org_id}", member.user_id)))?;
-    let body = memberships_json(&state, std::slice::from_ref(&updated)).await?.remove(0);
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "User {} is not a member of organization {org_id}",
+                member.user_id
+            ))
+        })?;
+    let body = memberships_json(&state, std::slice::from_ref(&updated))
+        .await?
+        .remove(0);
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", ORGS_TABLE, &org_id, None, Some(body.clone()))
+        .record(
+            &state,
+            "updated",
+            ORGS_TABLE,
+            &org_id,
+            None,
+            Some(body.clone()),
+        )
         .await;
     Ok(Json(body))
 }
@@ -690,15 +853,38 @@ pub async fn member_delete(
     let r: MemberRef = json_body(&state, &headers, body).await?;
     let org_id = require_org_id(r.organization_id.clone())?;
     find_org(&state, &org_id).await?;
-    org_gate(&state, &principal, &org_id, "/organization/member_delete", false).await?;
+    org_gate(
+        &state,
+        &principal,
+        &org_id,
+        "/organization/member_delete",
+        false,
+    )
+    .await?;
     let member = member_of(&state, &org_id, &r).await?;
-    let body = memberships_json(&state, std::slice::from_ref(&member)).await?.remove(0);
-    if !state.store().orgs().remove_member(&org_id, &member.user_id).await? {
-        return Err(ApiError::not_found(format!("User {} is not a member of organization {org_id}", member.user_id)));
+    let body = memberships_json(&state, std::slice::from_ref(&member))
+        .await?
+        .remove(0);
+    if !state
+        .store()
+        .orgs()
+        .remove_member(&org_id, &member.user_id)
+        .await?
+    {
+        return Err(ApiError::not_found(format!(
+            "User {} is not a member of organization {org_id}",
+            member.user_id
+        )));
     }
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", ORGS_TABLE, &org_id, Some(body.clone()), None)
+        .record(
+            &state,
+            "updated",
+            ORGS_TABLE,
+            &org_id,
+            Some(body.clone()),
+            None,
+        )
         .await;
     Ok(Json(body))
 }
-

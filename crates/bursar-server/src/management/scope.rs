@@ -119,7 +119,10 @@ pub async fn is_org_admin(
 }
 
 /// The organizations the caller administers.
-pub async fn admin_org_ids(state: &AppState, principal: &Principal) -> Result<Vec<String>, ApiError> {
+pub async fn admin_org_ids(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Vec<String>, ApiError> {
     let Some(user_id) = member_id(principal) else {
         return Ok(Vec::new());
     };

@@ -26,8 +26,8 @@ use bursar_core::duration::BudgetDuration;
 use bursar_core::roles::UserRole;
 use bursar_core::time::format_ms;
 use bursar_store::{
-    BudgetPatch, BudgetRow, KeyQuery, MEMBER_BUDGET_KEY, NewBudget, NewMember, NewUser, OrgFilter, StoreError,
-    TeamMemberRow, TeamPatch, TeamQuery, TeamRow, TeamSort,
+    BudgetPatch, BudgetRow, KeyQuery, MEMBER_BUDGET_KEY, NewBudget, NewMember, NewUser, OrgFilter,
+    StoreError, TeamMemberRow, TeamPatch, TeamQuery, TeamRow, TeamSort,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -38,7 +38,6 @@ pub const DEFAULT_MEMBER_PERMISSIONS: [&str; 2] = ["/key/info", "/key/health"];
 
 /// Largest `/team/bulk_member_add` request.
 const MAX_BULK_MEMBERS: usize = 500;
-
 
 /// A member as requests name it: by id, by email, or both.
 #[derive(Debug, Clone, Deserialize)]
@@ -305,10 +304,7 @@ impl TeamFields {
             }
             patch.metadata = Some(Value::Object(metadata));
         }
-        let metadata = patch
-            .metadata
-            .as_ref()
-            .or(existing.map(|t| &t.metadata));
+        let metadata = patch.metadata.as_ref().or(existing.map(|t| &t.metadata));
         let guaranteed = metadata.is_some_and(|m| {
             ["rpm_limit_type", "tpm_limit_type"]
                 .iter()
@@ -395,7 +391,8 @@ pub fn team_json(team: &TeamRow, members: &[TeamMemberRow]) -> Value {
 
 async fn find_team(state: &AppState, team_id: &str) -> Result<TeamRow, ApiError> {
     state.store().teams().find(team_id).await?.ok_or_else(|| {
-        ApiError::not_found(format!("Team not found, passed team_id={team_id}")).with_param("team_id")
+        ApiError::not_found(format!("Team not found, passed team_id={team_id}"))
+            .with_param("team_id")
     })
 }
 
@@ -405,12 +402,22 @@ async fn team_body(state: &AppState, team: &TeamRow) -> Result<Value, ApiError> 
 }
 
 /// The membership rows of a team with their budgets, as `/team/info` shows them.
-async fn memberships_json(state: &AppState, members: &[TeamMemberRow]) -> Result<Vec<Value>, ApiError> {
+async fn memberships_json(
+    state: &AppState,
+    members: &[TeamMemberRow],
+) -> Result<Vec<Value>, ApiError> {
     let ids: Vec<String> = members.iter().filter_map(|m| m.budget_id.clone()).collect();
     let budgets = state.store().budgets().find_many(&ids).await?;
     Ok(members
         .iter()
-        .map(|m| membership_json(m, budgets.iter().find(|b| Some(&b.budget_id) == m.budget_id.as_ref())))
+        .map(|m| {
+            membership_json(
+                m,
+                budgets
+                    .iter()
+                    .find(|b| Some(&b.budget_id) == m.budget_id.as_ref()),
+            )
+        })
         .collect())
 }
 
@@ -466,7 +473,10 @@ pub(super) async fn resolve_member(
     };
     let resolved = match (user_id, user_email) {
         (None, None) => {
-            return Err(bad_field(field, "Either user_id or user_email must be provided"));
+            return Err(bad_field(
+                field,
+                "Either user_id or user_email must be provided",
+            ));
         }
         (Some(id), email) => {
             if let Some(found) = &by_email
@@ -595,10 +605,18 @@ async fn new_members(
     Ok(out)
 }
 
-fn over_org(field: &str, what: &str, value: impl std::fmt::Display, org_value: impl std::fmt::Display, org: &str) -> ApiError {
+fn over_org(
+    field: &str,
+    what: &str,
+    value: impl std::fmt::Display,
+    org_value: impl std::fmt::Display,
+    org: &str,
+) -> ApiError {
     bad_field(
         field,
-        format!("Team {what} ({value}) exceeds organization's {what} ({org_value}). Organization: {org}"),
+        format!(
+            "Team {what} ({value}) exceeds organization's {what} ({org_value}). Organization: {org}"
+        ),
     )
 }
 
@@ -612,19 +630,26 @@ async fn check_org_fit(
     guaranteed: bool,
 ) -> Result<(), ApiError> {
     let org = state.store().orgs().find(org_id).await?.ok_or_else(|| {
-        ApiError::not_found(format!("Organization not found for organization_id={org_id}"))
-            .with_param("organization_id")
+        ApiError::not_found(format!(
+            "Organization not found for organization_id={org_id}"
+        ))
+        .with_param("organization_id")
     })?;
     let budget = match &org.budget_id {
         Some(id) => state.store().budgets().find(id).await?,
         None => None,
     };
-    if let (Some(Some(max)), Some(org_max)) = (
-        patch.max_budget,
-        budget.as_ref().and_then(|b| b.max_budget),
-    ) && max > org_max
+    if let (Some(Some(max)), Some(org_max)) =
+        (patch.max_budget, budget.as_ref().and_then(|b| b.max_budget))
+        && max > org_max
     {
-        return Err(over_org("max_budget", "max_budget", max.as_usd(), org_max.as_usd(), org_id));
+        return Err(over_org(
+            "max_budget",
+            "max_budget",
+            max.as_usd(),
+            org_max.as_usd(),
+            org_id,
+        ));
     }
     if let Some(models) = &patch.models
         && !org.models.is_empty()
@@ -661,8 +686,20 @@ async fn check_org_fit(
     let (others, _) = state.store().teams().list(&query).await?;
     let others: Vec<&TeamRow> = others.iter().filter(|t| t.team_id != team_id).collect();
     for (field, label, value, org_value, pick) in [
-        ("tpm_limit", "TPM", patch.tpm_limit.flatten(), org_tpm, (|t: &TeamRow| t.tpm_limit) as fn(&TeamRow) -> Option<i64>),
-        ("rpm_limit", "RPM", patch.rpm_limit.flatten(), org_rpm, |t: &TeamRow| t.rpm_limit),
+        (
+            "tpm_limit",
+            "TPM",
+            patch.tpm_limit.flatten(),
+            org_tpm,
+            (|t: &TeamRow| t.tpm_limit) as fn(&TeamRow) -> Option<i64>,
+        ),
+        (
+            "rpm_limit",
+            "RPM",
+            patch.rpm_limit.flatten(),
+            org_rpm,
+            |t: &TeamRow| t.rpm_limit,
+        ),
     ] {
         let allocated: i64 = others.iter().filter_map(|t| pick(t)).sum();
         if let (Some(v), Some(o)) = (value, org_value)
@@ -670,7 +707,9 @@ async fn check_org_fit(
         {
             return Err(bad_field(
                 field,
-                format!("Allocated {label} limit={allocated} + Team {label} limit={v} is greater than organization {label} limit={o}"),
+                format!(
+                    "Allocated {label} limit={allocated} + Team {label} limit={v} is greater than organization {label} limit={o}"
+                ),
             ));
         }
     }
@@ -699,7 +738,9 @@ async fn check_org_fit(
             {
                 return Err(bad_field(
                     field,
-                    format!("Allocated {label} limit={allocated} + Team {label} limit={v} is greater than organization {label} limit={cap}"),
+                    format!(
+                        "Allocated {label} limit={allocated} + Team {label} limit={v} is greater than organization {label} limit={cap}"
+                    ),
                 ));
             }
         }
@@ -725,7 +766,10 @@ async fn check_creator_limits(
     {
         return Err(bad_field(
             "max_budget",
-            format!("max budget higher than user max. User max budget={}. User role={role}", user_max.as_usd()),
+            format!(
+                "max budget higher than user max. User max budget={}. User role={role}",
+                user_max.as_usd()
+            ),
         ));
     }
     if let Some(models) = &patch.models
@@ -734,7 +778,10 @@ async fn check_creator_limits(
     {
         return Err(bad_field(
             "models",
-            format!("Model not in allowed user models. User allowed models={:?}. User id={user_id}. Model={m}", user.models),
+            format!(
+                "Model not in allowed user models. User allowed models={:?}. User id={user_id}. Model={m}",
+                user.models
+            ),
         ));
     }
     for (field, value, user_value) in [
@@ -747,7 +794,9 @@ async fn check_creator_limits(
             let name = &field[..3];
             return Err(bad_field(
                 field,
-                format!("{name} limit higher than user max. User {name} limit={u}. User role={role}"),
+                format!(
+                    "{name} limit higher than user max. User {name} limit={u}. User role={role}"
+                ),
             ));
         }
     }
@@ -760,7 +809,9 @@ pub async fn new_team(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let bytes =
+        crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes)
+            .await?;
     let identity: TeamIdentity = super::parse_body(&bytes)?;
     let fields: TeamFields = super::parse_body(&bytes)?;
     let mut changes = fields.validate(None)?;
@@ -781,8 +832,15 @@ pub async fn new_team(
         let role = principal.role();
         match &org_id {
             Some(org) if !scope::is_org_admin(&state, &principal, org).await? => {
-                let mine = state.store().orgs().memberships_of(member_id(&principal).unwrap_or_default()).await?;
-                let their = mine.iter().find(|m| &m.organization_id == org).and_then(|m| m.user_role.clone());
+                let mine = state
+                    .store()
+                    .orgs()
+                    .memberships_of(member_id(&principal).unwrap_or_default())
+                    .await?;
+                let their = mine
+                    .iter()
+                    .find(|m| &m.organization_id == org)
+                    .and_then(|m| m.user_role.clone());
                 return Err(ApiError::unauthorized(
                     "auth_error",
                     format!(
@@ -813,10 +871,21 @@ pub async fn new_team(
         check_org_fit(&state, &team_id, org, &changes.patch, changes.guaranteed).await?;
     }
     if changes.patch.team_member_permissions.is_none() {
-        changes.patch.team_member_permissions =
-            Some(DEFAULT_MEMBER_PERMISSIONS.iter().map(|p| p.to_string()).collect());
+        changes.patch.team_member_permissions = Some(
+            DEFAULT_MEMBER_PERMISSIONS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        );
     }
-    let mut members = new_members(&state, &principal, &changes.members, None, "members_with_roles").await?;
+    let mut members = new_members(
+        &state,
+        &principal,
+        &changes.members,
+        None,
+        "members_with_roles",
+    )
+    .await?;
     // The creator becomes a team admin (not the master key: it has no user row).
     if let Some(me) = member_id(&principal)
         && !members.iter().any(|(m, _)| m.user_id == me)
@@ -835,7 +904,13 @@ pub async fn new_team(
     if let Some(template) = changes.member_budget.take() {
         let id = format!(
             "team-{}-budget-{}",
-            changes.patch.team_alias.clone().flatten().unwrap_or_default().replace(' ', "-"),
+            changes
+                .patch
+                .team_alias
+                .clone()
+                .flatten()
+                .unwrap_or_default()
+                .replace(' ', "-"),
             uuid::Uuid::new_v4().simple()
         )
         .replace("team--budget", "team-budget");
@@ -860,12 +935,22 @@ pub async fn new_team(
                 "team_id",
                 format!("Team id = {team_id} already exists. Please use a different team id."),
             ),
-            StoreError::Conflict { .. } => bad_field("members_with_roles", "A listed user already exists or is listed twice"),
+            StoreError::Conflict { .. } => bad_field(
+                "members_with_roles",
+                "A listed user already exists or is listed twice",
+            ),
             other => other.into(),
         })?;
     let body = team_body(&state, &team).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "created", TEAMS_TABLE, &team.team_id, None, Some(body.clone()))
+        .record(
+            &state,
+            "created",
+            TEAMS_TABLE,
+            &team.team_id,
+            None,
+            Some(body.clone()),
+        )
         .await;
     Ok(Json(body))
 }
@@ -889,7 +974,11 @@ fn check_team_admin_changes(team: &TeamRow, patch: &TeamPatch) -> Result<(), Api
     for (what, new, current) in [
         ("tpm_limit", patch.tpm_limit, team.tpm_limit),
         ("rpm_limit", patch.rpm_limit, team.rpm_limit),
-        ("max_parallel_requests", patch.max_parallel_requests, team.max_parallel_requests),
+        (
+            "max_parallel_requests",
+            patch.max_parallel_requests,
+            team.max_parallel_requests,
+        ),
     ] {
         if let (Some(new), Some(current)) = (new, current)
             && new.is_none_or(|n| n > current)
@@ -922,7 +1011,9 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes).await?;
+    let bytes =
+        crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes)
+            .await?;
     let identity: TeamIdentity = super::parse_body(&bytes)?;
     let fields: TeamFields = super::parse_body(&bytes)?;
     let team_id = require_team_id(identity.team_id)?;
@@ -971,7 +1062,12 @@ pub async fn update(
     let updated = state
         .store()
         .teams()
-        .update_with_member_budget(&team_id, &mut patch, member_budget.as_ref(), &actor(&principal))
+        .update_with_member_budget(
+            &team_id,
+            &mut patch,
+            member_budget.as_ref(),
+            &actor(&principal),
+        )
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Team not found, passed team_id={team_id}")))?;
     // Keys of the team carry its limits into their snapshots.
@@ -979,17 +1075,27 @@ pub async fn update(
     let before = team_body(&state, &existing).await?;
     let data = team_body(&state, &updated).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", TEAMS_TABLE, &team_id, Some(before), Some(data.clone()))
+        .record(
+            &state,
+            "updated",
+            TEAMS_TABLE,
+            &team_id,
+            Some(before),
+            Some(data.clone()),
+        )
         .await;
     Ok(Json(json!({"team_id": team_id, "data": data})))
 }
 
 /// Drops the cached principals of every key of a team.
 async fn invalidate_team_keys(state: &AppState, team_id: &str) -> Result<(), ApiError> {
-    let keys = all_keys(state, KeyQuery {
-        team_id: Some(team_id.to_string()),
-        ..KeyQuery::default()
-    })
+    let keys = all_keys(
+        state,
+        KeyQuery {
+            team_id: Some(team_id.to_string()),
+            ..KeyQuery::default()
+        },
+    )
     .await?;
     for key in keys {
         state.auth_cache().invalidate(&key.token).await;
@@ -1019,8 +1125,10 @@ pub async fn delete(
             continue;
         }
         let team = find_team(&state, team_id).await.map_err(|e| {
-            ApiError::not_found(format!("Team not found, passed team_id={team_id}; nothing was deleted"))
-                .with_param(e.param.unwrap_or_else(|| "team_ids".into()))
+            ApiError::not_found(format!(
+                "Team not found, passed team_id={team_id}; nothing was deleted"
+            ))
+            .with_param(e.param.unwrap_or_else(|| "team_ids".into()))
         })?;
         let access = TeamAccess::of(&state, &principal, &team).await?;
         if !access.manages() {
@@ -1069,10 +1177,13 @@ pub async fn info(
         )));
     }
     let members = state.store().teams().members(&team_id).await?;
-    let keys = all_keys(&state, KeyQuery {
-        team_id: Some(team_id.clone()),
-        ..KeyQuery::default()
-    })
+    let keys = all_keys(
+        &state,
+        KeyQuery {
+            team_id: Some(team_id.clone()),
+            ..KeyQuery::default()
+        },
+    )
     .await?;
     Ok(Json(json!({
         "team_id": team_id,
@@ -1121,7 +1232,10 @@ async fn visibility(
     }
     match me {
         Some(me) => {
-            query.visible_to = Some((me.to_string(), scope::admin_org_ids(state, principal).await?));
+            query.visible_to = Some((
+                me.to_string(),
+                scope::admin_org_ids(state, principal).await?,
+            ));
         }
         None => {
             // A key without a user sees only its own team.
@@ -1152,10 +1266,13 @@ pub async fn list(
     for team in &teams {
         let members = state.store().teams().members(&team.team_id).await?;
         let mut v = team_json(team, &members);
-        let keys = all_keys(&state, KeyQuery {
-            team_id: Some(team.team_id.clone()),
-            ..KeyQuery::default()
-        })
+        let keys = all_keys(
+            &state,
+            KeyQuery {
+                team_id: Some(team.team_id.clone()),
+                ..KeyQuery::default()
+            },
+        )
         .await?;
         v["keys"] = Value::from(keys.iter().map(key_json).collect::<Vec<_>>());
         v["team_memberships"] = Value::from(memberships_json(&state, &members).await?);
@@ -1192,7 +1309,9 @@ pub async fn list_v2(
         Some(other) => {
             return Err(bad_field(
                 "sort_by",
-                format!("Invalid sort_by {other:?}: expected team_id, team_alias, created_at, spend or max_budget"),
+                format!(
+                    "Invalid sort_by {other:?}: expected team_id, team_alias, created_at, spend or max_budget"
+                ),
             ));
         }
     };
@@ -1214,7 +1333,10 @@ pub async fn list_v2(
             if !super::keys::is_admin_reader(&principal) {
                 return Err(ApiError::unauthorized(
                     "auth_error",
-                    format!("Only admin users can list deleted teams. Your user role={}", principal.role()),
+                    format!(
+                        "Only admin users can list deleted teams. Your user role={}",
+                        principal.role()
+                    ),
                 ));
             }
             let (rows, n) = state.store().teams().list_deleted(&query).await?;
@@ -1240,7 +1362,10 @@ pub async fn list_v2(
             total = n;
         }
         Some(other) => {
-            return Err(bad_field("status", format!("Invalid status {other:?}: expected active or deleted")));
+            return Err(bad_field(
+                "status",
+                format!("Invalid status {other:?}: expected active or deleted"),
+            ));
         }
     }
     let total_pages = paging.total_pages_in_range(total)?;
@@ -1303,14 +1428,27 @@ pub struct MemberAddRequest {
 }
 
 /// Who may add members: team managers, or a user joining an available team as a plain member.
-fn may_add(state: &AppState, principal: &Principal, access: &TeamAccess, team_id: &str, specs: &[MemberSpec]) -> bool {
+fn may_add(
+    state: &AppState,
+    principal: &Principal,
+    access: &TeamAccess,
+    team_id: &str,
+    specs: &[MemberSpec],
+) -> bool {
     if access.manages() {
         return true;
     }
     let me = member_id(principal);
-    state.config().internal_user_defaults.available_teams.iter().any(|t| t == team_id)
+    state
+        .config()
+        .internal_user_defaults
+        .available_teams
+        .iter()
+        .any(|t| t == team_id)
         && specs.iter().all(|s| {
-            s.user_id.as_deref() == me && me.is_some() && s.role.as_deref().unwrap_or(TEAM_USER) == TEAM_USER
+            s.user_id.as_deref() == me
+                && me.is_some()
+                && s.role.as_deref().unwrap_or(TEAM_USER) == TEAM_USER
         })
 }
 
@@ -1349,7 +1487,12 @@ pub async fn member_add(
         } else {
             format!("All users are already in team. Existing members={existing_json}")
         };
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "team_member_already_in_team", message).with_param("member"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "team_member_already_in_team",
+            message,
+        )
+        .with_param("member"));
     }
     let members: Vec<NewMember> = fresh.iter().map(|(m, _)| m.clone()).collect();
     state
@@ -1422,10 +1565,19 @@ pub async fn bulk_member_add(
     let specs: Vec<MemberSpec> = if r.all_users == Some(true) {
         let mut all = Vec::new();
         for page in 1.. {
-            let query = bursar_store::UserQuery { page, page_size: 100, ..Default::default() };
+            let query = bursar_store::UserQuery {
+                page,
+                page_size: 100,
+                ..Default::default()
+            };
             let (rows, total) = state.store().users().list(&query).await?;
-            let done = rows.is_empty() || all.len() + rows.len() >= usize::try_from(total).unwrap_or(usize::MAX);
-            all.extend(rows.into_iter().map(|(u, _)| MemberSpec { role: None, user_id: Some(u.user_id), user_email: None }));
+            let done = rows.is_empty()
+                || all.len() + rows.len() >= usize::try_from(total).unwrap_or(usize::MAX);
+            all.extend(rows.into_iter().map(|(u, _)| MemberSpec {
+                role: None,
+                user_id: Some(u.user_id),
+                user_email: None,
+            }));
             if done {
                 break;
             }
@@ -1435,10 +1587,19 @@ pub async fn bulk_member_add(
         r.members.unwrap_or_default()
     };
     if specs.is_empty() {
-        return Err(bad_field("members", "members must not be empty (or pass all_users: true)"));
+        return Err(bad_field(
+            "members",
+            "members must not be empty (or pass all_users: true)",
+        ));
     }
     if specs.len() > MAX_BULK_MEMBERS {
-        return Err(bad_field("members", format!("At most {MAX_BULK_MEMBERS} members can be added at once; got {}", specs.len())));
+        return Err(bad_field(
+            "members",
+            format!(
+                "At most {MAX_BULK_MEMBERS} members can be added at once; got {}",
+                specs.len()
+            ),
+        ));
     }
     money("max_budget_in_team", r.max_budget_in_team)?;
     let mut results = Vec::with_capacity(specs.len());
@@ -1461,7 +1622,14 @@ pub async fn bulk_member_add(
     let updated = find_team(&state, &team_id).await?;
     let updated_team = team_body(&state, &updated).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", TEAMS_TABLE, &team_id, None, Some(updated_team.clone()))
+        .record(
+            &state,
+            "updated",
+            TEAMS_TABLE,
+            &team_id,
+            None,
+            Some(updated_team.clone()),
+        )
         .await;
     Ok(Json(json!({
         "team_id": team_id,
@@ -1480,12 +1648,33 @@ async fn add_one(
     spec: &MemberSpec,
     max_budget_in_team: Option<f64>,
 ) -> Result<String, ApiError> {
-    let mut resolved = new_members(state, principal, std::slice::from_ref(spec), max_budget_in_team, "members").await?;
+    let mut resolved = new_members(
+        state,
+        principal,
+        std::slice::from_ref(spec),
+        max_budget_in_team,
+        "members",
+    )
+    .await?;
     let (member, _) = resolved.remove(0);
-    if state.store().teams().member(team_id, &member.user_id).await?.is_some() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "team_member_already_in_team", format!("User {} is already in team {team_id}", member.user_id)));
+    if state
+        .store()
+        .teams()
+        .member(team_id, &member.user_id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "team_member_already_in_team",
+            format!("User {} is already in team {team_id}", member.user_id),
+        ));
     }
-    state.store().teams().add_members(team_id, std::slice::from_ref(&member)).await?;
+    state
+        .store()
+        .teams()
+        .add_members(team_id, std::slice::from_ref(&member))
+        .await?;
     Ok(member.user_id)
 }
 
@@ -1509,9 +1698,15 @@ async fn member_user_id(state: &AppState, r: &MemberRef) -> Result<String, ApiEr
             .users()
             .find_by_email(email)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("User with email {email} not found")).with_param("user_email"))?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("User with email {email} not found"))
+                    .with_param("user_email")
+            })?
             .user_id),
-        (None, None) => Err(bad_field("user_id", "Either user_id or user_email must be provided")),
+        (None, None) => Err(bad_field(
+            "user_id",
+            "Either user_id or user_email must be provided",
+        )),
     }
 }
 
@@ -1529,17 +1724,37 @@ pub async fn member_delete(
         return Err(not_team_admin("/team/member_delete", &team_id));
     }
     let user_id = member_user_id(&state, &r).await?;
-    if state.store().teams().member(&team_id, &user_id).await?.is_none() {
-        return Err(ApiError::not_found(format!("User {user_id} is not a member of team {team_id}")).with_param("user_id"));
+    if state
+        .store()
+        .teams()
+        .member(&team_id, &user_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "User {user_id} is not a member of team {team_id}"
+        ))
+        .with_param("user_id"));
     }
     let before = team_body(&state, &team).await?;
-    let tokens = state.store().teams().remove_members(&team_id, &[user_id]).await?;
+    let tokens = state
+        .store()
+        .teams()
+        .remove_members(&team_id, &[user_id])
+        .await?;
     for token in &tokens {
         state.auth_cache().invalidate(token).await;
     }
     let body = team_body(&state, &team).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", TEAMS_TABLE, &team_id, Some(before), Some(body.clone()))
+        .record(
+            &state,
+            "updated",
+            TEAMS_TABLE,
+            &team_id,
+            Some(before),
+            Some(body.clone()),
+        )
         .await;
     Ok(Json(body))
 }
@@ -1558,7 +1773,11 @@ pub async fn member_update(
         return Err(not_team_admin("/team/member_update", &team_id));
     }
     let user_id = member_user_id(&state, &r).await?;
-    let role = r.role.as_deref().map(|role| check_member_role(Some(role))).transpose()?;
+    let role = r
+        .role
+        .as_deref()
+        .map(|role| check_member_role(Some(role)))
+        .transpose()?;
     let mut budget = BudgetPatch::default();
     if r.max_budget_in_team.is_some() {
         budget.max_budget = Some(money("max_budget_in_team", r.max_budget_in_team)?);
@@ -1572,9 +1791,18 @@ pub async fn member_update(
     let member = state
         .store()
         .teams()
-        .update_member(&team_id, &user_id, role.as_deref(), &budget, &actor(&principal))
+        .update_member(
+            &team_id,
+            &user_id,
+            role.as_deref(),
+            &budget,
+            &actor(&principal),
+        )
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("User {user_id} is not a member of team {team_id}")).with_param("user_id"))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("User {user_id} is not a member of team {team_id}"))
+                .with_param("user_id")
+        })?;
     let budget_row = match &member.budget_id {
         Some(id) => state.store().budgets().find(id).await?,
         None => None,
@@ -1591,7 +1819,14 @@ pub async fn member_update(
         "rpm_limit": budget_row.as_ref().and_then(|b| b.rpm_limit),
     });
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", TEAMS_TABLE, &team_id, None, Some(body.clone()))
+        .record(
+            &state,
+            "updated",
+            TEAMS_TABLE,
+            &team_id,
+            None,
+            Some(body.clone()),
+        )
         .await;
     Ok(Json(body))
 }
@@ -1626,7 +1861,11 @@ async fn set_blocked(
     body: Body,
     blocked: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let route = if blocked { "/team/block" } else { "/team/unblock" };
+    let route = if blocked {
+        "/team/block"
+    } else {
+        "/team/unblock"
+    };
     let r: TeamIdBody = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id)?;
     let team = find_team(&state, &team_id).await?;
@@ -1634,7 +1873,10 @@ async fn set_blocked(
     if !access.proxy_admin && !access.org_admin {
         return Err(admin_only(&principal, route));
     }
-    let patch = TeamPatch { blocked: Some(blocked), ..TeamPatch::default() };
+    let patch = TeamPatch {
+        blocked: Some(blocked),
+        ..TeamPatch::default()
+    };
     let updated = state
         .store()
         .teams()
@@ -1645,7 +1887,14 @@ async fn set_blocked(
     let before = team_body(&state, &team).await?;
     let data = team_body(&state, &updated).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, if blocked { "blocked" } else { "unblocked" }, TEAMS_TABLE, &team_id, Some(before), Some(data.clone()))
+        .record(
+            &state,
+            if blocked { "blocked" } else { "unblocked" },
+            TEAMS_TABLE,
+            &team_id,
+            Some(before),
+            Some(data.clone()),
+        )
         .await;
     Ok(Json(data))
 }
@@ -1686,7 +1935,9 @@ async fn change_models(
     let team = find_team(&state, &team_id).await?;
     let access = TeamAccess::of(&state, &principal, &team).await?;
     if !access.manages() {
-        return Err(ApiError::forbidden("Only proxy admin or team admin can modify team models"));
+        return Err(ApiError::forbidden(
+            "Only proxy admin or team admin can modify team models",
+        ));
     }
     let mut models = team.models.clone();
     if add {
@@ -1698,7 +1949,10 @@ async fn change_models(
     } else {
         models.retain(|m| !r.models.contains(m));
     }
-    let patch = TeamPatch { models: Some(models), ..TeamPatch::default() };
+    let patch = TeamPatch {
+        models: Some(models),
+        ..TeamPatch::default()
+    };
     if let Some(org) = &team.organization_id {
         check_org_fit(&state, &team_id, org, &patch, false).await?;
     }
@@ -1712,7 +1966,14 @@ async fn change_models(
     let before = team_body(&state, &team).await?;
     let data = team_body(&state, &updated).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", TEAMS_TABLE, &team_id, Some(before), Some(data.clone()))
+        .record(
+            &state,
+            "updated",
+            TEAMS_TABLE,
+            &team_id,
+            Some(before),
+            Some(data.clone()),
+        )
         .await;
     Ok(Json(data))
 }
@@ -1768,7 +2029,14 @@ pub async fn permissions_update(
     let before = team_body(&state, &team).await?;
     let data = team_body(&state, &updated).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", TEAMS_TABLE, &team_id, Some(before), Some(data.clone()))
+        .record(
+            &state,
+            "updated",
+            TEAMS_TABLE,
+            &team_id,
+            Some(before),
+            Some(data.clone()),
+        )
         .await;
     Ok(Json(data))
 }

@@ -185,8 +185,10 @@ pub async fn new_user(
     let mut orgs: Vec<(String, String)> = Vec::new();
     for org in r.organizations.clone().unwrap_or_default() {
         if state.store().orgs().find(&org).await?.is_none() {
-            return Err(ApiError::not_found(format!("Organization {org} does not exist"))
-                .with_param("organizations"));
+            return Err(
+                ApiError::not_found(format!("Organization {org} does not exist"))
+                    .with_param("organizations"),
+            );
         }
         if !orgs.iter().any(|(o, _)| o == &org) {
             orgs.push((org, role.as_str().to_string()));
@@ -210,7 +212,10 @@ pub async fn new_user(
             ));
         }
         if memberships.iter().any(|m| m.team_id == team_id) {
-            return Err(bad_field("teams", format!("Team {team_id} is listed more than once")));
+            return Err(bad_field(
+                "teams",
+                format!("Team {team_id} is listed more than once"),
+            ));
         }
         let budget = money("max_budget_in_team", max_budget_in_team)?.map(|max| NewBudget {
             budget_id: uuid::Uuid::new_v4().to_string(),
@@ -232,7 +237,9 @@ pub async fn new_user(
         .await?
         .first()
     {
-        return Err(ApiError::not_found(format!("Team {missing} does not exist")).with_param("teams"));
+        return Err(
+            ApiError::not_found(format!("Team {missing} does not exist")).with_param("teams"),
+        );
     }
     let budget_duration = r
         .budget_duration
