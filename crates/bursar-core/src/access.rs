@@ -430,6 +430,48 @@ mod tests {
     }
 
     #[test]
+    fn team_and_org_writes_reach_their_handlers_for_internal_users_only() {
+        for route in [
+            "/team/new",
+            "/team/delete",
+            "/team/block",
+            "/organization/info",
+            "/organization/member_add",
+        ] {
+            assert!(
+                check_route(UserRole::InternalUser, false, route, Some("u1")).is_ok(),
+                "{route}"
+            );
+            assert!(
+                check_route(UserRole::OrgAdmin, false, route, Some("u1")).is_ok(),
+                "{route}"
+            );
+            let denied =
+                check_route(UserRole::InternalUserViewer, false, route, Some("u1")).unwrap_err();
+            assert_eq!(denied.status, 401, "{route}");
+            assert!(
+                check_route(UserRole::ProxyAdminViewer, false, route, Some("u1")).is_err(),
+                "{route}"
+            );
+        }
+        // Self-managed and info routes: handlers decide for every role.
+        for route in [
+            "/team/update",
+            "/team/member_add",
+            "/team/info",
+            "/v2/team/list",
+            "/organization/list",
+        ] {
+            assert!(
+                check_route(UserRole::InternalUserViewer, false, route, None).is_ok(),
+                "{route}"
+            );
+        }
+        assert!(TEAM_MEMBER_PERMISSIONS.contains(&"/key/generate"));
+        assert!(!TEAM_MEMBER_PERMISSIONS.contains(&"/user/new"));
+    }
+
+    #[test]
     fn internal_users_manage_keys_but_not_users() {
         assert!(check_route(UserRole::InternalUser, false, "/key/generate", Some("u1")).is_ok());
         assert!(

@@ -43,6 +43,8 @@ pub struct KeySnapshot {
     pub role: UserRole,
     /// Set when the presented secret is an old one of a rotated key: it works until then.
     pub valid_until: Option<i64>,
+    /// Set when the key's team is blocked: the key is refused with this team id.
+    pub blocked_team: Option<String>,
 }
 
 impl Principal {
@@ -136,10 +138,18 @@ impl AuthCache {
                     },
                     None => UserRole::InternalUser,
                 };
+                let blocked_team = match &key.team_id {
+                    Some(team_id) => match store.teams().find(team_id).await {
+                        Ok(team) => team.filter(|t| t.blocked).map(|t| t.team_id),
+                        Err(e) => return Err(LoadError::Store(e)),
+                    },
+                    None => None,
+                };
                 Ok(Arc::new(KeySnapshot {
                     key,
                     role,
                     valid_until,
+                    blocked_team,
                 }))
             })
             .await;
@@ -270,6 +280,14 @@ pub async fn authenticate(
         return Err(ApiError::unauthorized(
             "auth_error",
             "Authentication Error, Key is blocked. Update via `/key/unblock` if you're admin.",
+        ));
+    }
+    if let Some(team) = &snapshot.blocked_team {
+        return Err(ApiError::unauthorized(
+            "auth_error",
+            format!(
+                "Authentication Error, Team={team} is blocked. Update via `/team/unblock` if you're an admin."
+            ),
         ));
     }
     if snapshot

@@ -69,6 +69,14 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if let StoreError::Conflict { what } = e {
+            // Handlers map the conflicts they expect; any other one is a concurrent change.
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                "bad_request_error",
+                format!("A concurrent change conflicted ({what}); nothing was changed, retry"),
+            );
+        }
         if e.is_unavailable() {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

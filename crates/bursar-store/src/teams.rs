@@ -667,7 +667,10 @@ pub(crate) async fn delete_in(
         .fetch_optional(&mut **tx)
         .await?;
         let Some(team) = team else {
-            return Err(StoreError::Database(sqlx::Error::RowNotFound));
+            // Deleted concurrently: refuse the whole delete rather than half of it.
+            return Err(StoreError::Conflict {
+                what: "team deleted concurrently",
+            });
         };
         sqlx::query(
             "INSERT INTO deleted_teams (id, team_id, team_alias, organization_id, data, created_at, deleted_at, deleted_by, deleted_by_api_key) \

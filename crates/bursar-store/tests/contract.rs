@@ -3,7 +3,10 @@
 
 use bursar_core::NanoUsd;
 use bursar_store::testing::TestDatabase;
-use bursar_store::{KeyPatch, KeyQuery, KeySort, NewKey, NewUser, Store, StoreError};
+use bursar_store::{
+    BudgetPatch, KeyPatch, KeyQuery, KeySort, NewBudget, NewKey, NewMember, NewOrgMember, NewUser,
+    OrgPatch, Store, StoreError, TeamPatch, TeamQuery,
+};
 use serde_json::json;
 
 /// Generates `mod sqlite` and `mod postgres` variants of each contract test.
@@ -53,6 +56,11 @@ contract_tests!(
     key_list_pages_are_stable_and_filtered,
     users_round_trip,
     settings_round_trip_and_overwrite,
+    team_with_members_is_created_in_one_transaction,
+    duplicate_member_rolls_back_the_whole_add,
+    team_delete_archives_and_cascades,
+    member_update_upserts_the_membership_budget,
+    org_delete_removes_teams_keys_memberships_and_budget,
 );
 
 async fn migrations_are_idempotent(store: &Store) {
@@ -430,5 +438,259 @@ async fn rotation_grace_period_resolves_the_old_secret(store: &Store) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+fn member(user_id: &str, role: &str, create: bool) -> NewMember {
+    NewMember {
+        user_id: user_id.into(),
+        role: role.into(),
+        budget: None,
+        create_user: create.then(|| NewUser {
+            user_id: user_id.into(),
+            user_role: "internal_user".into(),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn team_with_members_is_created_in_one_transaction(store: &Store) {
+    let patch = TeamPatch {
+        team_alias: Some(Some("a".into())),
+        max_budget: Some(NanoUsd::from_usd(3.0)),
+        ..Default::default()
+    };
+    let team = store
+        .teams()
+        .create("t", &patch, &[member("u1", "admin", true)], &[])
+        .await
+        .unwrap();
+    assert_eq!(team.team_alias.as_deref(), Some("a"));
+    assert_eq!(team.max_budget, NanoUsd::from_usd(3.0));
+    assert!(store.users().find("u1").await.unwrap().is_some());
+    // A second team whose member list repeats a user fails as a whole.
+    let err = store
+        .teams()
+        .create(
+            "t2",
+            &TeamPatch::default(),
+            &[member("u2", "user", true), member("u2", "user", false)],
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(store.teams().find("t2").await.unwrap().is_none());
+    assert!(store.users().find("u2").await.unwrap().is_none());
+}
+
+async fn duplicate_member_rolls_back_the_whole_add(store: &Store) {
+    store
+        .teams()
+        .create(
+            "t",
+            &TeamPatch::default(),
+            &[member("u1", "user", true)],
+            &[],
+        )
+        .await
+        .unwrap();
+    let err = store
+        .teams()
+        .add_members(
+            "t",
+            &[member("u2", "user", true), member("u1", "user", false)],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }));
+    assert!(store.users().find("u2").await.unwrap().is_none());
+    assert_eq!(store.teams().members("t").await.unwrap().len(), 1);
+}
+
+async fn team_delete_archives_and_cascades(store: &Store) {
+    store
+        .teams()
+        .create(
+            "t",
+            &TeamPatch::default(),
+            &[member("u1", "user", true)],
+            &[],
+        )
+        .await
+        .unwrap();
+    store
+        .keys()
+        .insert(&NewKey {
+            token: "a".repeat(64),
+            team_id: Some("t".into()),
+            user_id: Some("u1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tokens = store
+        .teams()
+        .delete(&[("t".into(), json!({"team_id": "t"}))], "admin", "hash")
+        .await
+        .unwrap();
+    assert_eq!(tokens, vec!["a".repeat(64)]);
+    assert!(store.teams().find("t").await.unwrap().is_none());
+    assert!(
+        store
+            .keys()
+            .find_by_hash(&"a".repeat(64))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.teams().memberships_of("u1").await.unwrap().is_empty());
+    let (archived, total) = store
+        .teams()
+        .list_deleted(&TeamQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(archived[0].data, json!({"team_id": "t"}));
+    assert_eq!(archived[0].deleted_by.as_deref(), Some("admin"));
+    // Deleting a team that is gone fails and archives nothing more.
+    assert!(
+        store
+            .teams()
+            .delete(&[("t".into(), json!({}))], "admin", "hash")
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .teams()
+            .list_deleted(&TeamQuery::default())
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+}
+
+async fn member_update_upserts_the_membership_budget(store: &Store) {
+    store
+        .teams()
+        .create(
+            "t",
+            &TeamPatch::default(),
+            &[member("u1", "user", true)],
+            &[],
+        )
+        .await
+        .unwrap();
+    let budget = BudgetPatch {
+        max_budget: Some(NanoUsd::from_usd(4.0)),
+        ..Default::default()
+    };
+    let row = store
+        .teams()
+        .update_member("t", "u1", Some("admin"), &budget, "me")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.role, "admin");
+    let id = row.budget_id.clone().unwrap();
+    let budget = BudgetPatch {
+        tpm_limit: Some(Some(7)),
+        ..Default::default()
+    };
+    let row = store
+        .teams()
+        .update_member("t", "u1", None, &budget, "me")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.budget_id.as_deref(),
+        Some(id.as_str()),
+        "same row updated"
+    );
+    let stored = store.budgets().find(&id).await.unwrap().unwrap();
+    assert_eq!(stored.max_budget, NanoUsd::from_usd(4.0));
+    assert_eq!(stored.tpm_limit, Some(7));
+    assert!(
+        store
+            .teams()
+            .update_member("t", "nobody", None, &budget, "me")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn org_delete_removes_teams_keys_memberships_and_budget(store: &Store) {
+    let budget = NewBudget {
+        budget_id: "b".into(),
+        max_budget: NanoUsd::from_usd(10.0),
+        ..Default::default()
+    };
+    let patch = OrgPatch {
+        organization_alias: Some("O".into()),
+        ..Default::default()
+    };
+    let org = store
+        .orgs()
+        .create("o", &patch, Some(&budget), "me")
+        .await
+        .unwrap();
+    assert_eq!(org.budget_id.as_deref(), Some("b"));
+    let team = TeamPatch {
+        organization_id: Some(Some("o".into())),
+        ..Default::default()
+    };
+    store.teams().create("t", &team, &[], &[]).await.unwrap();
+    store
+        .orgs()
+        .add_members(
+            "o",
+            &[NewOrgMember {
+                user_id: "u1".into(),
+                role: "org_admin".into(),
+                budget: None,
+                create_user: Some(NewUser {
+                    user_id: "u1".into(),
+                    user_role: "internal_user".into(),
+                    ..Default::default()
+                }),
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .keys()
+        .insert(&NewKey {
+            token: "b".repeat(64),
+            organization_id: Some("o".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A team the caller did not list makes the delete refuse rather than orphan it.
+    let err = store
+        .orgs()
+        .delete(&["o".into()], &[], "me", "k")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }));
+    assert!(store.orgs().find("o").await.unwrap().is_some());
+
+    let tokens = store
+        .orgs()
+        .delete(&["o".into()], &[("t".into(), json!({}))], "me", "k")
+        .await
+        .unwrap();
+    assert_eq!(tokens, vec!["b".repeat(64)]);
+    assert!(store.orgs().find("o").await.unwrap().is_none());
+    assert!(store.teams().find("t").await.unwrap().is_none());
+    assert!(store.orgs().memberships_of("u1").await.unwrap().is_empty());
+    assert!(store.budgets().find("b").await.unwrap().is_none());
+    assert!(
+        store.users().find("u1").await.unwrap().is_some(),
+        "users stay"
     );
 }

@@ -255,7 +255,11 @@ async fn members_are_added_updated_and_removed(backend: Backend) {
     assert_eq!(org["members"].as_array().unwrap().len(), 2);
 
     for (member, expected, needle) in [
-        (json!({"user_id": "u1", "role": "internal_user"}), 400, "already"),
+        (
+            json!({"user_id": "u1", "role": "internal_user"}),
+            400,
+            "already",
+        ),
         (json!({"user_id": "u9", "role": "owner"}), 400, "role"),
         (
             json!({"role": "internal_user"}),

@@ -595,11 +595,18 @@ async fn block_models_and_permissions(backend: Backend) {
         json!({"team_id": "t", "models": ["demo"]}),
     )
     .await;
+    let (_, key) = post(&gw, "/key/generate", json!({"team_id": "t"})).await;
+    let key = key["key"].as_str().unwrap().to_string();
+    assert_eq!(chat_status(&gw, &key).await, 200);
     let (status, body) = post(&gw, "/team/block", json!({"team_id": "t"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["blocked"], true);
+    let (status, body) = post_as(&gw, &key, "/v1/chat/completions", chat()).await;
+    assert_eq!(status, 401, "a blocked team's keys stop at once: {body}");
+    assert!(message(&body).contains("Team=t is blocked"), "{body}");
     let (_, body) = post(&gw, "/team/unblock", json!({"team_id": "t"})).await;
     assert_eq!(body["blocked"], false);
+    assert_eq!(chat_status(&gw, &key).await, 200);
     assert_eq!(
         post(&gw, "/team/block", json!({"team_id": "nope"})).await.0,
         404
