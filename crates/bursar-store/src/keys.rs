@@ -69,6 +69,8 @@ pub struct NewKey {
     pub rpm_limit: Option<i64>,
     pub model_max_budget: Option<Value>,
     pub created_by: Option<String>,
+    /// Starting spend (LiteLLM lets `/key/generate` set it).
+    pub spend: NanoUsd,
 }
 
 pub struct KeyStore<'a> {
@@ -201,6 +203,23 @@ impl KeyStore<'_> {
         token: &str,
         patch: &KeyPatch,
     ) -> Result<Option<KeyRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = update_in(&mut tx, token, patch).await?;
+        tx.commit().await?;
+        if !found {
+            return Ok(None);
+        }
+        self.find_by_hash(token).await
+    }
+}
+
+/// Applies a key patch inside a caller's transaction; false when the key does not exist.
+async fn update_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token: &str,
+    patch: &KeyPatch,
+) -> Result<bool, StoreError> {
+    {
         let mut q = SqlBuilder::new("UPDATE keys SET updated_at = ");
         q.bind(now_ms());
         let json = |v: &Value| v.to_string();
@@ -235,17 +254,17 @@ impl KeyStore<'_> {
         q.bind(token.to_string());
         let done = q
             .build()?
-            .execute(self.pool)
+            .execute(&mut **tx)
             .await
             .map_err(on_unique("key_alias"))?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        self.find_by_hash(token).await
+        Ok(done.rows_affected() > 0)
     }
+}
 
-    /// Replaces a key's secret: the row moves to `new_token`, keeping everything else. With
-    /// `grace_until`, the old secret keeps resolving to the key until then. One transaction.
+impl KeyStore<'_> {
+    /// Replaces a key's secret: the row moves to `new_token`, keeping everything else, then
+    /// `patch` applies. With `grace_until`, the old secret keeps resolving to the key until
+    /// then. One transaction.
     pub async fn rotate(
         &self,
         old_token: &str,
@@ -253,6 +272,7 @@ impl KeyStore<'_> {
         key_name: &str,
         updated_by: Option<&str>,
         grace_until: Option<i64>,
+        patch: &KeyPatch,
     ) -> Result<Option<KeyRow>, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -288,6 +308,7 @@ impl KeyStore<'_> {
             .execute(&mut *tx)
             .await?;
         }
+        update_in(&mut tx, new_token, patch).await?;
         tx.commit().await?;
         self.find_by_hash(new_token).await
     }
@@ -410,9 +431,9 @@ pub(crate) async fn insert_in(
             "INSERT INTO keys (token, key_name, key_alias, user_id, team_id, organization_id, budget_id, models, \
              aliases, metadata, permissions, allowed_routes, blocked, expires_at, max_budget_nano, soft_budget_nano, \
              budget_duration, budget_reset_at, max_parallel_requests, tpm_limit, rpm_limit, model_max_budget, \
-             created_at, created_by, updated_at, updated_by) \
+             created_at, created_by, updated_at, updated_by, spend_nano) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-             $22, $23, $24, $25, $26)",
+             $22, $23, $24, $25, $26, $27)",
         )
         .bind(&key.token)
         .bind(&key.key_name)
@@ -440,6 +461,7 @@ pub(crate) async fn insert_in(
         .bind(&key.created_by)
         .bind(now)
         .bind(&key.created_by)
+        .bind(key.spend.0)
         .execute(&mut **tx)
         .await
         .map_err(on_unique("key"))?;

@@ -254,12 +254,26 @@ async fn key_rotation_moves_the_row(store: &Store) {
     let new_token = bursar_core::keys::hash_key("sk-new");
     let row = store
         .keys()
-        .rotate(&key.token, &new_token, "sk-...new", Some("admin"), None)
+        .rotate(
+            &key.token,
+            &new_token,
+            "sk-...new",
+            Some("admin"),
+            None,
+            &KeyPatch {
+                key_alias: Some(Some("rotated".into())),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(row.token, new_token);
-    assert_eq!(row.key_alias.as_deref(), Some("rotating"));
+    assert_eq!(
+        row.key_alias.as_deref(),
+        Some("rotated"),
+        "the patch applies in the same transaction"
+    );
     assert_eq!(row.rotation_count, 1);
     assert!(
         store
@@ -379,7 +393,14 @@ async fn rotation_grace_period_resolves_the_old_secret(store: &Store) {
     assert!(
         store
             .keys()
-            .rotate(&key.token, &mid, "sk-...mid", None, Some(5_000))
+            .rotate(
+                &key.token,
+                &mid,
+                "sk-...mid",
+                None,
+                Some(5_000),
+                &KeyPatch::default()
+            )
             .await
             .unwrap()
             .is_some()
@@ -404,7 +425,7 @@ async fn rotation_grace_period_resolves_the_old_secret(store: &Store) {
     assert!(
         store
             .keys()
-            .rotate(&mid, &newest, "sk-...new", None, None)
+            .rotate(&mid, &newest, "sk-...new", None, None, &KeyPatch::default())
             .await
             .unwrap()
             .is_some()

@@ -476,25 +476,14 @@ pub async fn generate(
         rpm_limit: p.rpm_limit.flatten(),
         model_max_budget: p.model_max_budget,
         created_by: Some(actor(&principal)),
+        spend: p.spend.unwrap_or_default(),
     };
-    let mut row = state
+    let row = state
         .store()
         .keys()
         .insert(&new)
         .await
         .map_err(map_conflict(alias.as_deref()))?;
-    if let Some(spend) = p.spend.filter(|s| *s != NanoUsd::ZERO) {
-        let patch = KeyPatch {
-            spend: Some(spend),
-            ..Default::default()
-        };
-        row = state
-            .store()
-            .keys()
-            .update(&row.token, &patch)
-            .await?
-            .unwrap_or(row);
-    }
     state.auth_cache().invalidate(&row.token).await;
     Auditor::new(&state, &principal, &headers)
         .record(
@@ -1049,7 +1038,8 @@ async fn regenerate_key(
         .map(|ms| bursar_store::now_ms().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
     let new_token = hash_key(&raw);
     let actor_id = actor(&principal);
-    let rotated = state
+    changes.patch.updated_by = Some(actor_id.clone());
+    let row = state
         .store()
         .keys()
         .rotate(
@@ -1058,17 +1048,11 @@ async fn regenerate_key(
             &abbreviate_key(&raw),
             Some(&actor_id),
             grace_until,
+            &changes.patch,
         )
         .await
         .map_err(map_conflict(None))?
         .ok_or_else(|| ApiError::not_found("Key not found"))?;
-    changes.patch.updated_by = Some(actor_id);
-    let row = state
-        .store()
-        .keys()
-        .update(&rotated.token, &changes.patch)
-        .await?
-        .unwrap_or(rotated);
     state.auth_cache().invalidate(&existing.token).await;
     state.auth_cache().invalidate(&row.token).await;
     Auditor::new(&state, &principal, &headers)
