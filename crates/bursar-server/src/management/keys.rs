@@ -8,10 +8,9 @@
 use super::audit::{Auditor, KEYS_TABLE};
 use super::scope::TeamAccess;
 use super::teams::{admin_team_ids, may_manage_team_key};
-use super::{Page, bad_field, descending, limit, money, parse_body};
+use super::{Page, bad_field, descending, json_body, json_body_pair, limit, money};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::data::read_body;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -382,9 +381,8 @@ pub async fn generate(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
-    let request: KeyIdentity = parse_body(&bytes)?;
-    let fields: KeyFields = parse_body(&bytes)?;
+    let (request, fields): (KeyIdentity, KeyFields) =
+        json_body_pair(&state, &headers, body).await?;
     let raw = match request.key {
         Some(custom) => {
             if !custom.starts_with(KEY_PREFIX) {
@@ -616,9 +614,8 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
-    let request: KeyIdentity = parse_body(&bytes)?;
-    let fields: KeyFields = parse_body(&bytes)?;
+    let (request, fields): (KeyIdentity, KeyFields) =
+        json_body_pair(&state, &headers, body).await?;
     let existing = match (&request.key, &fields.key_alias) {
         (Some(key), _) => find_key(&state, key).await?,
         (None, Some(alias)) => state
@@ -704,8 +701,7 @@ pub async fn delete(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
-    let request: DeleteKeyRequest = parse_body(&bytes)?;
+    let request: DeleteKeyRequest = json_body(&state, &headers, body).await?;
     let mut rows = Vec::new();
     let passed: Vec<String>;
     match (request.keys, request.key_aliases) {
@@ -806,8 +802,7 @@ async fn set_blocked(
     body: Body,
     blocked: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
-    let request: BlockRequest = parse_body(&bytes)?;
+    let request: BlockRequest = json_body(&state, &headers, body).await?;
     let existing = find_key(&state, &request.key).await?;
     if !principal.is_proxy_admin() {
         let route = if blocked {
@@ -980,9 +975,8 @@ async fn regenerate_key(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
-    let request: KeyIdentity = parse_body(&bytes)?;
-    let fields: KeyFields = parse_body(&bytes)?;
+    let (request, fields): (KeyIdentity, KeyFields) =
+        json_body_pair(&state, &headers, body).await?;
     let key = path_key.or(request.key).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -26,6 +26,17 @@ pub async fn json_body<T: DeserializeOwned>(
     parse_body(&bytes)
 }
 
+/// Like [`json_body`], parsing the same body twice: as the request's identity (`A`) and its
+/// fields (`B`), so a type error in either still names its field.
+pub async fn json_body_pair<A: DeserializeOwned, B: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(A, B), ApiError> {
+    let bytes = read_body(body, headers, state.config().general.max_request_bytes).await?;
+    Ok((parse_body(&bytes)?, parse_body(&bytes)?))
+}
+
 /// A non-negative amount of USD for `field`.
 pub fn money(field: &str, usd: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
     match usd {

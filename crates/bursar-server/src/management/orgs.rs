@@ -9,7 +9,7 @@ use super::keys::{actor, is_admin_reader};
 use super::scope::{ORG_ADMIN, member_id};
 use super::teams::{budget_json, resolve_member, team_json};
 use super::users::user_json;
-use super::{bad_field, json_body, limit, missing, money, reset_at};
+use super::{bad_field, json_body, json_body_pair, limit, missing, money, reset_at};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -294,11 +294,8 @@ pub async fn new_org(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes =
-        crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes)
-            .await?;
-    let identity: OrgIdentity = super::parse_body(&bytes)?;
-    let fields: OrgFields = super::parse_body(&bytes)?;
+    let (identity, fields): (OrgIdentity, OrgFields) =
+        json_body_pair(&state, &headers, body).await?;
     if !principal.is_proxy_admin() {
         return Err(ApiError::unauthorized(
             "auth_error",
@@ -392,11 +389,8 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes =
-        crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes)
-            .await?;
-    let identity: OrgIdentity = super::parse_body(&bytes)?;
-    let fields: OrgFields = super::parse_body(&bytes)?;
+    let (identity, fields): (OrgIdentity, OrgFields) =
+        json_body_pair(&state, &headers, body).await?;
     let org_id = require_org_id(identity.organization_id)?;
     let existing = find_org(&state, &org_id).await?;
     org_gate(&state, &principal, &org_id, "/organization/update", false).await?;

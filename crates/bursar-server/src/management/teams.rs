@@ -12,7 +12,9 @@ use super::scope::{
     self, TEAM_ADMIN, TEAM_USER, TeamAccess, admin_only, member_id, not_team_admin,
 };
 use super::users::user_json;
-use super::{Page, bad_field, descending, json_body, limit, missing, money, reset_at};
+use super::{
+    Page, bad_field, descending, json_body, json_body_pair, limit, missing, money, reset_at,
+};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -809,11 +811,8 @@ pub async fn new_team(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes =
-        crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes)
-            .await?;
-    let identity: TeamIdentity = super::parse_body(&bytes)?;
-    let fields: TeamFields = super::parse_body(&bytes)?;
+    let (identity, fields): (TeamIdentity, TeamFields) =
+        json_body_pair(&state, &headers, body).await?;
     let mut changes = fields.validate(None)?;
     let team_id = match identity.team_id.filter(|t| !t.trim().is_empty()) {
         Some(id) => {
@@ -1011,11 +1010,8 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes =
-        crate::routes::data::read_body(body, &headers, state.config().general.max_request_bytes)
-            .await?;
-    let identity: TeamIdentity = super::parse_body(&bytes)?;
-    let fields: TeamFields = super::parse_body(&bytes)?;
+    let (identity, fields): (TeamIdentity, TeamFields) =
+        json_body_pair(&state, &headers, body).await?;
     let team_id = require_team_id(identity.team_id)?;
     let existing = find_team(&state, &team_id).await?;
     let access = TeamAccess::of(&state, &principal, &existing).await?;

@@ -5,10 +5,9 @@
 
 use super::audit::{Auditor, KEYS_TABLE, USERS_TABLE};
 use super::keys::{actor, all_keys, expiry, is_admin_reader, key_json};
-use super::{Page, bad_field, descending, limit, money, parse_body, reset_at};
+use super::{Page, bad_field, descending, json_body, limit, money, reset_at};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::data::read_body;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -137,8 +136,7 @@ pub async fn new_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
-    let r: NewUserRequest = parse_body(&bytes)?;
+    let r: NewUserRequest = json_body(&state, &headers, body).await?;
     if r.send_invite_email == Some(true) {
         return Err(bad_field(
             "send_invite_email",
@@ -424,8 +422,7 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
-    let r: UpdateUserRequest = parse_body(&bytes)?;
+    let r: UpdateUserRequest = json_body(&state, &headers, body).await?;
     check_password(&r.password)?;
     let role = r.user_role.as_deref().map(parse_role).transpose()?;
     if role.is_some() && !principal.is_proxy_admin() {
@@ -567,8 +564,7 @@ pub async fn delete(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, &headers, state.config().general.max_request_bytes).await?;
-    let r: DeleteUserRequest = parse_body(&bytes)?;
+    let r: DeleteUserRequest = json_body(&state, &headers, body).await?;
     if r.user_ids.is_empty() {
         return Err(bad_field("user_ids", "user_ids must not be empty"));
     }
