@@ -70,6 +70,67 @@ pub fn reset_at(field: &str, duration: &str) -> Result<i64, ApiError> {
         .saturating_add(i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX)))
 }
 
+/// The budget and limit fields teams and organizations share, as a request gives them.
+#[derive(Debug, Default)]
+pub struct BudgetInput {
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+    pub budget_duration: Option<String>,
+}
+
+impl BudgetInput {
+    /// Validates the fields (non-negative, soft below max counting the stored values, a
+    /// parseable duration) into a patch; absent fields stay absent.
+    pub fn validate(
+        self,
+        current_max: Option<NanoUsd>,
+        current_soft: Option<NanoUsd>,
+    ) -> Result<bursar_store::BudgetPatch, ApiError> {
+        let mut budget = bursar_store::BudgetPatch::default();
+        if self.max_budget.is_some() {
+            budget.max_budget = Some(money("max_budget", self.max_budget)?);
+        }
+        if self.soft_budget.is_some() {
+            budget.soft_budget = Some(money("soft_budget", self.soft_budget)?);
+        }
+        let max = budget.max_budget.unwrap_or(current_max);
+        let soft = budget.soft_budget.unwrap_or(current_soft);
+        if let (Some(soft), Some(max)) = (soft, max)
+            && soft >= max
+        {
+            return Err(bad_field(
+                "soft_budget",
+                format!(
+                    "soft_budget ({}) must be strictly lower than max_budget ({})",
+                    soft.as_usd(),
+                    max.as_usd()
+                ),
+            ));
+        }
+        for (field, value, slot) in [
+            ("tpm_limit", self.tpm_limit, &mut budget.tpm_limit),
+            ("rpm_limit", self.rpm_limit, &mut budget.rpm_limit),
+            (
+                "max_parallel_requests",
+                self.max_parallel_requests,
+                &mut budget.max_parallel_requests,
+            ),
+        ] {
+            if value.is_some() {
+                *slot = Some(limit(field, value)?);
+            }
+        }
+        if let Some(d) = self.budget_duration {
+            budget.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
+            budget.budget_duration = Some(Some(d));
+        }
+        Ok(budget)
+    }
+}
+
 /// A 422 for a missing required field, like LiteLLM's request validation.
 pub fn missing(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(

@@ -9,7 +9,7 @@ use super::keys::{actor, is_admin_reader};
 use super::scope::{ORG_ADMIN, member_id};
 use super::teams::{budget_json, resolve_member, team_json};
 use super::users::user_json;
-use super::{bad_field, json_body, json_body_pair, limit, missing, money, reset_at};
+use super::{BudgetInput, bad_field, json_body, json_body_pair, missing, money};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -81,48 +81,18 @@ impl OrgFields {
             self.budget_duration = self.budget_duration.or(nested.budget_duration);
             self.model_max_budget = self.model_max_budget.or(nested.model_max_budget);
         }
-        let mut budget = BudgetPatch::default();
-        if self.max_budget.is_some() {
-            budget.max_budget = Some(money("max_budget", self.max_budget)?);
+        let mut budget = BudgetInput {
+            max_budget: self.max_budget,
+            soft_budget: self.soft_budget,
+            tpm_limit: self.tpm_limit,
+            rpm_limit: self.rpm_limit,
+            max_parallel_requests: self.max_parallel_requests,
+            budget_duration: self.budget_duration,
         }
-        if self.soft_budget.is_some() {
-            budget.soft_budget = Some(money("soft_budget", self.soft_budget)?);
-        }
-        let max = budget
-            .max_budget
-            .unwrap_or_else(|| current_budget.and_then(|b| b.max_budget));
-        let soft = budget
-            .soft_budget
-            .unwrap_or_else(|| current_budget.and_then(|b| b.soft_budget));
-        if let (Some(soft), Some(max)) = (soft, max)
-            && soft >= max
-        {
-            return Err(bad_field(
-                "soft_budget",
-                format!(
-                    "soft_budget ({}) must be strictly lower than max_budget ({})",
-                    soft.as_usd(),
-                    max.as_usd()
-                ),
-            ));
-        }
-        for (field, value, slot) in [
-            ("tpm_limit", self.tpm_limit, &mut budget.tpm_limit),
-            ("rpm_limit", self.rpm_limit, &mut budget.rpm_limit),
-            (
-                "max_parallel_requests",
-                self.max_parallel_requests,
-                &mut budget.max_parallel_requests,
-            ),
-        ] {
-            if value.is_some() {
-                *slot = Some(limit(field, value)?);
-            }
-        }
-        if let Some(d) = self.budget_duration {
-            budget.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
-            budget.budget_duration = Some(Some(d));
-        }
+        .validate(
+            current_budget.and_then(|b| b.max_budget),
+            current_budget.and_then(|b| b.soft_budget),
+        )?;
         budget.model_max_budget = self.model_max_budget.map(Value::Object);
         let mut metadata = self.metadata.unwrap_or_default();
         for (name, v) in [

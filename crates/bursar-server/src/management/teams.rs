@@ -13,7 +13,8 @@ use super::scope::{
 };
 use super::users::user_json;
 use super::{
-    Page, bad_field, descending, json_body, json_body_pair, limit, missing, money, reset_at,
+    BudgetInput, Page, bad_field, descending, json_body, json_body_pair, limit, missing, money,
+    reset_at,
 };
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -154,47 +155,25 @@ impl TeamFields {
             access_group_ids: self.access_group_ids,
             ..TeamPatch::default()
         };
-        if self.max_budget.is_some() {
-            patch.max_budget = Some(money("max_budget", self.max_budget)?);
+        let budget = BudgetInput {
+            max_budget: self.max_budget,
+            soft_budget: self.soft_budget,
+            tpm_limit: self.tpm_limit,
+            rpm_limit: self.rpm_limit,
+            max_parallel_requests: self.max_parallel_requests,
+            budget_duration: self.budget_duration,
         }
-        if self.soft_budget.is_some() {
-            patch.soft_budget = Some(money("soft_budget", self.soft_budget)?);
-        }
-        let max = patch
-            .max_budget
-            .unwrap_or_else(|| existing.and_then(|t| t.max_budget));
-        let soft = patch
-            .soft_budget
-            .unwrap_or_else(|| existing.and_then(|t| t.soft_budget));
-        if let (Some(soft), Some(max)) = (soft, max)
-            && soft >= max
-        {
-            return Err(bad_field(
-                "soft_budget",
-                format!(
-                    "soft_budget ({}) must be strictly lower than max_budget ({})",
-                    soft.as_usd(),
-                    max.as_usd()
-                ),
-            ));
-        }
-        for (field, value, slot) in [
-            ("tpm_limit", self.tpm_limit, &mut patch.tpm_limit),
-            ("rpm_limit", self.rpm_limit, &mut patch.rpm_limit),
-            (
-                "max_parallel_requests",
-                self.max_parallel_requests,
-                &mut patch.max_parallel_requests,
-            ),
-        ] {
-            if value.is_some() {
-                *slot = Some(limit(field, value)?);
-            }
-        }
-        if let Some(d) = self.budget_duration {
-            patch.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
-            patch.budget_duration = Some(Some(d));
-        }
+        .validate(
+            existing.and_then(|t| t.max_budget),
+            existing.and_then(|t| t.soft_budget),
+        )?;
+        patch.max_budget = budget.max_budget;
+        patch.soft_budget = budget.soft_budget;
+        patch.tpm_limit = budget.tpm_limit;
+        patch.rpm_limit = budget.rpm_limit;
+        patch.max_parallel_requests = budget.max_parallel_requests;
+        patch.budget_duration = budget.budget_duration;
+        patch.budget_reset_at = budget.budget_reset_at;
         if let Some(perms) = &self.team_member_permissions {
             check_permissions(perms)?;
         }
