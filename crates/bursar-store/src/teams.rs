@@ -661,7 +661,7 @@ pub(crate) async fn delete_in(
     let mut tokens = Vec::new();
     for (team_id, data) in archive {
         let team = sqlx::query(
-            "SELECT team_alias, organization_id, created_at FROM teams WHERE team_id = $1",
+            "SELECT team_alias, organization_id, created_at, metadata FROM teams WHERE team_id = $1",
         )
         .bind(team_id)
         .fetch_optional(&mut **tx)
@@ -702,6 +702,14 @@ pub(crate) async fn delete_in(
             "DELETE FROM teams WHERE team_id = $1",
         ] {
             sqlx::query(sql).bind(team_id).execute(&mut **tx).await?;
+        }
+        // The team's shared member-budget row goes with it.
+        let metadata: Value = json_column(&team, "metadata")?;
+        if let Some(budget_id) = metadata.get(MEMBER_BUDGET_KEY).and_then(Value::as_str) {
+            sqlx::query("DELETE FROM budgets WHERE budget_id = $1")
+                .bind(budget_id)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(tokens)

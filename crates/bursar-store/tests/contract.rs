@@ -530,16 +530,27 @@ async fn duplicate_member_rolls_back_the_whole_add(store: &Store) {
 }
 
 async fn team_delete_archives_and_cascades(store: &Store) {
+    let template = NewBudget {
+        budget_id: "member-template".into(),
+        ..Default::default()
+    };
+    let team = TeamPatch {
+        metadata: Some(json!({"team_member_budget_id": "member-template"})),
+        ..Default::default()
+    };
     store
         .teams()
-        .create(
-            "t",
-            &TeamPatch::default(),
-            &[member("u1", "user", true)],
-            &[],
-        )
+        .create("t", &team, &[member("u1", "user", true)], &[template])
         .await
         .unwrap();
+    assert!(
+        store
+            .budgets()
+            .find("member-template")
+            .await
+            .unwrap()
+            .is_some()
+    );
     store
         .keys()
         .insert(&NewKey {
@@ -566,6 +577,14 @@ async fn team_delete_archives_and_cascades(store: &Store) {
             .is_none()
     );
     assert!(store.teams().memberships_of("u1").await.unwrap().is_empty());
+    assert!(
+        store
+            .budgets()
+            .find("member-template")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let (archived, total) = store
         .teams()
         .list_deleted(&TeamQuery::default())
