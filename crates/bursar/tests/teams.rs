@@ -15,6 +15,7 @@ both_backends!(
     lists_page_filter_and_scope_to_the_caller,
     block_models_and_permissions,
     team_roles_decide_who_may_do_what,
+    member_permissions_grant_each_key_route,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -922,5 +923,75 @@ async fn team_roles_decide_who_may_do_what(backend: Backend) {
         .0,
         403
     );
+    gw.stop().await;
+}
+
+/// A plain member may call a key route on the team's keys exactly when the team grants it.
+async fn member_permissions_grant_each_key_route(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let member = user_key(&gw, "m", "internal_user").await;
+    let (status, body) = post(
+        &gw,
+        "/team/new",
+        json!({"team_id": "t", "members_with_roles": [{"role": "user", "user_id": "m"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let routes = [
+        "/key/generate",
+        "/key/info",
+        "/key/update",
+        "/key/delete",
+        "/key/regenerate",
+        "/key/block",
+        "/key/unblock",
+        "/key/list",
+    ];
+    for route in routes {
+        for granted in [false, true] {
+            let perms: Vec<&str> = if granted { vec![route] } else { vec![] };
+            let (status, body) = post(
+                &gw,
+                "/team/permissions_update",
+                json!({"team_id": "t", "team_member_permissions": perms}),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            let (_, key) = post(
+                &gw,
+                "/key/generate",
+                json!({"team_id": "t", "user_id": "m"}),
+            )
+            .await;
+            let token = key["token"].as_str().unwrap().to_string();
+            let (status, body) = match route {
+                "/key/generate" => post_as(&gw, &member, route, json!({"team_id": "t"})).await,
+                "/key/info" => get_as(&gw, &member, &format!("/key/info?key={token}")).await,
+                "/key/list" => get_as(&gw, &member, "/key/list?team_id=t").await,
+                "/key/update" => {
+                    post_as(
+                        &gw,
+                        &member,
+                        route,
+                        json!({"key": token, "metadata": {"r": 1}}),
+                    )
+                    .await
+                }
+                "/key/delete" => post_as(&gw, &member, route, json!({"keys": [token]})).await,
+                _ => post_as(&gw, &member, route, json!({"key": token})).await,
+            };
+            if granted {
+                assert_eq!(status, 200, "{route} granted: {body}");
+            } else {
+                assert_eq!(status, 401, "{route} not granted: {body}");
+                assert_eq!(
+                    body["error"]["type"], "team_member_permission_error",
+                    "{route}"
+                );
+            }
+        }
+    }
     gw.stop().await;
 }
