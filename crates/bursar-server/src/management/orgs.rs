@@ -7,7 +7,7 @@
 use super::audit::{Auditor, ORGS_TABLE};
 use super::keys::{actor, is_admin_reader};
 use super::scope::{ORG_ADMIN, member_id};
-use super::teams::{budget_json, resolve_member, team_json};
+use super::teams::{budget_json, resolve_member, team_json, with_budgets};
 use super::users::user_json;
 use super::{BudgetInput, bad_field, json_body, json_body_pair, missing, money};
 use crate::auth::Principal;
@@ -145,19 +145,7 @@ async fn memberships_json(
     state: &AppState,
     members: &[OrgMemberRow],
 ) -> Result<Vec<Value>, ApiError> {
-    let ids: Vec<String> = members.iter().filter_map(|m| m.budget_id.clone()).collect();
-    let budgets = state.store().budgets().find_many(&ids).await?;
-    Ok(members
-        .iter()
-        .map(|m| {
-            membership_json(
-                m,
-                budgets
-                    .iter()
-                    .find(|b| Some(&b.budget_id) == m.budget_id.as_ref()),
-            )
-        })
-        .collect())
+    with_budgets(state, members, |m| m.budget_id.as_ref(), membership_json).await
 }
 
 /// An organization with its budget, members and teams.

@@ -382,24 +382,35 @@ async fn team_body(state: &AppState, team: &TeamRow) -> Result<Value, ApiError> 
     Ok(team_json(team, &members))
 }
 
+/// Membership rows with their budget rows (one query), shown by `show`.
+pub async fn with_budgets<M>(
+    state: &AppState,
+    members: &[M],
+    budget_id: impl Fn(&M) -> Option<&String>,
+    show: impl Fn(&M, Option<&BudgetRow>) -> Value,
+) -> Result<Vec<Value>, ApiError> {
+    let ids: Vec<String> = members
+        .iter()
+        .filter_map(|m| budget_id(m).cloned())
+        .collect();
+    let budgets = state.store().budgets().find_many(&ids).await?;
+    Ok(members
+        .iter()
+        .map(|m| {
+            show(
+                m,
+                budgets.iter().find(|b| Some(&b.budget_id) == budget_id(m)),
+            )
+        })
+        .collect())
+}
+
 /// The membership rows of a team with their budgets, as `/team/info` shows them.
 async fn memberships_json(
     state: &AppState,
     members: &[TeamMemberRow],
 ) -> Result<Vec<Value>, ApiError> {
-    let ids: Vec<String> = members.iter().filter_map(|m| m.budget_id.clone()).collect();
-    let budgets = state.store().budgets().find_many(&ids).await?;
-    Ok(members
-        .iter()
-        .map(|m| {
-            membership_json(
-                m,
-                budgets
-                    .iter()
-                    .find(|b| Some(&b.budget_id) == m.budget_id.as_ref()),
-            )
-        })
-        .collect())
+    with_budgets(state, members, |m| m.budget_id.as_ref(), membership_json).await
 }
 
 fn membership_json(m: &TeamMemberRow, budget: Option<&BudgetRow>) -> Value {
