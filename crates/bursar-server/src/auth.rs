@@ -182,6 +182,18 @@ impl AuthCache {
         }
     }
 
+    /// Forgets every cached key of a team, so team changes (blocked, limits, models) apply
+    /// on the keys' next request. One pass over the cache; no database read.
+    pub fn invalidate_team(&self, team_id: &str) {
+        let team = team_id.to_string();
+        if let Err(e) = self.found.invalidate_entries_if(move |_, snapshot| {
+            snapshot.key.team_id.as_deref() == Some(&team)
+        }) {
+            tracing::warn!(error = %e, "could not invalidate a team's keys; clearing the key cache");
+            self.found.invalidate_all();
+        }
+    }
+
     pub fn invalidate_all(&self) {
         self.found.invalidate_all();
         self.missing.invalidate_all();

@@ -153,6 +153,15 @@ macro_rules! team_columns {
     };
 }
 
+/// A membership row with the member's email; callers append the `WHERE` clause.
+macro_rules! member_select {
+    () => {
+        "SELECT tm.team_id, tm.user_id, u.user_email, tm.role, tm.budget_id, tm.spend_nano, \
+         tm.total_spend_nano, tm.created_at FROM team_members tm \
+         LEFT JOIN users u ON u.user_id = tm.user_id"
+    };
+}
+
 pub struct TeamStore<'a> {
     pool: &'a AnyPool,
 }
@@ -476,12 +485,10 @@ impl TeamStore<'_> {
 
     /// The team's members, oldest first.
     pub async fn members(&self, team_id: &str) -> Result<Vec<TeamMemberRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT tm.team_id, tm.user_id, u.user_email, tm.role, tm.budget_id, tm.spend_nano, \
-             tm.total_spend_nano, tm.created_at FROM team_members tm \
-             LEFT JOIN users u ON u.user_id = tm.user_id \
-             WHERE tm.team_id = $1 ORDER BY tm.created_at, tm.user_id",
-        )
+        let rows = sqlx::query(concat!(
+            member_select!(),
+            " WHERE tm.team_id = $1 ORDER BY tm.created_at, tm.user_id"
+        ))
         .bind(team_id)
         .fetch_all(self.pool)
         .await?;
@@ -493,12 +500,10 @@ impl TeamStore<'_> {
         team_id: &str,
         user_id: &str,
     ) -> Result<Option<TeamMemberRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT tm.team_id, tm.user_id, u.user_email, tm.role, tm.budget_id, tm.spend_nano, \
-             tm.total_spend_nano, tm.created_at FROM team_members tm \
-             LEFT JOIN users u ON u.user_id = tm.user_id \
-             WHERE tm.team_id = $1 AND tm.user_id = $2",
-        )
+        let row = sqlx::query(concat!(
+            member_select!(),
+            " WHERE tm.team_id = $1 AND tm.user_id = $2"
+        ))
         .bind(team_id)
         .bind(user_id)
         .fetch_optional(self.pool)

@@ -6,7 +6,6 @@
 //! rotated key stops working on the very next request.
 
 use super::audit::{Auditor, KEYS_TABLE};
-use super::scope::TeamAccess;
 use super::teams::{admin_team_ids, may_manage_team_key};
 use super::{Page, bad_field, descending, json_body, json_body_pair, limit, money};
 use crate::auth::Principal;
@@ -255,7 +254,9 @@ async fn authorize(
     if let Some(team_id) = &key.team_id
         && let Some(team) = state.store().teams().find(team_id).await?
     {
-        return may_manage_team_key(state, principal, &team, route).await;
+        return may_manage_team_key(state, principal, &team, route)
+            .await
+            .map(|_| ());
     }
     if may_manage(principal, key) {
         Ok(())
@@ -416,8 +417,9 @@ pub async fn generate(
     let mut manages_team = principal.is_proxy_admin();
     if let Some(team) = &team {
         if !principal.is_proxy_admin() {
-            may_manage_team_key(&state, &principal, team, "/key/generate").await?;
-            manages_team = TeamAccess::of(&state, &principal, team).await?.manages();
+            manages_team = may_manage_team_key(&state, &principal, team, "/key/generate")
+                .await?
+                .manages();
         }
         check_team_key(
             &state,

@@ -7,7 +7,7 @@
 use super::audit::{Auditor, ORGS_TABLE};
 use super::keys::{actor, is_admin_reader};
 use super::scope::{ORG_ADMIN, member_id};
-use super::teams::{budget_json, resolve_member, team_json, with_budgets};
+use super::teams::{budget_json, member_user_id, resolve_member, team_json, with_budgets};
 use super::users::user_json;
 use super::{BudgetInput, bad_field, json_body, json_body_pair, missing, money};
 use crate::auth::Principal;
@@ -694,32 +694,26 @@ pub struct MemberRef {
     max_budget_in_organization: Option<f64>,
 }
 
+/// The organization and membership a member route names, after the org-admin gate.
+async fn gated_member(
+    state: &AppState,
+    principal: &Principal,
+    r: &MemberRef,
+    route: &str,
+) -> Result<(String, OrgMemberRow), ApiError> {
+    let org_id = require_org_id(r.organization_id.clone())?;
+    find_org(state, &org_id).await?;
+    org_gate(state, principal, &org_id, route, false).await?;
+    let member = member_of(state, &org_id, r).await?;
+    Ok((org_id, member))
+}
+
 async fn member_of(
     state: &AppState,
     org_id: &str,
     r: &MemberRef,
 ) -> Result<OrgMemberRow, ApiError> {
-    let user_id = match (&r.user_id, &r.user_email) {
-        (Some(id), _) => id.clone(),
-        (None, Some(email)) => {
-            state
-                .store()
-                .users()
-                .find_by_email(email)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("User with email {email} not found"))
-                        .with_param("user_email")
-                })?
-                .user_id
-        }
-        (None, None) => {
-            return Err(bad_field(
-                "user_id",
-                "Either user_id or user_email must be provided",
-            ));
-        }
-    };
+    let user_id = member_user_id(state, r.user_id.as_ref(), r.user_email.as_ref()).await?;
     state
         .store()
         .orgs()
@@ -740,17 +734,8 @@ pub async fn member_update(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let r: MemberRef = json_body(&state, &headers, body).await?;
-    let org_id = require_org_id(r.organization_id.clone())?;
-    find_org(&state, &org_id).await?;
-    org_gate(
-        &state,
-        &principal,
-        &org_id,
-        "/organization/member_update",
-        false,
-    )
-    .await?;
-    let member = member_of(&state, &org_id, &r).await?;
+    let (org_id, member) =
+        gated_member(&state, &principal, &r, "/organization/member_update").await?;
     let role = r
         .role
         .as_deref()
@@ -803,17 +788,8 @@ pub async fn member_delete(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let r: MemberRef = json_body(&state, &headers, body).await?;
-    let org_id = require_org_id(r.organization_id.clone())?;
-    find_org(&state, &org_id).await?;
-    org_gate(
-        &state,
-        &principal,
-        &org_id,
-        "/organization/member_delete",
-        false,
-    )
-    .await?;
-    let member = member_of(&state, &org_id, &r).await?;
+    let (org_id, member) =
+        gated_member(&state, &principal, &r, "/organization/member_delete").await?;
     let body = memberships_json(&state, std::slice::from_ref(&member))
         .await?
         .remove(0);

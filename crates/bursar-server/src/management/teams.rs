@@ -9,7 +9,7 @@
 use super::audit::{Auditor, TEAMS_TABLE};
 use super::keys::{actor, all_keys, key_json};
 use super::scope::{
-    self, TEAM_ADMIN, TEAM_USER, TeamAccess, admin_only, member_id, not_team_admin,
+    self, ORG_ADMIN, TEAM_ADMIN, TEAM_USER, TeamAccess, admin_only, member_id, not_team_admin,
 };
 use super::users::user_json;
 use super::{
@@ -820,26 +820,27 @@ pub async fn new_team(
     if !principal.is_proxy_admin() {
         let role = principal.role();
         match &org_id {
-            Some(org) if !scope::is_org_admin(&state, &principal, org).await? => {
-                let mine = state
-                    .store()
-                    .orgs()
-                    .memberships_of(member_id(&principal).unwrap_or_default())
-                    .await?;
-                let their = mine
-                    .iter()
-                    .find(|m| &m.organization_id == org)
-                    .and_then(|m| m.user_role.clone());
-                return Err(ApiError::unauthorized(
-                    "auth_error",
-                    format!(
-                        "You do not have the required role to call /team/new. Your role is {} in Organization {org}",
-                        their.as_deref().unwrap_or("None")
-                    ),
-                )
-                .with_param("user_role"));
+            Some(org) => {
+                let their = match member_id(&principal) {
+                    Some(me) => state
+                        .store()
+                        .orgs()
+                        .member(org, me)
+                        .await?
+                        .and_then(|m| m.user_role),
+                    None => None,
+                };
+                if their.as_deref() != Some(ORG_ADMIN) {
+                    return Err(ApiError::unauthorized(
+                        "auth_error",
+                        format!(
+                            "You do not have the required role to call /team/new. Your role is {} in Organization {org}",
+                            their.as_deref().unwrap_or("None")
+                        ),
+                    )
+                    .with_param("user_role"));
+                }
             }
-            Some(_) => {}
             None => {
                 let admin_of = scope::admin_org_ids(&state, &principal).await?;
                 if !admin_of.is_empty() {
@@ -1016,9 +1017,6 @@ pub async fn update(
         ));
     }
     let mut patch = changes.patch;
-    if let Some(perms) = &patch.team_member_permissions {
-        check_permissions(perms)?;
-    }
     if !access.proxy_admin && !access.org_admin {
         check_team_admin_changes(&existing, &patch)?;
     }
@@ -1056,37 +1054,54 @@ pub async fn update(
         )
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Team not found, passed team_id={team_id}")))?;
-    // Keys of the team carry its limits into their snapshots.
-    invalidate_team_keys(&state, &team_id).await?;
-    let before = team_body(&state, &existing).await?;
-    let data = team_body(&state, &updated).await?;
-    Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            TEAMS_TABLE,
-            &team_id,
-            Some(before),
-            Some(data.clone()),
-        )
-        .await;
+    let data = finish_change(&state, &principal, &headers, &existing, &updated, "updated").await?;
     Ok(Json(json!({"team_id": team_id, "data": data})))
 }
 
-/// Drops the cached principals of every key of a team.
-async fn invalidate_team_keys(state: &AppState, team_id: &str) -> Result<(), ApiError> {
-    let keys = all_keys(
-        state,
-        KeyQuery {
-            team_id: Some(team_id.to_string()),
-            ..KeyQuery::default()
-        },
-    )
-    .await?;
-    for key in keys {
-        state.auth_cache().invalidate(&key.token).await;
-    }
-    Ok(())
+/// The end of every team change: drops the team's cached keys, records the change with the
+/// team's members read once for both sides, and returns the updated team object.
+async fn finish_change(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    before: &TeamRow,
+    after: &TeamRow,
+    action: &str,
+) -> Result<Value, ApiError> {
+    state.auth_cache().invalidate_team(&after.team_id);
+    let members = state.store().teams().members(&after.team_id).await?;
+    let data = team_json(after, &members);
+    Auditor::new(state, principal, headers)
+        .record(
+            state,
+            action,
+            TEAMS_TABLE,
+            &after.team_id,
+            Some(team_json(before, &members)),
+            Some(data.clone()),
+        )
+        .await;
+    Ok(data)
+}
+
+/// Applies `patch` to `team`, then [`finish_change`].
+async fn patch_team(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    team: &TeamRow,
+    patch: &TeamPatch,
+    action: &str,
+) -> Result<Value, ApiError> {
+    let updated = state
+        .store()
+        .teams()
+        .update(&team.team_id, patch)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Team not found, passed team_id={}", team.team_id))
+        })?;
+    finish_change(state, principal, headers, team, &updated, action).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -1495,7 +1510,6 @@ pub async fn member_add(
             .with_param("member"),
             other => other.into(),
         })?;
-    let mut body = team_body(&state, &team).await?;
     let mut users = Vec::new();
     for m in &members {
         if let Some(user) = state.store().users().find(&m.user_id).await? {
@@ -1504,6 +1518,7 @@ pub async fn member_add(
         }
     }
     let rows = state.store().teams().members(&team_id).await?;
+    let mut body = team_json(&team, &rows);
     let added: Vec<TeamMemberRow> = rows
         .into_iter()
         .filter(|row| members.iter().any(|m| m.user_id == row.user_id))
@@ -1676,8 +1691,14 @@ pub struct MemberRef {
 }
 
 /// The user id a member reference names; an unknown email is a 404.
-async fn member_user_id(state: &AppState, r: &MemberRef) -> Result<String, ApiError> {
-    match (&r.user_id, &r.user_email) {
+/// The user a member reference names (team and organization member routes); an unknown
+/// email is a 404.
+pub(super) async fn member_user_id(
+    state: &AppState,
+    user_id: Option<&String>,
+    user_email: Option<&String>,
+) -> Result<String, ApiError> {
+    match (user_id, user_email) {
         (Some(id), _) => Ok(id.clone()),
         (None, Some(email)) => Ok(state
             .store()
@@ -1709,7 +1730,7 @@ pub async fn member_delete(
     if !access.manages() {
         return Err(not_team_admin("/team/member_delete", &team_id));
     }
-    let user_id = member_user_id(&state, &r).await?;
+    let user_id = member_user_id(&state, r.user_id.as_ref(), r.user_email.as_ref()).await?;
     if state
         .store()
         .teams()
@@ -1758,7 +1779,7 @@ pub async fn member_update(
     if !access.manages() {
         return Err(not_team_admin("/team/member_update", &team_id));
     }
-    let user_id = member_user_id(&state, &r).await?;
+    let user_id = member_user_id(&state, r.user_id.as_ref(), r.user_email.as_ref()).await?;
     let role = r
         .role
         .as_deref()
@@ -1794,7 +1815,7 @@ pub async fn member_update(
         None => None,
     };
     // The member's keys act with the member's team budget and role.
-    invalidate_team_keys(&state, &team_id).await?;
+    state.auth_cache().invalidate_team(&team_id);
     let body = json!({
         "team_id": team_id,
         "user_id": member.user_id,
@@ -1863,25 +1884,8 @@ async fn set_blocked(
         blocked: Some(blocked),
         ..TeamPatch::default()
     };
-    let updated = state
-        .store()
-        .teams()
-        .update(&team_id, &patch)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Team not found, passed team_id={team_id}")))?;
-    invalidate_team_keys(&state, &team_id).await?;
-    let before = team_body(&state, &team).await?;
-    let data = team_body(&state, &updated).await?;
-    Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            if blocked { "blocked" } else { "unblocked" },
-            TEAMS_TABLE,
-            &team_id,
-            Some(before),
-            Some(data.clone()),
-        )
-        .await;
+    let action = if blocked { "blocked" } else { "unblocked" };
+    let data = patch_team(&state, &principal, &headers, &team, &patch, action).await?;
     Ok(Json(data))
 }
 
@@ -1942,25 +1946,7 @@ async fn change_models(
     if let Some(org) = &team.organization_id {
         check_org_fit(&state, &team_id, org, &patch, false).await?;
     }
-    let updated = state
-        .store()
-        .teams()
-        .update(&team_id, &patch)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Team not found, passed team_id={team_id}")))?;
-    invalidate_team_keys(&state, &team_id).await?;
-    let before = team_body(&state, &team).await?;
-    let data = team_body(&state, &updated).await?;
-    Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            TEAMS_TABLE,
-            &team_id,
-            Some(before),
-            Some(data.clone()),
-        )
-        .await;
+    let data = patch_team(&state, &principal, &headers, &team, &patch, "updated").await?;
     Ok(Json(data))
 }
 
@@ -2006,38 +1992,22 @@ pub async fn permissions_update(
         team_member_permissions: Some(r.team_member_permissions),
         ..TeamPatch::default()
     };
-    let updated = state
-        .store()
-        .teams()
-        .update(&team_id, &patch)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Team not found, passed team_id={team_id}")))?;
-    let before = team_body(&state, &team).await?;
-    let data = team_body(&state, &updated).await?;
-    Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            TEAMS_TABLE,
-            &team_id,
-            Some(before),
-            Some(data.clone()),
-        )
-        .await;
+    let data = patch_team(&state, &principal, &headers, &team, &patch, "updated").await?;
     Ok(Json(data))
 }
 
 /// Whether the caller may perform a key-management `route` on a key of `team` (team
-/// managers always; plain members when the team grants the route).
+/// managers always; plain members when the team grants the route). On success, the caller's
+/// standing towards the team.
 pub async fn may_manage_team_key(
     state: &AppState,
     principal: &Principal,
     team: &TeamRow,
     route: &str,
-) -> Result<(), ApiError> {
+) -> Result<TeamAccess, ApiError> {
     let access = TeamAccess::of(state, principal, team).await?;
     if access.manages() {
-        return Ok(());
+        return Ok(access);
     }
     match access.role.as_deref() {
         None => Err(ApiError::unauthorized(
@@ -2049,7 +2019,7 @@ pub async fn may_manage_team_key(
             ),
         )
         .with_param(route)),
-        Some(_) if team.team_member_permissions.iter().any(|p| p == route) => Ok(()),
+        Some(_) if team.team_member_permissions.iter().any(|p| p == route) => Ok(access),
         Some(_) => Err(ApiError::unauthorized(
             "team_member_permission_error",
             format!(
