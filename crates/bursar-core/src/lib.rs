@@ -6,7 +6,9 @@ pub mod access;
 pub mod config;
 pub mod duration;
 pub mod keys;
+pub mod models;
 pub mod money;
+pub mod pricing;
 pub mod roles;
 pub mod time;
 

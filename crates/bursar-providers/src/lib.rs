@@ -9,6 +9,7 @@ pub mod json;
 pub mod openai;
 mod router;
 pub mod sse;
+pub mod tokens;
 mod usage;
 
 pub use endpoint::Endpoint;

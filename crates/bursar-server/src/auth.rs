@@ -15,7 +15,7 @@ use axum::response::Response;
 use bursar_core::access;
 use bursar_core::keys::{KEY_PREFIX, Secret, hash_key, mask_key};
 use bursar_core::roles::UserRole;
-use bursar_store::{KeyRow, Store, StoreError};
+use bursar_store::{KeyRow, OrgRow, Store, StoreError, TeamRow, UserRow};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +45,14 @@ pub struct KeySnapshot {
     pub valid_until: Option<i64>,
     /// Set when the key's team is blocked: the key is refused with this team id.
     pub blocked_team: Option<String>,
+    pub user: Option<UserRow>,
+    pub team: Option<TeamRow>,
+    pub org: Option<OrgRow>,
+    /// The team member's own `allowed_models` (membership budget), empty = the team's.
+    pub member_models: Vec<String>,
+    /// Every budget and limit scope of this key (key, user, team, member, organization),
+    /// with the store's spend figures as of loading.
+    pub scopes: Vec<bursar_limits::Scope>,
 }
 
 impl Principal {
@@ -117,40 +125,7 @@ impl AuthCache {
         let loaded = self
             .found
             .try_get_with_by_ref(token, async {
-                let now = bursar_store::now_ms();
-                let (key, valid_until) = match store.keys().find_by_hash(token).await {
-                    Ok(Some(key)) => (key, None),
-                    // An old secret of a rotated key, inside its grace period.
-                    Ok(None) => match store.keys().find_by_deprecated_hash(token, now).await {
-                        Ok(Some((key, revoke_at))) => (key, Some(revoke_at)),
-                        Ok(None) => return Err(LoadError::NotFound),
-                        Err(e) => return Err(LoadError::Store(e)),
-                    },
-                    Err(e) => return Err(LoadError::Store(e)),
-                };
-                // The key acts with its owner's role; ownerless keys act as internal users.
-                let role = match &key.user_id {
-                    Some(user_id) => match store.users().find(user_id).await {
-                        Ok(user) => user
-                            .and_then(|u| u.user_role.parse().ok())
-                            .unwrap_or(UserRole::InternalUser),
-                        Err(e) => return Err(LoadError::Store(e)),
-                    },
-                    None => UserRole::InternalUser,
-                };
-                let blocked_team = match &key.team_id {
-                    Some(team_id) => match store.teams().find(team_id).await {
-                        Ok(team) => team.filter(|t| t.blocked).map(|t| t.team_id),
-                        Err(e) => return Err(LoadError::Store(e)),
-                    },
-                    None => None,
-                };
-                Ok(Arc::new(KeySnapshot {
-                    key,
-                    role,
-                    valid_until,
-                    blocked_team,
-                }))
+                load_snapshot(store, token).await.map(Arc::new)
             })
             .await;
         match loaded {
@@ -197,6 +172,99 @@ impl AuthCache {
     pub fn invalidate_all(&self) {
         self.found.invalidate_all();
         self.missing.invalidate_all();
+    }
+}
+
+/// Loads everything the request path needs about one key: the key (or the key an old
+/// rotated secret stands for), its owner, team, membership, organization and their budgets.
+async fn load_snapshot(store: &Store, token: &str) -> Result<KeySnapshot, LoadError> {
+    let now = bursar_store::now_ms();
+    let (key, valid_until) = match store.keys().find_by_hash(token).await? {
+        Some(key) => (key, None),
+        // An old secret of a rotated key, inside its grace period.
+        None => match store.keys().find_by_deprecated_hash(token, now).await? {
+            Some((key, revoke_at)) => (key, Some(revoke_at)),
+            None => return Err(LoadError::NotFound),
+        },
+    };
+    let user = match &key.user_id {
+        Some(user_id) => store.users().find(user_id).await?,
+        None => None,
+    };
+    // The key acts with its owner's role; ownerless keys act as internal users.
+    let role = user
+        .as_ref()
+        .and_then(|u| u.user_role.parse().ok())
+        .unwrap_or(UserRole::InternalUser);
+    let team = match &key.team_id {
+        Some(team_id) => store.teams().find(team_id).await?,
+        None => None,
+    };
+    let blocked_team = team
+        .as_ref()
+        .filter(|t| t.blocked)
+        .map(|t| t.team_id.clone());
+    let member = match (&team, &key.user_id) {
+        (Some(team), Some(user_id)) => store.teams().member(&team.team_id, user_id).await?,
+        _ => None,
+    };
+    // A member's own budget row, else the team's default member budget.
+    let member_budget_id = member
+        .as_ref()
+        .and_then(|m| m.budget_id.clone())
+        .or_else(|| {
+            team.as_ref()
+                .and_then(|t| t.metadata.get(bursar_store::MEMBER_BUDGET_KEY))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+    let member_budget = match (&member, member_budget_id) {
+        (Some(_), Some(id)) => store.budgets().find(&id).await?,
+        _ => None,
+    };
+    let org_id = team
+        .as_ref()
+        .and_then(|t| t.organization_id.clone())
+        .or_else(|| key.organization_id.clone());
+    let org = match &org_id {
+        Some(id) => store.orgs().find(id).await?,
+        None => None,
+    };
+    let org_budget = match org.as_ref().and_then(|o| o.budget_id.as_deref()) {
+        Some(id) => store.budgets().find(id).await?,
+        None => None,
+    };
+    let key_budget = match key.budget_id.as_deref() {
+        Some(id) => store.budgets().find(id).await?,
+        None => None,
+    };
+    let scopes = crate::admission::key_scopes(&crate::admission::Rows {
+        key: &key,
+        key_budget: key_budget.as_ref(),
+        user: user.as_ref(),
+        team: team.as_ref(),
+        member: member.as_ref(),
+        member_budget: member_budget.as_ref(),
+        org: org.as_ref(),
+        org_budget: org_budget.as_ref(),
+        now,
+    });
+    Ok(KeySnapshot {
+        role,
+        valid_until,
+        blocked_team,
+        member_models: member_budget.map(|b| b.allowed_models).unwrap_or_default(),
+        user,
+        team,
+        org,
+        scopes,
+        key,
+    })
+}
+
+impl From<StoreError> for LoadError {
+    fn from(e: StoreError) -> LoadError {
+        LoadError::Store(e)
     }
 }
 
@@ -299,6 +367,15 @@ pub async fn authenticate(
             "auth_error",
             format!(
                 "Authentication Error, Team={team} is blocked. Update via `/team/unblock` if you're an admin."
+            ),
+        ));
+    }
+    if let Some(org) = snapshot.org.as_ref().filter(|o| o.blocked) {
+        return Err(ApiError::unauthorized(
+            "auth_error",
+            format!(
+                "Authentication Error, Organization={} is blocked. Update via `/organization/update` if you're an admin.",
+                org.organization_id
             ),
         ));
     }

@@ -15,6 +15,8 @@ pub struct ApiError {
     /// LiteLLM's `type` (`auth_error`, `bad_request_error`, …).
     pub kind: &'static str,
     pub param: Option<String>,
+    /// Extra response headers (`retry-after` on rate limits).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -24,7 +26,13 @@ impl ApiError {
             message: message.into(),
             kind,
             param: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> ApiError {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
@@ -124,6 +132,7 @@ impl From<ProviderError> for ApiError {
             message,
             kind: upstream_kind(&e),
             param,
+            headers: Vec::new(),
         }
     }
 }
@@ -164,6 +173,12 @@ impl IntoResponse for ApiError {
                 "code": self.status.as_u16().to_string(),
             }
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, v);
+            }
+        }
+        response
     }
 }

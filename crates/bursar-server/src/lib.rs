@@ -1,6 +1,7 @@
 //! The HTTP application: routes, middleware (auth, body limits, panic capture) and the mapping
 //! from domain errors to LiteLLM's error envelope. Business rules live in `bursar-core`.
 
+mod admission;
 pub mod auth;
 pub mod error;
 mod management;

@@ -3,6 +3,8 @@
 use crate::auth::AuthCache;
 use bursar_core::config::Config;
 use bursar_core::keys::Secret;
+use bursar_core::models::Catalog;
+use bursar_limits::{Limiter, MemoryLimiter};
 use bursar_providers::Router;
 use bursar_store::Store;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ struct Inner {
     router: Router,
     auth: AuthCache,
     master_key: Option<Secret>,
+    limiter: Arc<dyn Limiter>,
+    catalog: Catalog,
 }
 
 impl AppState {
@@ -27,8 +31,17 @@ impl AppState {
         router: Router,
         master_key: Option<Secret>,
     ) -> AppState {
+        let catalog = Catalog::new(config.models.iter().map(|d| {
+            (
+                d.model_name.as_str(),
+                d.litellm_model.as_str(),
+                d.access_groups.as_slice(),
+            )
+        }));
         AppState {
             inner: Arc::new(Inner {
+                catalog,
+                limiter: Arc::new(MemoryLimiter::default()),
                 config,
                 store,
                 router,
@@ -52,6 +65,15 @@ impl AppState {
 
     pub fn auth_cache(&self) -> &AuthCache {
         &self.inner.auth
+    }
+
+    pub fn limiter(&self) -> &Arc<dyn Limiter> {
+        &self.inner.limiter
+    }
+
+    /// The served models, their access groups and providers, for model access checks.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
     }
 
     pub fn master_key(&self) -> Option<&Secret> {

@@ -173,6 +173,8 @@ impl Running {
 pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let store = open_store(&settings.config, &settings.database_url).await?;
     let router = Router::new(&settings.config)?;
+    // Building the tokenizer takes a moment; do it off the request path.
+    tokio::task::spawn_blocking(bursar_providers::tokens::warm_up);
     let state = AppState::new(
         settings.config.clone(),
         store.clone(),

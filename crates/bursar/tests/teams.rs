@@ -346,12 +346,12 @@ async fn members_are_one_view_across_teams_and_users(backend: Backend) {
     let (status, body) = post(
         &gw,
         "/team/member_update",
-        json!({"team_id": "t1", "user_id": "bob", "role": "user", "max_budget_in_team": 9, "tpm_limit": 10}),
+        json!({"team_id": "t1", "user_id": "bob", "role": "user", "max_budget_in_team": 9, "tpm_limit": 10000}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["max_budget_in_team"], 9.0);
-    assert_eq!(body["tpm_limit"], 10);
+    assert_eq!(body["tpm_limit"], 10000);
     assert_eq!(body["role"], "user");
 
     // Removing a member removes their keys of that team.

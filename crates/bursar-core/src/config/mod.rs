@@ -111,6 +111,26 @@ impl Deployment {
     pub fn effective_api_base(&self) -> Option<&str> {
         self.api_base.as_deref().or(self.provider.default_api_base)
     }
+
+    /// What this deployment charges: its own `input_cost_per_token` / `output_cost_per_token`
+    /// where set, else the default price list (by `base_model`, the LiteLLM model name, then
+    /// the upstream name), else free — LiteLLM also records 0 for a model it cannot price.
+    pub fn price(&self) -> crate::pricing::Price {
+        let listed = [
+            self.base_model.as_deref(),
+            Some(self.litellm_model.as_str()),
+            Some(self.upstream_model.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(crate::pricing::default_price);
+        let base = listed.unwrap_or(crate::pricing::Price::FREE);
+        crate::pricing::Price {
+            input_per_token: self.input_cost_per_token.unwrap_or(base.input_per_token),
+            output_per_token: self.output_cost_per_token.unwrap_or(base.output_per_token),
+            max_output_tokens: self.max_tokens.or(base.max_output_tokens),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +173,27 @@ pub struct Config {
     pub internal_user_defaults: InternalUserDefaults,
     /// Default grace period of `/key/regenerate` (env `LITELLM_KEY_ROTATION_GRACE_PERIOD`).
     pub key_rotation_grace_period: Option<crate::duration::BudgetDuration>,
+    pub admission: AdmissionSettings,
+}
+
+/// How requests are admitted against budgets and limits.
+#[derive(Debug, Clone)]
+pub struct AdmissionSettings {
+    /// HTTP status of a budget refusal (`litellm_settings.budget_exceeded_status_code`;
+    /// LiteLLM's newest default is 422).
+    pub budget_exceeded_status: u16,
+    /// Output tokens assumed for a request without `max_tokens`
+    /// (`general_settings.default_output_tokens_estimate`).
+    pub default_output_tokens: u64,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        AdmissionSettings {
+            budget_exceeded_status: 422,
+            default_output_tokens: 256,
+        }
+    }
 }
 
 /// A loaded config plus the warnings worth printing.
@@ -182,6 +223,7 @@ impl Default for Config {
             store_audit_logs: false,
             internal_user_defaults: InternalUserDefaults::default(),
             key_rotation_grace_period: None,
+            admission: AdmissionSettings::default(),
         }
     }
 }
@@ -337,6 +379,18 @@ pub fn load(
         } else {
             config.general.max_request_bytes = (mb * 1024.0 * 1024.0) as usize;
         }
+    }
+
+    if let Some(tokens) = general.default_output_tokens_estimate {
+        config.admission.default_output_tokens = tokens;
+    }
+    match litellm.budget_exceeded_status_code {
+        Some(code @ 400..=599) => config.admission.budget_exceeded_status = code as u16,
+        Some(_) => problems.push(ConfigProblem {
+            path: "litellm_settings.budget_exceeded_status_code".into(),
+            message: "must be an HTTP error status (400-599)".into(),
+        }),
+        None => {}
     }
 
     if let Some(strategy) = router.routing_strategy

@@ -33,6 +33,9 @@ pub struct RawGeneralSettings {
     pub database_connection_pool_limit: Option<u32>,
     #[serde(default, deserialize_with = "flex::opt_f64")]
     pub max_request_size_mb: Option<f64>,
+    /// Bursar: output tokens assumed for requests without `max_tokens` when estimating cost.
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub default_output_tokens_estimate: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +58,8 @@ pub struct RawLitellmSettings {
     pub max_internal_user_budget: Option<f64>,
     #[serde(default, deserialize_with = "flex::opt_string")]
     pub internal_user_budget_duration: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub budget_exceeded_status_code: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,7 +2,8 @@
 //! streamed or not. Handlers parse and validate the body, hand it to the router, and render
 //! the answer with LiteLLM's response headers.
 
-use crate::auth::Principal;
+use crate::admission::{self, Admitted};
+use crate::auth::{KeySnapshot, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Extension;
@@ -10,9 +11,14 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use bursar_providers::{Answer, Call, Endpoint, JsonObject, StreamSummary};
+use bursar_core::models::Grants;
+use bursar_core::pricing::Price;
+use bursar_limits::{Admission, Demand, Scope};
+use bursar_providers::{Answer, Call, Endpoint, JsonObject, StreamSummary, tokens};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub async fn chat_completions(
@@ -56,10 +62,28 @@ async fn proxy(
     .await?;
     let parsed = parse_request(endpoint, &bytes)?;
     let stream = parsed.stream;
-    let model = parsed.model.clone();
+    let requested = parsed.model.clone();
+    let model = match &principal {
+        Principal::VirtualKey(snapshot) => resolve_alias(snapshot, &requested),
+        Principal::MasterKey => requested.clone(),
+    };
+
+    let admitted = match &principal {
+        Principal::VirtualKey(snapshot) => {
+            admit(&state, snapshot, endpoint, &parsed, &requested, &model).await?
+        }
+        Principal::MasterKey => None,
+    };
+    let limit_headers = admitted
+        .as_ref()
+        .and_then(Admitted::reservation)
+        .map(admission::ratelimit_headers)
+        .unwrap_or_default();
+    let hold = Arc::new(Mutex::new(admitted));
 
     let finish_call_id = call_id.clone();
     let finish_model = model.clone();
+    let finish_hold = hold.clone();
     let on_stream_finish = Box::new(move |summary: StreamSummary| {
         tracing::debug!(
             call_id = %finish_call_id,
@@ -68,8 +92,11 @@ async fn proxy(
             usage = ?summary.usage,
             "stream finished"
         );
+        if let Some(admitted) = take(&finish_hold) {
+            admitted.settle_later(summary.usage.as_ref());
+        }
     });
-    let routed = state
+    let routed = match state
         .router()
         .send(Call {
             endpoint,
@@ -78,11 +105,26 @@ async fn proxy(
             stream,
             on_stream_finish: Some(on_stream_finish),
         })
-        .await?;
+        .await
+    {
+        Ok(routed) => routed,
+        Err(e) => {
+            if let Some(admitted) = take(&hold) {
+                admitted.release().await;
+            }
+            return Err(with_headers(e.into(), &limit_headers));
+        }
+    };
+    if let Some(admitted) = lock(&hold).as_mut() {
+        admitted.set_price(routed.deployment.price());
+    }
 
     let mut response = match routed.answer {
         Answer::Complete { body, usage } => {
             tracing::debug!(call_id = %call_id, model = %model, usage = ?usage, user = ?principal.user_id(), "call complete");
+            if let Some(admitted) = take(&hold) {
+                admitted.settle(usage.as_ref()).await;
+            }
             let mut r = Response::new(Body::from(body));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -126,7 +168,157 @@ async fn proxy(
         HeaderName::from_static("x-litellm-attempted-retries"),
         HeaderValue::from(routed.attempts.saturating_sub(1)),
     );
+    for (name, value) in &limit_headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
+    }
     Ok(response)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn take(hold: &Mutex<Option<Admitted>>) -> Option<Admitted> {
+    lock(hold).take()
+}
+
+fn with_headers(mut e: ApiError, headers: &[(String, String)]) -> ApiError {
+    for (name, value) in headers {
+        if let Some(known) = RATE_HEADER_NAMES.iter().find(|n| **n == name.as_str()) {
+            e = e.with_header(known, value.clone());
+        }
+    }
+    e
+}
+
+/// The overall rate-limit headers, kept on error responses too.
+const RATE_HEADER_NAMES: &[&str] = &[
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+];
+
+/// The model a key's or its team's alias stands for (`aliases`, `model_aliases`).
+fn resolve_alias(snapshot: &KeySnapshot, requested: &str) -> String {
+    let from = |map: &Value| {
+        map.get(requested)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    from(&snapshot.key.aliases)
+        .or_else(|| snapshot.team.as_ref().and_then(|t| from(&t.model_aliases)))
+        .unwrap_or_else(|| requested.to_string())
+}
+
+/// Model access, then one reservation over every scope that applies.
+async fn admit(
+    state: &AppState,
+    snapshot: &Arc<KeySnapshot>,
+    endpoint: Endpoint,
+    parsed: &ParsedRequest,
+    requested: &str,
+    model: &str,
+) -> Result<Option<Admitted>, ApiError> {
+    let names: &[&str] = if requested == model {
+        &[requested]
+    } else {
+        &[requested, model]
+    };
+    let grants = Grants {
+        key: &snapshot.key.models,
+        team: snapshot.team.as_ref().map(|t| t.models.as_slice()),
+        member: &snapshot.member_models,
+        user: snapshot.user.as_ref().map(|u| u.models.as_slice()),
+        org: snapshot.org.as_ref().map(|o| o.models.as_slice()),
+    };
+    if let Err(denied) = grants.check(state.catalog(), names) {
+        tracing::info!(reason = %denied.internal_message(), "model access denied");
+        return Err(
+            ApiError::new(StatusCode::FORBIDDEN, denied.error_type(), denied.message())
+                .with_param("model"),
+        );
+    }
+    let per_model = admission::model_scopes(snapshot, names);
+    let scopes: Cow<'_, [Scope]> = if per_model.is_empty() {
+        Cow::Borrowed(&snapshot.scopes)
+    } else {
+        Cow::Owned(snapshot.scopes.iter().cloned().chain(per_model).collect())
+    };
+    if scopes.is_empty() {
+        return Ok(None);
+    }
+    // The dearest deployment of the group: the estimate must not fall short.
+    let price = state
+        .router()
+        .deployments(model)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| d.price())
+        .max_by(|a, b| {
+            (a.input_per_token + a.output_per_token)
+                .total_cmp(&(b.input_per_token + b.output_per_token))
+        })
+        .unwrap_or(Price::FREE);
+    let needs_tokens = scopes
+        .iter()
+        .any(|s| s.limits.tpm.is_some() || (s.limits.budget.is_some() && !price.is_free()));
+    let demand = if needs_tokens {
+        let prompt = match endpoint {
+            Endpoint::ChatCompletions => parsed
+                .body
+                .get_as::<Value>("messages")
+                .and_then(Result::ok)
+                .map_or(0, |m| tokens::count_messages(&m)),
+            Endpoint::Completions => parsed
+                .body
+                .get_as::<Value>("prompt")
+                .and_then(Result::ok)
+                .map_or(0, |p| tokens::count_input(&p)),
+            Endpoint::Embeddings => parsed
+                .body
+                .get_as::<Value>("input")
+                .and_then(Result::ok)
+                .map_or(0, |p| tokens::count_input(&p)),
+        };
+        let max_tokens = ["max_tokens", "max_completion_tokens"]
+            .iter()
+            .find_map(|f| parsed.body.get_as::<u64>(f).and_then(Result::ok));
+        admission::estimate(
+            &price,
+            prompt,
+            max_tokens,
+            state.config().admission.default_output_tokens,
+            endpoint != Endpoint::Embeddings,
+        )
+    } else {
+        Demand::default()
+    };
+    let now = bursar_store::now_ms();
+    match state.limiter().reserve(&scopes, demand, now).await {
+        Ok(Admission::Granted(reservation)) => Ok(Some(Admitted::new(
+            state.limiter().clone(),
+            reservation,
+            price,
+            demand,
+        ))),
+        Ok(Admission::Refused(refusal)) => Err(admission::refusal_error(
+            &refusal,
+            snapshot,
+            state.config().admission.budget_exceeded_status,
+            now,
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal_server_error",
+            format!("Admission control is unavailable: {e}"),
+        )),
+    }
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {

@@ -6,6 +6,7 @@ use crate::state::AppState;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
+use bursar_core::models::Grants;
 use serde_json::{Value, json};
 
 /// LiteLLM reports this fixed `created` value for every model.
@@ -15,15 +16,44 @@ fn model_object(name: &str) -> Value {
     json!({"id": name, "object": "model", "created": CREATED, "owned_by": "openai"})
 }
 
-/// The public model names this principal may call.
-fn visible_models<'a>(state: &'a AppState, principal: &Principal) -> Vec<&'a str> {
-    let names = state.router().model_names().iter().map(String::as_str);
-    match principal {
-        Principal::VirtualKey(snapshot) if !snapshot.key.models.is_empty() => names
-            .filter(|n| snapshot.key.models.iter().any(|m| m == n))
-            .collect(),
-        _ => names.collect(),
+/// The public model names this principal may call: every served model its key, team,
+/// membership, owner and organization allow, plus its key's and team's aliases of those.
+fn visible_models(state: &AppState, principal: &Principal) -> Vec<String> {
+    let catalog = state.catalog();
+    let Principal::VirtualKey(snapshot) = principal else {
+        return catalog.names().to_vec();
+    };
+    let grants = Grants {
+        key: &snapshot.key.models,
+        team: snapshot.team.as_ref().map(|t| t.models.as_slice()),
+        member: &snapshot.member_models,
+        user: snapshot.user.as_ref().map(|u| u.models.as_slice()),
+        org: snapshot.org.as_ref().map(|o| o.models.as_slice()),
+    };
+    let mut visible: Vec<String> = catalog
+        .names()
+        .iter()
+        .filter(|n| grants.check(catalog, &[n.as_str()]).is_ok())
+        .cloned()
+        .collect();
+    let aliases = [
+        Some(&snapshot.key.aliases),
+        snapshot.team.as_ref().map(|t| &t.model_aliases),
+    ];
+    for map in aliases.into_iter().flatten().filter_map(Value::as_object) {
+        for (alias, target) in map {
+            let Some(target) = target.as_str() else {
+                continue;
+            };
+            if catalog.names().iter().any(|n| n == target)
+                && !visible.contains(alias)
+                && grants.check(catalog, &[alias, target]).is_ok()
+            {
+                visible.push(alias.clone());
+            }
+        }
     }
+    visible
 }
 
 pub async fn list(
@@ -31,8 +61,8 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
 ) -> Json<Value> {
     let data: Vec<Value> = visible_models(&state, &principal)
-        .into_iter()
-        .map(model_object)
+        .iter()
+        .map(|m| model_object(m))
         .collect();
     Json(json!({"data": data, "object": "list"}))
 }
@@ -42,7 +72,7 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
     Path(model): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if visible_models(&state, &principal).contains(&model.as_str()) {
+    if visible_models(&state, &principal).contains(&model) {
         Ok(Json(model_object(&model)))
     } else {
         Err(ApiError::not_found(format!("The model '{model}' does not exist")).with_param("model"))

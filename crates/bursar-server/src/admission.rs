@@ -1,0 +1,510 @@
+//! Admission on the data plane: which budget and limit scopes a request is held against,
+//! what it is expected to cost, and the reservation it holds until it is settled.
+
+use crate::auth::KeySnapshot;
+use crate::error::ApiError;
+use axum::http::StatusCode;
+use bursar_core::duration::BudgetDuration;
+use bursar_core::money::NanoUsd;
+use bursar_core::pricing::Price;
+use bursar_limits::{
+    Budget, Demand, Limiter, Limits, Period, Refusal, Reservation, Scope, ScopeId, ScopeKind,
+};
+use bursar_providers::Usage;
+use bursar_store::{BudgetRow, KeyRow, OrgRow, TeamMemberRow, TeamRow, UserRow};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The rows a key's scopes come from.
+pub struct Rows<'a> {
+    pub key: &'a KeyRow,
+    pub key_budget: Option<&'a BudgetRow>,
+    pub user: Option<&'a UserRow>,
+    pub team: Option<&'a TeamRow>,
+    pub member: Option<&'a TeamMemberRow>,
+    pub member_budget: Option<&'a BudgetRow>,
+    pub org: Option<&'a OrgRow>,
+    pub org_budget: Option<&'a BudgetRow>,
+    pub now: i64,
+}
+
+fn limit(value: Option<i64>) -> Option<u64> {
+    value.and_then(|v| u64::try_from(v).ok())
+}
+
+/// A budget period from a stored duration and next reset time.
+fn period(duration: Option<&str>, reset_at: Option<i64>, now: i64) -> Option<Period> {
+    let duration = BudgetDuration::parse(duration?).ok()?;
+    let reset_at = reset_at.unwrap_or_else(|| {
+        now.saturating_add(i64::try_from(duration.approximate().as_millis()).unwrap_or(i64::MAX))
+    });
+    Some(Period { duration, reset_at })
+}
+
+fn budget(max: Option<NanoUsd>, spent: NanoUsd, period: Option<Period>) -> Option<Budget> {
+    max.map(|max| Budget { max, spent, period })
+}
+
+fn push(scopes: &mut Vec<Scope>, kind: ScopeKind, value: &str, limits: Limits) {
+    if !limits.is_unlimited() {
+        scopes.push(Scope {
+            id: ScopeId::new(kind, value),
+            limits,
+        });
+    }
+}
+
+/// A key's temporary budget increase (`metadata.temp_budget_increase` until
+/// `metadata.temp_budget_expiry`).
+fn temp_increase(key: &KeyRow, now: i64) -> NanoUsd {
+    let amount = key
+        .metadata
+        .get("temp_budget_increase")
+        .and_then(Value::as_f64)
+        .and_then(NanoUsd::from_usd);
+    let expiry = key
+        .metadata
+        .get("temp_budget_expiry")
+        .and_then(Value::as_str)
+        .and_then(bursar_core::time::parse_ms);
+    match (amount, expiry) {
+        (Some(amount), Some(expiry)) if expiry > now => amount,
+        _ => NanoUsd::ZERO,
+    }
+}
+
+/// Every scope of a key that limits something: the key (its own fields, else its budget
+/// row), its owner (the owner's budget only for keys without a team, as in LiteLLM), its
+/// team, its team membership (own budget row or the team's default member budget), and the
+/// organization.
+pub fn key_scopes(r: &Rows<'_>) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    let key = r.key;
+    let kb = r.key_budget;
+    let key_max = key
+        .max_budget
+        .or(kb.and_then(|b| b.max_budget))
+        .map(|m| m.saturating_add(temp_increase(key, r.now)));
+    push(
+        &mut scopes,
+        ScopeKind::ApiKey,
+        &key.token,
+        Limits {
+            budget: budget(
+                key_max,
+                key.spend,
+                period(
+                    key.budget_duration
+                        .as_deref()
+                        .or(kb.and_then(|b| b.budget_duration.as_deref())),
+                    key.budget_reset_at.or(kb.and_then(|b| b.budget_reset_at)),
+                    r.now,
+                ),
+            ),
+            rpm: limit(key.rpm_limit.or(kb.and_then(|b| b.rpm_limit))),
+            tpm: limit(key.tpm_limit.or(kb.and_then(|b| b.tpm_limit))),
+            max_parallel: limit(
+                key.max_parallel_requests
+                    .or(kb.and_then(|b| b.max_parallel_requests)),
+            ),
+        },
+    );
+    if let Some(user) = r.user {
+        let personal = key.team_id.is_none();
+        push(
+            &mut scopes,
+            ScopeKind::User,
+            &user.user_id,
+            Limits {
+                budget: if personal {
+                    budget(
+                        user.max_budget,
+                        user.spend,
+                        period(user.budget_duration.as_deref(), user.budget_reset_at, r.now),
+                    )
+                } else {
+                    None
+                },
+                rpm: limit(user.rpm_limit),
+                tpm: limit(user.tpm_limit),
+                max_parallel: limit(user.max_parallel_requests),
+            },
+        );
+    }
+    if let Some(team) = r.team {
+        push(
+            &mut scopes,
+            ScopeKind::Team,
+            &team.team_id,
+            Limits {
+                budget: budget(
+                    team.max_budget,
+                    team.spend,
+                    period(team.budget_duration.as_deref(), team.budget_reset_at, r.now),
+                ),
+                rpm: limit(team.rpm_limit),
+                tpm: limit(team.tpm_limit),
+                max_parallel: limit(team.max_parallel_requests),
+            },
+        );
+        if let (Some(member), Some(b)) = (r.member, r.member_budget) {
+            push(
+                &mut scopes,
+                ScopeKind::TeamMember,
+                &format!("{}:{}", team.team_id, member.user_id),
+                Limits {
+                    budget: budget(
+                        b.max_budget,
+                        member.spend,
+                        period(b.budget_duration.as_deref(), b.budget_reset_at, r.now),
+                    ),
+                    rpm: limit(b.rpm_limit),
+                    tpm: limit(b.tpm_limit),
+                    max_parallel: limit(b.max_parallel_requests),
+                },
+            );
+        }
+    }
+    if let (Some(org), Some(b)) = (r.org, r.org_budget) {
+        push(
+            &mut scopes,
+            ScopeKind::Organization,
+            &org.organization_id,
+            Limits {
+                budget: budget(
+                    b.max_budget,
+                    org.spend,
+                    period(b.budget_duration.as_deref(), b.budget_reset_at, r.now),
+                ),
+                rpm: limit(b.rpm_limit),
+                tpm: limit(b.tpm_limit),
+                max_parallel: limit(b.max_parallel_requests),
+            },
+        );
+    }
+    scopes
+}
+
+/// A model's entry in a `{model: value}` map, by the requested or the resolved name.
+fn model_entry<'v>(map: Option<&'v Value>, names: &[&str]) -> Option<&'v Value> {
+    let map = map?.as_object()?;
+    names.iter().find_map(|n| map.get(*n))
+}
+
+/// The per-model scopes of one request: the key's `model_max_budget` (budget, rpm, tpm per
+/// model) and `metadata.model_rpm_limit` / `model_tpm_limit`, and the team's
+/// `metadata.model_rpm_limit` / `model_tpm_limit`.
+pub fn model_scopes(snapshot: &KeySnapshot, names: &[&str]) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    let Some(model) = names.first() else {
+        return scopes;
+    };
+    let key = &snapshot.key;
+    let spec = model_entry(Some(&key.model_max_budget), names);
+    let num = |v: Option<&Value>, field: &str| v.and_then(|v| v.get(field)).and_then(Value::as_f64);
+    let max = num(spec, "max_budget")
+        .or_else(|| num(spec, "budget_limit"))
+        .and_then(NanoUsd::from_usd);
+    let duration = spec
+        .and_then(|s| s.get("budget_duration").or_else(|| s.get("time_period")))
+        .and_then(Value::as_str)
+        .and_then(|d| BudgetDuration::parse(d).ok());
+    let spent = model_entry(Some(&key.model_spend), names)
+        .and_then(Value::as_f64)
+        .and_then(NanoUsd::from_usd)
+        .unwrap_or_default();
+    let count = |v: Option<&Value>| v.and_then(Value::as_u64);
+    let key_limits = Limits {
+        budget: max.map(|max| Budget {
+            max,
+            spent,
+            // Per-model windows have no stored reset time: they step from the key's creation.
+            period: duration.map(|duration| Period {
+                duration,
+                reset_at: key.created_at.saturating_add(
+                    i64::try_from(duration.approximate().as_millis()).unwrap_or(i64::MAX),
+                ),
+            }),
+        }),
+        rpm: count(model_entry(key.metadata.get("model_rpm_limit"), names))
+            .or_else(|| count(spec.and_then(|s| s.get("rpm_limit")))),
+        tpm: count(model_entry(key.metadata.get("model_tpm_limit"), names))
+            .or_else(|| count(spec.and_then(|s| s.get("tpm_limit")))),
+        max_parallel: None,
+    };
+    push(
+        &mut scopes,
+        ScopeKind::ModelPerKey,
+        &format!("{}:{model}", key.token),
+        key_limits,
+    );
+    if let Some(team) = &snapshot.team {
+        push(
+            &mut scopes,
+            ScopeKind::ModelPerTeam,
+            &format!("{}:{model}", team.team_id),
+            Limits {
+                rpm: count(model_entry(team.metadata.get("model_rpm_limit"), names)),
+                tpm: count(model_entry(team.metadata.get("model_tpm_limit"), names)),
+                ..Limits::default()
+            },
+        );
+    }
+    scopes
+}
+
+/// A request's expected cost: its prompt counted locally at the input price, plus
+/// `max_tokens` (or the configured default, capped by the model's largest completion) at
+/// the output price.
+pub fn estimate(
+    price: &Price,
+    prompt_tokens: u64,
+    max_tokens: Option<u64>,
+    default_output: u64,
+    produces_text: bool,
+) -> Demand {
+    let output = if produces_text {
+        max_tokens.unwrap_or_else(|| {
+            price
+                .max_output_tokens
+                .map_or(default_output, |m| default_output.min(m))
+        })
+    } else {
+        0
+    };
+    Demand {
+        cost: price.cost(prompt_tokens, output),
+        tokens: prompt_tokens.saturating_add(output),
+    }
+}
+
+/// An admitted request's hold. Settle it with the real usage; dropping it unsettled (an
+/// error, a client that went away) gives the reservation back.
+pub struct Admitted {
+    limiter: Arc<dyn Limiter>,
+    reservation: Option<Reservation>,
+    price: Price,
+    estimate: Demand,
+}
+
+impl Admitted {
+    pub fn new(
+        limiter: Arc<dyn Limiter>,
+        reservation: Reservation,
+        price: Price,
+        estimate: Demand,
+    ) -> Admitted {
+        Admitted {
+            limiter,
+            reservation: Some(reservation),
+            price,
+            estimate,
+        }
+    }
+
+    pub fn reservation(&self) -> Option<&Reservation> {
+        self.reservation.as_ref()
+    }
+
+    /// What the request really cost: its usage at the deployment's price, or the estimate
+    /// when the upstream reported no usage.
+    fn actual(&self, usage: Option<&Usage>) -> Demand {
+        match usage {
+            Some(u) => Demand {
+                cost: self.price.cost(u.prompt_tokens, u.completion_tokens),
+                tokens: u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
+            },
+            None => self.estimate,
+        }
+    }
+
+    /// The price of the deployment that answered (the estimate used the dearest one).
+    pub fn set_price(&mut self, price: Price) {
+        self.price = price;
+    }
+
+    /// Gives the reservation back: the request cost nothing.
+    pub async fn release(mut self) {
+        if let Some(r) = self.reservation.take()
+            && let Err(e) = self.limiter.release(&r, bursar_store::now_ms()).await
+        {
+            tracing::warn!(error = %e, "could not release a reservation; it will expire");
+        }
+    }
+
+    pub async fn settle(mut self, usage: Option<&Usage>) {
+        let actual = self.actual(usage);
+        if let Some(r) = self.reservation.take()
+            && let Err(e) = self
+                .limiter
+                .settle(&r, actual, bursar_store::now_ms())
+                .await
+        {
+            tracing::warn!(error = %e, "could not settle a reservation; it will expire");
+        }
+    }
+
+    /// Settles from a context that cannot wait (a stream's finish hook).
+    pub fn settle_later(mut self, usage: Option<&Usage>) {
+        let actual = self.actual(usage);
+        if let Some(r) = self.reservation.take() {
+            spawn_settle(self.limiter.clone(), r, actual);
+        }
+    }
+}
+
+fn spawn_settle(limiter: Arc<dyn Limiter>, r: Reservation, actual: Demand) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return; // no runtime: the reservation expires
+    };
+    handle.spawn(async move {
+        if let Err(e) = limiter.settle(&r, actual, bursar_store::now_ms()).await {
+            tracing::warn!(error = %e, "could not settle a reservation; it will expire");
+        }
+    });
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(r) = self.reservation.take() {
+            spawn_settle(self.limiter.clone(), r, Demand::default());
+        }
+    }
+}
+
+/// The error for a refused request: the budget error (LiteLLM's wording per entity) or a
+/// 429 with `retry-after`.
+pub fn refusal_error(
+    refusal: &Refusal,
+    snapshot: &KeySnapshot,
+    budget_status: u16,
+    now: i64,
+) -> ApiError {
+    match refusal {
+        Refusal::Budget {
+            scope,
+            spent,
+            reserved,
+            requested,
+            max,
+        } => {
+            let (spent_usd, max_usd) = (spent.as_usd(), max.as_usd());
+            let mut message = match scope.kind {
+                ScopeKind::ApiKey => format!(
+                    "Budget has been exceeded! Key={} Current cost: {spent_usd}, Max budget: {max_usd}",
+                    snapshot.key.key_alias.as_deref().unwrap_or("key")
+                ),
+                ScopeKind::User => format!(
+                    "ExceededBudget: User={} over budget. Spend={spent_usd}, Budget={max_usd}",
+                    scope.value
+                ),
+                ScopeKind::Team => format!(
+                    "Budget has been exceeded! Team={} Current cost: {spent_usd}, Max budget: {max_usd}",
+                    scope.value
+                ),
+                ScopeKind::TeamMember => {
+                    let (team, user) = scope.value.split_once(':').unwrap_or(("", &scope.value));
+                    format!(
+                        "Budget has been exceeded! User={user} in Team={team} Current cost: {spent_usd}, Max budget: {max_usd}"
+                    )
+                }
+                ScopeKind::Organization => format!(
+                    "Budget has been exceeded! Organization={} Current cost: {spent_usd}, Max budget: {max_usd}",
+                    scope.value
+                ),
+                ScopeKind::EndUser => format!(
+                    "ExceededBudget: End User={} over budget. Spend={spent_usd}, Budget={max_usd}",
+                    scope.value
+                ),
+                ScopeKind::ModelPerKey | ScopeKind::ModelPerTeam => {
+                    let model = scope.value.rsplit_once(':').map_or("", |(_, m)| m);
+                    format!(
+                        "Budget has been exceeded! Key={} Model={model} Current cost: {spent_usd}, Max budget: {max_usd}",
+                        snapshot.key.key_alias.as_deref().unwrap_or("key")
+                    )
+                }
+            };
+            if spent < max {
+                message.push_str(&format!(
+                    ". Requests in flight hold {}; this request may cost up to {}",
+                    reserved.as_usd(),
+                    requested.as_usd()
+                ));
+            }
+            let status =
+                StatusCode::from_u16(budget_status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            ApiError::new(status, "budget_exceeded", message)
+        }
+        Refusal::Rate {
+            scope,
+            kind,
+            limit,
+            remaining,
+            retry_at,
+        } => {
+            let stamp = bursar_core::time::format_ms(*retry_at);
+            let reset = stamp.get(..19).unwrap_or(&stamp).replace('T', " ");
+            let wait_secs = ((retry_at - now).max(0) as u64).div_ceil(1000).max(1);
+            let descriptor = scope.kind.descriptor();
+            let value = match scope.kind {
+                ScopeKind::ApiKey => snapshot
+                    .key
+                    .key_alias
+                    .clone()
+                    .unwrap_or_else(|| scope.value.clone()),
+                _ => scope.value.clone(),
+            };
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "Rate limit exceeded for {descriptor}: {value}. Limit type: {}. Current limit: {limit}, Remaining: {remaining}. Limit resets at: {reset} UTC",
+                    kind.as_str()
+                ),
+            )
+            .with_header("retry-after", wait_secs.to_string())
+            .with_header("rate_limit_type", kind.as_str().to_string())
+            .with_header("reset_at", format!("{reset} UTC"))
+        }
+    }
+}
+
+/// `x-ratelimit-*` headers from a reservation: per scope (`x-ratelimit-api_key-remaining-requests`)
+/// and overall (`x-ratelimit-remaining-requests`, the tightest scope).
+pub fn ratelimit_headers(reservation: &Reservation) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut tightest_requests: Option<(u64, u64)> = None;
+    let mut tightest_tokens: Option<(u64, u64)> = None;
+    for h in &reservation.headroom {
+        let d = h.scope.kind.descriptor();
+        if let (Some(limit), Some(left)) = (h.limit_requests, h.remaining_requests) {
+            out.push((format!("x-ratelimit-{d}-limit-requests"), limit.to_string()));
+            out.push((
+                format!("x-ratelimit-{d}-remaining-requests"),
+                left.to_string(),
+            ));
+            if tightest_requests.is_none_or(|(_, l)| left < l) {
+                tightest_requests = Some((limit, left));
+            }
+        }
+        if let (Some(limit), Some(left)) = (h.limit_tokens, h.remaining_tokens) {
+            out.push((format!("x-ratelimit-{d}-limit-tokens"), limit.to_string()));
+            out.push((
+                format!("x-ratelimit-{d}-remaining-tokens"),
+                left.to_string(),
+            ));
+            if tightest_tokens.is_none_or(|(_, l)| left < l) {
+                tightest_tokens = Some((limit, left));
+            }
+        }
+    }
+    if let Some((limit, left)) = tightest_requests {
+        out.push(("x-ratelimit-limit-requests".into(), limit.to_string()));
+        out.push(("x-ratelimit-remaining-requests".into(), left.to_string()));
+    }
+    if let Some((limit, left)) = tightest_tokens {
+        out.push(("x-ratelimit-limit-tokens".into(), limit.to_string()));
+        out.push(("x-ratelimit-remaining-tokens".into(), left.to_string()));
+    }
+    out
+}
