@@ -57,6 +57,25 @@ struct Shared {
     last_headers: Mutex<Option<HeaderMap>>,
     streams_finished: AtomicUsize,
     stream_started: AtomicBool,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+}
+
+/// Counts a call as in flight from arrival until its handler returns.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> InFlight<'a> {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct MockUpstream {
@@ -125,6 +144,12 @@ impl MockUpstream {
         self.shared.streams_finished.load(Ordering::SeqCst)
     }
 
+    /// The most calls the mock was answering at the same time (non-streaming answers
+    /// count until sent; streams until their headers are sent).
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn update(&self, change: impl FnOnce(&mut MockBehaviour)) {
         change(&mut lock(&self.shared.behaviour));
     }
@@ -146,6 +171,7 @@ async fn record(
     body: &Bytes,
 ) -> Result<(MockBehaviour, Value), Response> {
     shared.calls.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(shared);
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     *lock(&shared.last_body) = Some(parsed.clone());
     *lock(&shared.last_headers) = Some(headers.clone());
