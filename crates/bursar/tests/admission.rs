@@ -21,6 +21,7 @@ both_backends!(
     streamed_usage_is_settled,
     model_access_follows_key_team_user_and_org_lists,
     blocked_organization_is_refused,
+    spend_set_by_an_admin_is_taken_at_once,
 );
 
 /// 8 prompt tokens × 1e-7 + 10 completion tokens × 1e-6 (what the mock reports, and what
@@ -589,4 +590,31 @@ async fn blocked_organization_is_refused(backend: Backend) {
             .unwrap()
             .contains("is blocked")
     );
+}
+
+async fn spend_set_by_an_admin_is_taken_at_once(backend: Backend) {
+    let Some((gw, _mock)) = start(backend, MockBehaviour::default()).await else {
+        return;
+    };
+    let (status, body) = gw
+        .send(
+            Method::POST,
+            "/key/generate",
+            Some(&json!({"max_budget": CALL_COST})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let key = body["key"].as_str().unwrap().to_string();
+    assert_eq!(call(&gw, &key, &chat("priced")).await.status, 200);
+    assert_eq!(call(&gw, &key, &chat("priced")).await.status, 422);
+    // An unrelated change keeps what was spent.
+    post(
+        &gw,
+        "/key/update",
+        json!({"key": key, "metadata": {"x": 1}}),
+    )
+    .await;
+    assert_eq!(call(&gw, &key, &chat("priced")).await.status, 422);
+    post(&gw, "/key/update", json!({"key": key, "spend": 0})).await;
+    assert_eq!(call(&gw, &key, &chat("priced")).await.status, 200);
 }

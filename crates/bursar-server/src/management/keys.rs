@@ -676,6 +676,13 @@ pub async fn update(
         .map_err(map_conflict(alias.as_deref()))?
         .ok_or_else(|| ApiError::not_found("Key not found"))?;
     state.auth_cache().invalidate(&row.token).await;
+    if changes.patch.spend.is_some() || changes.patch.budget_duration.is_some() {
+        // An administrator set the spend or the period: admission takes the stored figure.
+        let scope = bursar_limits::ScopeId::new(bursar_limits::ScopeKind::ApiKey, &row.token);
+        if let Err(e) = state.limiter().reseed(&scope).await {
+            tracing::warn!(error = %e, "could not reseed the key's spend");
+        }
+    }
     Auditor::new(&state, &principal, &headers)
         .record(
             &state,
