@@ -147,16 +147,15 @@ impl State {
         window_ms: i64,
         ttl_ms: i64,
     ) -> Admission {
-        let state = self;
-        let id = state.next_id;
-        state.next_id += 1;
+        let id = self.next_id;
+        self.next_id += 1;
         let mut held = Vec::with_capacity(scopes.len());
         let mut headroom = Vec::new();
         for scope in scopes {
             if held.iter().any(|(s, _): &(ScopeId, Taken)| s == &scope.id) {
                 continue;
             }
-            let Some(counters) = state.scopes.get_mut(&scope.id) else {
+            let Some(counters) = self.scopes.get_mut(&scope.id) else {
                 continue;
             };
             let taken = Taken {
@@ -188,7 +187,7 @@ impl State {
             held.push((scope.id.clone(), taken));
         }
         let expires_at = now.saturating_add(ttl_ms);
-        state.open.insert(
+        self.open.insert(
             id,
             Open {
                 expires_at,

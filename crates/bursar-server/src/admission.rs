@@ -232,23 +232,28 @@ pub fn model_scopes(snapshot: &KeySnapshot, names: &[&str]) -> Vec<Scope> {
             .or_else(|| count(spec.and_then(|s| s.get("tpm_limit")))),
         max_parallel: None,
     };
-    push(
-        &mut scopes,
-        ScopeKind::ModelPerKey,
-        &format!("{}:{model}", key.token),
-        key_limits,
-    );
-    if let Some(team) = &snapshot.team {
+    if !key_limits.is_unlimited() {
         push(
             &mut scopes,
-            ScopeKind::ModelPerTeam,
-            &format!("{}:{model}", team.team_id),
-            Limits {
-                rpm: count(model_entry(team.metadata.get("model_rpm_limit"), names)),
-                tpm: count(model_entry(team.metadata.get("model_tpm_limit"), names)),
-                ..Limits::default()
-            },
+            ScopeKind::ModelPerKey,
+            &format!("{}:{model}", key.token),
+            key_limits,
         );
+    }
+    if let Some(team) = &snapshot.team {
+        let team_limits = Limits {
+            rpm: count(model_entry(team.metadata.get("model_rpm_limit"), names)),
+            tpm: count(model_entry(team.metadata.get("model_tpm_limit"), names)),
+            ..Limits::default()
+        };
+        if !team_limits.is_unlimited() {
+            push(
+                &mut scopes,
+                ScopeKind::ModelPerTeam,
+                &format!("{}:{model}", team.team_id),
+                team_limits,
+            );
+        }
     }
     scopes
 }

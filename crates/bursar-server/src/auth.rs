@@ -55,6 +55,19 @@ pub struct KeySnapshot {
     pub scopes: Vec<bursar_limits::Scope>,
 }
 
+impl KeySnapshot {
+    /// The model lists that decide what this key may call.
+    pub fn grants(&self) -> bursar_core::models::Grants<'_> {
+        bursar_core::models::Grants {
+            key: &self.key.models,
+            team: self.team.as_ref().map(|t| t.models.as_slice()),
+            member: &self.member_models,
+            user: self.user.as_ref().map(|u| u.models.as_slice()),
+            org: self.org.as_ref().map(|o| o.models.as_slice()),
+        }
+    }
+}
+
 impl Principal {
     pub fn role(&self) -> UserRole {
         match self {

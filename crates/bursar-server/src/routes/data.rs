@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use bursar_core::models::Grants;
 use bursar_core::pricing::Price;
 use bursar_limits::{Admission, Demand, Scope};
 use bursar_providers::{Answer, Call, Endpoint, JsonObject, StreamSummary, tokens};
@@ -230,13 +229,7 @@ async fn admit(
     } else {
         &[requested, model]
     };
-    let grants = Grants {
-        key: &snapshot.key.models,
-        team: snapshot.team.as_ref().map(|t| t.models.as_slice()),
-        member: &snapshot.member_models,
-        user: snapshot.user.as_ref().map(|u| u.models.as_slice()),
-        org: snapshot.org.as_ref().map(|o| o.models.as_slice()),
-    };
+    let grants = snapshot.grants();
     if let Err(denied) = grants.check(state.catalog(), names) {
         tracing::info!(reason = %denied.internal_message(), "model access denied");
         return Err(

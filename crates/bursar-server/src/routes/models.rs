@@ -6,7 +6,6 @@ use crate::state::AppState;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
-use bursar_core::models::Grants;
 use serde_json::{Value, json};
 
 /// LiteLLM reports this fixed `created` value for every model.
@@ -23,13 +22,7 @@ fn visible_models(state: &AppState, principal: &Principal) -> Vec<String> {
     let Principal::VirtualKey(snapshot) = principal else {
         return catalog.names().to_vec();
     };
-    let grants = Grants {
-        key: &snapshot.key.models,
-        team: snapshot.team.as_ref().map(|t| t.models.as_slice()),
-        member: &snapshot.member_models,
-        user: snapshot.user.as_ref().map(|u| u.models.as_slice()),
-        org: snapshot.org.as_ref().map(|o| o.models.as_slice()),
-    };
+    let grants = snapshot.grants();
     let mut visible: Vec<String> = catalog
         .names()
         .iter()
