@@ -53,6 +53,16 @@ impl BudgetDuration {
 
     /// The span as a fixed duration; a month counts as 30 days here (used only where a
     /// calendar is not available, e.g. cache lifetimes).
+    /// [`Self::approximate`] in milliseconds, saturating.
+    pub fn millis(self) -> i64 {
+        i64::try_from(self.approximate().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The time one duration after `from_ms` (epoch milliseconds), saturating.
+    pub fn after(self, from_ms: i64) -> i64 {
+        from_ms.saturating_add(self.millis())
+    }
+
     pub fn approximate(self) -> Duration {
         match self {
             BudgetDuration::Seconds(s) => Duration::from_secs(s),

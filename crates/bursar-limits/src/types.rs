@@ -67,9 +67,7 @@ pub struct Period {
 impl Period {
     /// The first reset strictly after `now_ms`, stepping from `reset_at`.
     pub fn next_reset_after(&self, now_ms: i64) -> i64 {
-        let step = i64::try_from(self.duration.approximate().as_millis())
-            .unwrap_or(i64::MAX)
-            .max(1);
+        let step = self.duration.millis().max(1);
         if now_ms < self.reset_at {
             return self.reset_at;
         }

@@ -26,6 +26,15 @@ impl Endpoint {
         }
     }
 
+    /// The request field holding what the model reads: `messages`, `prompt` or `input`.
+    pub fn prompt_field(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "messages",
+            Endpoint::Completions => "prompt",
+            Endpoint::Embeddings => "input",
+        }
+    }
+
     pub fn supports_streaming(self) -> bool {
         !matches!(self, Endpoint::Embeddings)
     }

@@ -35,9 +35,7 @@ fn limit(value: Option<i64>) -> Option<u64> {
 /// A budget period from a stored duration and next reset time.
 fn period(duration: Option<&str>, reset_at: Option<i64>, now: i64) -> Option<Period> {
     let duration = BudgetDuration::parse(duration?).ok()?;
-    let reset_at = reset_at.unwrap_or_else(|| {
-        now.saturating_add(i64::try_from(duration.approximate().as_millis()).unwrap_or(i64::MAX))
-    });
+    let reset_at = reset_at.unwrap_or_else(|| duration.after(now));
     Some(Period { duration, reset_at })
 }
 
@@ -221,9 +219,7 @@ pub fn model_scopes(snapshot: &KeySnapshot, names: &[&str]) -> Vec<Scope> {
             // Per-model windows have no stored reset time: they step from the key's creation.
             period: duration.map(|duration| Period {
                 duration,
-                reset_at: key.created_at.saturating_add(
-                    i64::try_from(duration.approximate().as_millis()).unwrap_or(i64::MAX),
-                ),
+                reset_at: duration.after(key.created_at),
             }),
         }),
         rpm: count(model_entry(key.metadata.get("model_rpm_limit"), names))

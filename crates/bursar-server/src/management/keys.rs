@@ -7,7 +7,7 @@
 
 use super::audit::{Auditor, KEYS_TABLE};
 use super::teams::{admin_team_ids, may_manage_team_key};
-use super::{Page, bad_field, descending, json_body, json_body_pair, limit, money};
+use super::{Page, bad_field, descending, json_body, json_body_pair, limit, money, reset_at};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -83,10 +83,7 @@ pub(super) fn expiry(duration: &str) -> Result<Option<i64>, ApiError> {
     if duration.trim() == "-1" {
         return Ok(None);
     }
-    let span = BudgetDuration::parse(duration)
-        .map_err(|e| bad_field("duration", format!("Invalid duration: {e}")))?;
-    let ms = i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX);
-    Ok(Some(bursar_store::now_ms().saturating_add(ms)))
+    reset_at("duration", duration).map(Some)
 }
 
 impl KeyFields {
@@ -110,11 +107,7 @@ impl KeyFields {
             patch.soft_budget = Some(money("soft_budget", self.soft_budget)?);
         }
         if let Some(d) = self.budget_duration {
-            let span = BudgetDuration::parse(&d).map_err(|e| {
-                bad_field("budget_duration", format!("Invalid budget_duration: {e}"))
-            })?;
-            let ms = i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX);
-            patch.budget_reset_at = Some(Some(bursar_store::now_ms().saturating_add(ms)));
+            patch.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
             patch.budget_duration = Some(Some(d));
         }
         patch.budget_id = self.budget_id.map(Some);
@@ -1036,9 +1029,8 @@ async fn regenerate_key(
         None => state.config().key_rotation_grace_period,
     };
     let grace_until = grace
-        .map(|d| d.approximate().as_millis())
-        .filter(|ms| *ms > 0)
-        .map(|ms| bursar_store::now_ms().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
+        .filter(|d| d.millis() > 0)
+        .map(|d| d.after(bursar_store::now_ms()));
     let new_token = hash_key(&raw);
     let actor_id = actor(&principal);
     changes.patch.updated_by = Some(actor_id.clone());

@@ -66,8 +66,7 @@ pub fn limit(field: &str, value: Option<i64>) -> Result<Option<i64>, ApiError> {
 pub fn reset_at(field: &str, duration: &str) -> Result<i64, ApiError> {
     let span = BudgetDuration::parse(duration)
         .map_err(|e| bad_field(field, format!("Invalid {field}: {e}")))?;
-    Ok(bursar_store::now_ms()
-        .saturating_add(i64::try_from(span.approximate().as_millis()).unwrap_or(i64::MAX)))
+    Ok(span.after(bursar_store::now_ms()))
 }
 
 /// The budget and limit fields teams and organizations share, as a request gives them.

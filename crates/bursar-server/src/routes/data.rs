@@ -262,23 +262,14 @@ async fn admit(
         .iter()
         .any(|s| s.limits.tpm.is_some() || (s.limits.budget.is_some() && !price.is_free()));
     let demand = if needs_tokens {
-        let prompt = match endpoint {
-            Endpoint::ChatCompletions => parsed
-                .body
-                .get_as::<Value>("messages")
-                .and_then(Result::ok)
-                .map_or(0, |m| tokens::count_messages(&m)),
-            Endpoint::Completions => parsed
-                .body
-                .get_as::<Value>("prompt")
-                .and_then(Result::ok)
-                .map_or(0, |p| tokens::count_input(&p)),
-            Endpoint::Embeddings => parsed
-                .body
-                .get_as::<Value>("input")
-                .and_then(Result::ok)
-                .map_or(0, |p| tokens::count_input(&p)),
-        };
+        let prompt = parsed
+            .body
+            .get_as::<Value>(endpoint.prompt_field())
+            .and_then(Result::ok)
+            .map_or(0, |p| match endpoint {
+                Endpoint::ChatCompletions => tokens::count_messages(&p),
+                Endpoint::Completions | Endpoint::Embeddings => tokens::count_input(&p),
+            });
         let max_tokens = ["max_tokens", "max_completion_tokens"]
             .iter()
             .find_map(|f| parsed.body.get_as::<u64>(f).and_then(Result::ok));
@@ -404,11 +395,7 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
             ApiError::bad_request("Streaming is not supported for embeddings").with_param("stream"),
         );
     }
-    let required = match endpoint {
-        Endpoint::ChatCompletions => "messages",
-        Endpoint::Completions => "prompt",
-        Endpoint::Embeddings => "input",
-    };
+    let required = endpoint.prompt_field();
     match body.get_as::<Value>(required) {
         None | Some(Ok(Value::Null)) => {
             return Err(
