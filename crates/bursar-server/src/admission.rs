@@ -33,7 +33,7 @@ fn limit(value: Option<i64>) -> Option<u64> {
 }
 
 /// A budget period from a stored duration and next reset time.
-fn period(duration: Option<&str>, reset_at: Option<i64>, now: i64) -> Option<Period> {
+pub(crate) fn period(duration: Option<&str>, reset_at: Option<i64>, now: i64) -> Option<Period> {
     let duration = BudgetDuration::parse(duration?).ok()?;
     let reset_at = reset_at.unwrap_or_else(|| duration.after(now));
     Some(Period { duration, reset_at })
@@ -373,11 +373,15 @@ impl Drop for Admitted {
     }
 }
 
+fn key_alias(snapshot: Option<&KeySnapshot>) -> Option<&str> {
+    snapshot.and_then(|s| s.key.key_alias.as_deref())
+}
+
 /// The error for a refused request: the budget error (LiteLLM's wording per entity) or a
 /// 429 with `retry-after`.
 pub fn refusal_error(
     refusal: &Refusal,
-    snapshot: &KeySnapshot,
+    snapshot: Option<&KeySnapshot>,
     budget_status: u16,
     now: i64,
 ) -> ApiError {
@@ -393,7 +397,7 @@ pub fn refusal_error(
             let mut message = match scope.kind {
                 ScopeKind::ApiKey => format!(
                     "Budget has been exceeded! Key={} Current cost: {spent_usd}, Max budget: {max_usd}",
-                    snapshot.key.key_alias.as_deref().unwrap_or("key")
+                    key_alias(snapshot).unwrap_or("key")
                 ),
                 ScopeKind::User => format!(
                     "ExceededBudget: User={} over budget. Spend={spent_usd}, Budget={max_usd}",
@@ -421,7 +425,7 @@ pub fn refusal_error(
                     let model = scope.value.rsplit_once(':').map_or("", |(_, m)| m);
                     format!(
                         "Budget has been exceeded! Key={} Model={model} Current cost: {spent_usd}, Max budget: {max_usd}",
-                        snapshot.key.key_alias.as_deref().unwrap_or("key")
+                        key_alias(snapshot).unwrap_or("key")
                     )
                 }
             };
@@ -448,11 +452,9 @@ pub fn refusal_error(
             let wait_secs = ((retry_at - now).max(0) as u64).div_ceil(1000).max(1);
             let descriptor = scope.kind.descriptor();
             let value = match scope.kind {
-                ScopeKind::ApiKey => snapshot
-                    .key
-                    .key_alias
-                    .clone()
-                    .unwrap_or_else(|| scope.value.clone()),
+                ScopeKind::ApiKey => {
+                    key_alias(snapshot).map_or_else(|| scope.value.clone(), str::to_string)
+                }
                 _ => scope.value.clone(),
             };
             ApiError::new(

@@ -3,12 +3,15 @@
 
 mod admission;
 pub mod auth;
+mod end_users;
 pub mod error;
 mod management;
+mod resets;
 mod routes;
 pub mod state;
 
 pub use error::ApiError;
+pub use resets::run_budget_resets;
 pub use state::AppState;
 
 use axum::Router;
@@ -112,6 +115,26 @@ pub fn app(state: AppState) -> Router {
             "/organization/member_delete",
             delete(management::orgs::member_delete),
         )
+        .route("/budget/new", post(management::budgets::new_budget))
+        .route("/budget/update", post(management::budgets::update))
+        .route("/budget/info", post(management::budgets::info))
+        .route("/budget/settings", get(management::budgets::settings))
+        .route("/budget/list", get(management::budgets::list))
+        .route("/budget/delete", post(management::budgets::delete));
+    // Customers answer under `/customer/…` and LiteLLM's legacy `/end_user/…`.
+    let protected = ["/customer", "/end_user"]
+        .into_iter()
+        .fold(protected, |router, prefix| {
+            use management::customers as c;
+            router
+                .route(&format!("{prefix}/new"), post(c::new_customer))
+                .route(&format!("{prefix}/info"), get(c::info))
+                .route(&format!("{prefix}/update"), post(c::update))
+                .route(&format!("{prefix}/delete"), post(c::delete))
+                .route(&format!("{prefix}/list"), get(c::list))
+                .route(&format!("{prefix}/block"), post(c::block))
+                .route(&format!("{prefix}/unblock"), post(c::unblock))
+        })
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

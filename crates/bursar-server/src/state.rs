@@ -1,6 +1,7 @@
 //! Application state, built once at startup and cheap to clone.
 
 use crate::auth::AuthCache;
+use crate::end_users::EndUserCache;
 use bursar_core::config::Config;
 use bursar_core::keys::Secret;
 use bursar_core::models::Catalog;
@@ -19,6 +20,7 @@ struct Inner {
     store: Store,
     router: Router,
     auth: AuthCache,
+    end_users: EndUserCache,
     master_key: Option<Secret>,
     limiter: Arc<dyn Limiter>,
     catalog: Catalog,
@@ -46,6 +48,7 @@ impl AppState {
                 store,
                 router,
                 auth: AuthCache::default(),
+                end_users: EndUserCache::default(),
                 master_key,
             }),
         }
@@ -65,6 +68,10 @@ impl AppState {
 
     pub fn auth_cache(&self) -> &AuthCache {
         &self.inner.auth
+    }
+
+    pub fn end_users(&self) -> &EndUserCache {
+        &self.inner.end_users
     }
 
     pub fn limiter(&self) -> &Arc<dyn Limiter> {

@@ -119,6 +119,62 @@ impl<'a> BudgetStore<'a> {
 }
 
 impl BudgetStore<'_> {
+    /// Every budget row, by id.
+    pub async fn list(&self) -> Result<Vec<BudgetRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            budget_columns!(),
+            " FROM budgets ORDER BY budget_id"
+        ))
+        .fetch_all(self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Creates a budget row; an existing id is a [`StoreError::Conflict`].
+    pub async fn create(&self, budget: &NewBudget) -> Result<BudgetRow, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_in(&mut tx, budget).await?;
+        tx.commit().await?;
+        self.find(&budget.budget_id)
+            .await?
+            .ok_or(StoreError::Conflict { what: "budget" })
+    }
+
+    /// Applies `patch`; `None` when there is no such row.
+    pub async fn update(
+        &self,
+        budget_id: &str,
+        patch: &BudgetPatch,
+        actor: &str,
+    ) -> Result<Option<BudgetRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        update_in(&mut tx, budget_id, patch, actor).await?;
+        tx.commit().await?;
+        self.find(budget_id).await
+    }
+
+    /// Deletes a budget row and unlinks everything that pointed at it (keys, organizations,
+    /// memberships and end users keep no dangling id); returns the row as it was.
+    pub async fn delete(&self, budget_id: &str) -> Result<Option<BudgetRow>, StoreError> {
+        let Some(row) = self.find(budget_id).await? else {
+            return Ok(None);
+        };
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "UPDATE keys SET budget_id = NULL WHERE budget_id = $1",
+            "UPDATE organizations SET budget_id = NULL WHERE budget_id = $1",
+            "UPDATE org_members SET budget_id = NULL WHERE budget_id = $1",
+            "UPDATE team_members SET budget_id = NULL WHERE budget_id = $1",
+            "UPDATE end_users SET budget_id = NULL WHERE budget_id = $1",
+            "DELETE FROM budgets WHERE budget_id = $1",
+        ] {
+            sqlx::query(sql).bind(budget_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(row))
+    }
+
     /// The rows among `budget_ids` that exist.
     pub async fn find_many(&self, budget_ids: &[String]) -> Result<Vec<BudgetRow>, StoreError> {
         if budget_ids.is_empty() {

@@ -8,9 +8,11 @@
 
 mod audit;
 mod budgets;
+mod end_users;
 mod error;
 mod keys;
 mod orgs;
+mod resets;
 mod settings;
 mod sql;
 mod teams;
@@ -20,9 +22,11 @@ mod users;
 
 pub use audit::{AuditQuery, AuditRow, AuditStore, NewAudit};
 pub use budgets::{BudgetPatch, BudgetRow, BudgetStore, NewBudget};
+pub use end_users::{EndUserPatch, EndUserRow, EndUserStore, NewEndUser};
 pub use error::StoreError;
 pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
 pub use orgs::{NewOrgMember, OrgMemberRow, OrgPatch, OrgRow, OrgStore};
+pub use resets::{ResetReport, ResetStore, next_reset};
 pub use settings::SettingsStore;
 pub use teams::{
     DeletedTeamRow, MEMBER_BUDGET_KEY, NewMember, OrgFilter, TeamMemberRow, TeamPatch, TeamQuery,
@@ -165,6 +169,14 @@ impl Store {
 
     pub fn budgets(&self) -> BudgetStore<'_> {
         BudgetStore::new(&self.pool)
+    }
+
+    pub fn end_users(&self) -> EndUserStore<'_> {
+        EndUserStore::new(&self.pool)
+    }
+
+    pub fn resets(&self) -> ResetStore<'_> {
+        ResetStore::new(&self.pool)
     }
 
     pub fn settings(&self) -> SettingsStore<'_> {

@@ -4,8 +4,8 @@
 use bursar_core::NanoUsd;
 use bursar_store::testing::TestDatabase;
 use bursar_store::{
-    BudgetPatch, KeyPatch, KeyQuery, KeySort, NewBudget, NewKey, NewMember, NewOrgMember, NewUser,
-    OrgPatch, Store, StoreError, TeamPatch, TeamQuery,
+    BudgetPatch, EndUserPatch, KeyPatch, KeyQuery, KeySort, NewBudget, NewEndUser, NewKey,
+    NewMember, NewOrgMember, NewUser, OrgPatch, Store, StoreError, TeamPatch, TeamQuery,
 };
 use serde_json::json;
 
@@ -61,6 +61,10 @@ contract_tests!(
     team_delete_archives_and_cascades,
     member_update_upserts_the_membership_budget,
     org_delete_removes_teams_keys_memberships_and_budget,
+    end_users_round_trip,
+    unknown_end_users_are_created_once_under_concurrency,
+    budget_delete_unlinks_its_users,
+    due_budgets_reset_exactly_once_across_instances,
 );
 
 async fn migrations_are_idempotent(store: &Store) {
@@ -733,4 +737,276 @@ async fn org_delete_removes_teams_keys_memberships_and_budget(store: &Store) {
         store.users().find("u1").await.unwrap().is_some(),
         "users stay"
     );
+}
+
+async fn end_users_round_trip(store: &Store) {
+    let budget = NewBudget {
+        budget_id: "b-cust".into(),
+        max_budget: Some(NanoUsd(1_000)),
+        created_by: "admin".into(),
+        ..Default::default()
+    };
+    let created = store
+        .end_users()
+        .create(
+            &NewEndUser {
+                user_id: "cust-1".into(),
+                alias: Some("Customer One".into()),
+                allowed_model_region: Some("eu".into()),
+                metadata: Some(json!({"tier": "gold"})),
+                ..Default::default()
+            },
+            Some(&budget),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.budget_id.as_deref(), Some("b-cust"));
+    assert_eq!(created.metadata, json!({"tier": "gold"}));
+    assert!(!created.blocked);
+    let again = store
+        .end_users()
+        .create(
+            &NewEndUser {
+                user_id: "cust-1".into(),
+                ..Default::default()
+            },
+            None,
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict { .. })));
+
+    // A budget change updates the linked row; a fresh budget leaves it alone.
+    let patch = BudgetPatch {
+        max_budget: Some(Some(NanoUsd(2_000))),
+        ..Default::default()
+    };
+    let updated = store
+        .end_users()
+        .update(
+            "cust-1",
+            &EndUserPatch {
+                alias: Some(None),
+                blocked: Some(true),
+                ..Default::default()
+            },
+            &patch,
+            false,
+            "admin",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.alias, None);
+    assert!(updated.blocked);
+    assert_eq!(updated.budget_id.as_deref(), Some("b-cust"));
+    let row = store.budgets().find("b-cust").await.unwrap().unwrap();
+    assert_eq!(row.max_budget, Some(NanoUsd(2_000)));
+    let fresh = store
+        .end_users()
+        .update("cust-1", &EndUserPatch::default(), &patch, true, "admin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(fresh.budget_id.as_deref(), Some("b-cust"));
+    assert!(
+        store
+            .end_users()
+            .update("nobody", &EndUserPatch::default(), &patch, false, "admin")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Block creates unknown ids; unblock clears the flag.
+    let blocked = store
+        .end_users()
+        .set_blocked(&["cust-2".into(), "cust-1".into()], true)
+        .await
+        .unwrap();
+    assert_eq!(blocked.len(), 2);
+    assert!(blocked.iter().all(|r| r.blocked));
+    let unblocked = store
+        .end_users()
+        .set_blocked(&["cust-2".into()], false)
+        .await
+        .unwrap();
+    assert!(!unblocked[0].blocked);
+    let all = store.end_users().list().await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>(),
+        ["cust-1", "cust-2"]
+    );
+
+    // Delete is all or nothing.
+    let refused = store
+        .end_users()
+        .delete_all(&["cust-1".into(), "ghost".into()])
+        .await
+        .unwrap();
+    assert_eq!(refused, Err(vec!["ghost".to_string()]));
+    assert!(store.end_users().find("cust-1").await.unwrap().is_some());
+    let deleted = store
+        .end_users()
+        .delete_all(&["cust-1".into(), "cust-2".into()])
+        .await
+        .unwrap();
+    assert_eq!(deleted, Ok(2));
+    assert!(store.end_users().list().await.unwrap().is_empty());
+}
+
+async fn unknown_end_users_are_created_once_under_concurrency(store: &Store) {
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.end_users().ensure("racer", Some("default-b")).await
+        }));
+    }
+    let mut created_at = Vec::new();
+    for t in tasks {
+        let row = t.await.unwrap().unwrap();
+        assert_eq!(row.budget_id.as_deref(), Some("default-b"));
+        created_at.push(row.created_at);
+    }
+    created_at.dedup();
+    assert_eq!(created_at.len(), 1, "every caller sees the one row");
+    assert_eq!(store.end_users().list().await.unwrap().len(), 1);
+    // An existing end user keeps its own budget.
+    let row = store
+        .end_users()
+        .ensure("racer", Some("other"))
+        .await
+        .unwrap();
+    assert_eq!(row.budget_id.as_deref(), Some("default-b"));
+}
+
+async fn budget_delete_unlinks_its_users(store: &Store) {
+    let budget = store
+        .budgets()
+        .create(&NewBudget {
+            budget_id: "shared".into(),
+            rpm_limit: Some(5),
+            created_by: "admin".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(budget.rpm_limit, Some(5));
+    assert!(matches!(
+        store
+            .budgets()
+            .create(&NewBudget {
+                budget_id: "shared".into(),
+                ..Default::default()
+            })
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    store.end_users().ensure("c", Some("shared")).await.unwrap();
+    let updated = store
+        .budgets()
+        .update(
+            "shared",
+            &BudgetPatch {
+                rpm_limit: Some(None),
+                tpm_limit: Some(Some(7)),
+                ..Default::default()
+            },
+            "editor",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((updated.rpm_limit, updated.tpm_limit), (None, Some(7)));
+    assert_eq!(updated.updated_by, "editor");
+    assert_eq!(store.budgets().list().await.unwrap().len(), 1);
+    let deleted = store.budgets().delete("shared").await.unwrap().unwrap();
+    assert_eq!(deleted.budget_id, "shared");
+    assert!(store.budgets().delete("shared").await.unwrap().is_none());
+    let c = store.end_users().find("c").await.unwrap().unwrap();
+    assert_eq!(c.budget_id, None);
+}
+
+async fn due_budgets_reset_exactly_once_across_instances(store: &Store) {
+    let now = bursar_store::now_ms();
+    let past = now - 5_000;
+    // A key with its own period, due; one not due; one with a due budget row.
+    let mut due = new_key("sk-due");
+    due.spend = NanoUsd(500);
+    due.budget_duration = Some("2s".into());
+    due.budget_reset_at = Some(past);
+    store.keys().insert(&due).await.unwrap();
+    let mut later = new_key("sk-later");
+    later.spend = NanoUsd(500);
+    later.budget_duration = Some("1h".into());
+    later.budget_reset_at = Some(now + 3_600_000);
+    store.keys().insert(&later).await.unwrap();
+    store
+        .budgets()
+        .create(&NewBudget {
+            budget_id: "cust-b".into(),
+            max_budget: Some(NanoUsd(1_000)),
+            budget_duration: Some("2s".into()),
+            budget_reset_at: Some(past),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store
+        .end_users()
+        .create(
+            &NewEndUser {
+                user_id: "spender".into(),
+                spend: NanoUsd(900),
+                budget_id: Some("cust-b".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+
+    // Four "instances" run the job at once: each reset happens exactly once.
+    let mut passes = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        passes.push(tokio::spawn(
+            async move { store.resets().reset_due(now).await },
+        ));
+    }
+    let mut keys = Vec::new();
+    let mut budgets = Vec::new();
+    for p in passes {
+        let report = p.await.unwrap().unwrap();
+        keys.extend(report.keys);
+        budgets.extend(report.budgets);
+    }
+    assert_eq!(keys, vec![due.token.clone()]);
+    assert_eq!(budgets, vec!["cust-b".to_string()]);
+
+    let key = store
+        .keys()
+        .find_by_hash(&due.token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.spend, NanoUsd::ZERO);
+    assert_eq!(
+        key.budget_reset_at,
+        Some(past + 6_000),
+        "whole periods from the old reset"
+    );
+    let untouched = store
+        .keys()
+        .find_by_hash(&later.token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(untouched.spend, NanoUsd(500));
+    let spender = store.end_users().find("spender").await.unwrap().unwrap();
+    assert_eq!(spender.spend, NanoUsd::ZERO);
+    let b = store.budgets().find("cust-b").await.unwrap().unwrap();
+    assert_eq!(b.budget_reset_at, Some(past + 6_000));
+    // Nothing is due any more.
+    assert!(store.resets().reset_due(now).await.unwrap().is_empty());
 }

@@ -181,12 +181,14 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         router,
         Some(settings.master_key.clone()),
     );
+    let resets = bursar_server::run_budget_resets(state.clone(), shutdown.clone());
     let app = bursar_server::app(state);
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
     let tasks = TaskTracker::new();
+    tasks.spawn(resets);
     let token = shutdown.clone();
     tasks.spawn(async move {
         let served = axum::serve(listener, app)

@@ -185,6 +185,15 @@ pub struct AdmissionSettings {
     /// Output tokens assumed for a request without `max_tokens`
     /// (`general_settings.default_output_tokens_estimate`).
     pub default_output_tokens: u64,
+    /// The budget of an end user that has no budget row of its own
+    /// (`litellm_settings.max_end_user_budget`).
+    pub max_end_user_budget: Option<crate::money::NanoUsd>,
+    /// The budget row given to end users first seen on a request
+    /// (`litellm_settings.max_end_user_budget_id`).
+    pub max_end_user_budget_id: Option<String>,
+    /// How often stored spend is reset for budgets whose period ended
+    /// (`general_settings.proxy_budget_rescheduler_min_time`, seconds).
+    pub reset_interval: std::time::Duration,
 }
 
 impl Default for AdmissionSettings {
@@ -192,6 +201,9 @@ impl Default for AdmissionSettings {
         AdmissionSettings {
             budget_exceeded_status: 422,
             default_output_tokens: 256,
+            max_end_user_budget: None,
+            max_end_user_budget_id: None,
+            reset_interval: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -381,6 +393,14 @@ pub fn load(
         }
     }
 
+    match general.proxy_budget_rescheduler_min_time {
+        Some(0) => problems.push(ConfigProblem {
+            path: "general_settings.proxy_budget_rescheduler_min_time".into(),
+            message: "must be at least 1 second".into(),
+        }),
+        Some(secs) => config.admission.reset_interval = std::time::Duration::from_secs(secs),
+        None => {}
+    }
     if let Some(tokens) = general.default_output_tokens_estimate {
         config.admission.default_output_tokens = tokens;
     }
@@ -392,6 +412,19 @@ pub fn load(
         }),
         None => {}
     }
+
+    if let Some(usd) = litellm.max_end_user_budget {
+        match crate::money::NanoUsd::from_usd(usd).filter(|_| usd >= 0.0) {
+            Some(max) => config.admission.max_end_user_budget = Some(max),
+            None => problems.push(ConfigProblem {
+                path: "litellm_settings.max_end_user_budget".into(),
+                message: "must be a non-negative amount of USD".into(),
+            }),
+        }
+    }
+    config.admission.max_end_user_budget_id = litellm
+        .max_end_user_budget_id
+        .filter(|id| !id.trim().is_empty());
 
     if let Some(strategy) = router.routing_strategy
         && strategy != "simple-shuffle"

@@ -36,6 +36,8 @@ pub struct RawGeneralSettings {
     /// Bursar: output tokens assumed for requests without `max_tokens` when estimating cost.
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub default_output_tokens_estimate: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub proxy_budget_rescheduler_min_time: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +62,10 @@ pub struct RawLitellmSettings {
     pub internal_user_budget_duration: Option<String>,
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub budget_exceeded_status_code: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub max_end_user_budget: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub max_end_user_budget_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -225,3 +225,35 @@ fn identical_entries_without_ids_get_distinct_ids() {
     assert_eq!(loaded.config.models.len(), 2);
     assert_ne!(loaded.config.models[0].id, loaded.config.models[1].id);
 }
+
+#[test]
+fn end_user_budgets_and_reset_interval() {
+    let yaml = "litellm_settings:\n  max_end_user_budget: 0.5\n  max_end_user_budget_id: default-eu\ngeneral_settings:\n  proxy_budget_rescheduler_min_time: 3\n";
+    let admission = load(yaml, &env(&[])).unwrap().config.admission;
+    assert_eq!(
+        admission.max_end_user_budget,
+        crate::money::NanoUsd::from_usd(0.5)
+    );
+    assert_eq!(
+        admission.max_end_user_budget_id.as_deref(),
+        Some("default-eu")
+    );
+    assert_eq!(admission.reset_interval, std::time::Duration::from_secs(3));
+    let defaults = load("model_list: []", &env(&[])).unwrap().config.admission;
+    assert_eq!(defaults.max_end_user_budget, None);
+    assert_eq!(defaults.reset_interval, std::time::Duration::from_secs(10));
+    let problems = load(
+        "litellm_settings:\n  max_end_user_budget: -1\ngeneral_settings:\n  proxy_budget_rescheduler_min_time: 0\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert!(
+        paths.contains(&"litellm_settings.max_end_user_budget"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"general_settings.proxy_budget_rescheduler_min_time"),
+        "{paths:?}"
+    );
+}

@@ -1,6 +1,8 @@
 //! LiteLLM-compatible management routes, one module per object kind.
 
 pub mod audit;
+pub mod budgets;
+pub mod customers;
 pub mod keys;
 pub mod orgs;
 pub mod scope;

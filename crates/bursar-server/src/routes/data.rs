@@ -4,6 +4,7 @@
 
 use crate::admission::{self, Admitted};
 use crate::auth::{KeySnapshot, Principal};
+use crate::end_users::{self, EndUserSnapshot};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Extension;
@@ -67,12 +68,39 @@ async fn proxy(
         Principal::MasterKey => requested.clone(),
     };
 
-    let admitted = match &principal {
-        Principal::VirtualKey(snapshot) => {
-            admit(&state, snapshot, endpoint, &parsed, &requested, &model).await?
-        }
-        Principal::MasterKey => None,
+    let end_user = match end_users::end_user_id(&parts.headers, &parsed.body)? {
+        Some(id) => Some(
+            state
+                .end_users()
+                .resolve(state.store(), &state.config().admission, &id)
+                .await
+                .map_err(|e| end_user_unavailable(&e))?,
+        ),
+        None => None,
     };
+    if let Some(eu) = &end_user
+        && eu.row.blocked
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!(
+                "User blocked from making LLM API Calls. User={}",
+                eu.row.user_id
+            ),
+        )
+        .with_param("user"));
+    }
+    let admitted = admit(
+        &state,
+        &principal,
+        end_user.as_deref(),
+        endpoint,
+        &parsed,
+        &requested,
+        &model,
+    )
+    .await?;
     let limit_headers = admitted
         .as_ref()
         .and_then(Admitted::reservation)
@@ -215,10 +243,25 @@ fn resolve_alias(snapshot: &KeySnapshot, requested: &str) -> String {
         .unwrap_or_else(|| requested.to_string())
 }
 
-/// Model access, then one reservation over every scope that applies.
+/// The end-user lookup failed: the database is down (503) or broken (500).
+fn end_user_unavailable(e: &bursar_store::StoreError) -> ApiError {
+    if e.is_unavailable() {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_db_connection",
+            format!("Database unavailable: {e}"),
+        )
+    } else {
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// Model access, then one reservation over every scope that applies: the key's (with its
+/// user, team, membership and organization), the model's, and the end user's.
 async fn admit(
     state: &AppState,
-    snapshot: &Arc<KeySnapshot>,
+    principal: &Principal,
+    end_user: Option<&EndUserSnapshot>,
     endpoint: Endpoint,
     parsed: &ParsedRequest,
     requested: &str,
@@ -229,19 +272,32 @@ async fn admit(
     } else {
         &[requested, model]
     };
-    let grants = snapshot.grants();
-    if let Err(denied) = grants.check(state.catalog(), names) {
+    let snapshot = match principal {
+        Principal::VirtualKey(snapshot) => Some(snapshot.as_ref()),
+        Principal::MasterKey => None,
+    };
+    if let Some(snapshot) = snapshot
+        && let Err(denied) = snapshot.grants().check(state.catalog(), names)
+    {
         tracing::info!(reason = %denied.internal_message(), "model access denied");
         return Err(
             ApiError::new(StatusCode::FORBIDDEN, denied.error_type(), denied.message())
                 .with_param("model"),
         );
     }
-    let per_model = admission::model_scopes(snapshot, names);
-    let scopes: Cow<'_, [Scope]> = if per_model.is_empty() {
-        Cow::Borrowed(&snapshot.scopes)
+    let per_model = snapshot.map_or_else(Vec::new, |s| admission::model_scopes(s, names));
+    let own: &[Scope] = snapshot.map_or(&[], |s| s.scopes.as_slice());
+    let end_user_scope = end_user.and_then(|e| e.scope.clone());
+    let scopes: Cow<'_, [Scope]> = if per_model.is_empty() && end_user_scope.is_none() {
+        Cow::Borrowed(own)
     } else {
-        Cow::Owned(snapshot.scopes.iter().cloned().chain(per_model).collect())
+        Cow::Owned(
+            own.iter()
+                .cloned()
+                .chain(per_model)
+                .chain(end_user_scope)
+                .collect(),
+        )
     };
     if scopes.is_empty() {
         return Ok(None);

@@ -1,0 +1,255 @@
+//! `/budget/*`: shared budget rows (LiteLLM's `budget_management_endpoints`). A budget row
+//! holds a budget and limits that organizations, memberships, keys and end users point at.
+//! Only proxy admins reach these routes (viewers may read).
+
+use super::keys::actor;
+use super::teams::budget_json;
+use super::{BudgetInput, bad_field, json_body};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::{Extension, Json};
+use bursar_store::{BudgetPatch, BudgetRow, NewBudget, StoreError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// `BudgetNewRequest`.
+#[derive(Debug, Default, Deserialize)]
+pub struct BudgetFields {
+    budget_id: Option<String>,
+    max_budget: Option<f64>,
+    soft_budget: Option<f64>,
+    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<i64>,
+    rpm_limit: Option<i64>,
+    budget_duration: Option<String>,
+    model_max_budget: Option<Map<String, Value>>,
+    budget_reset_at: Option<String>,
+}
+
+impl BudgetFields {
+    fn validate(
+        self,
+        current: Option<&BudgetRow>,
+    ) -> Result<(Option<String>, BudgetPatch), ApiError> {
+        let mut patch = BudgetInput {
+            max_budget: self.max_budget,
+            soft_budget: self.soft_budget,
+            tpm_limit: self.tpm_limit,
+            rpm_limit: self.rpm_limit,
+            max_parallel_requests: self.max_parallel_requests,
+            budget_duration: self.budget_duration,
+        }
+        .validate(
+            current.and_then(|b| b.max_budget),
+            current.and_then(|b| b.soft_budget),
+        )?;
+        if let Some(models) = self.model_max_budget {
+            for (model, spec) in &models {
+                let ok = spec.is_number()
+                    || spec.as_object().is_some_and(|o| {
+                        ["max_budget", "budget_limit"].iter().all(|f| {
+                            o.get(*f)
+                                .is_none_or(|v| v.is_null() || v.as_f64().is_some_and(|x| x >= 0.0))
+                        })
+                    });
+                if !ok {
+                    return Err(bad_field(
+                        "model_max_budget",
+                        format!(
+                            "model_max_budget[{model}] must be a number or an object with a non-negative max_budget"
+                        ),
+                    ));
+                }
+            }
+            patch.model_max_budget = Some(Value::Object(models));
+        }
+        if let Some(at) = &self.budget_reset_at {
+            let ms = bursar_core::time::parse_ms(at).ok_or_else(|| {
+                bad_field(
+                    "budget_reset_at",
+                    format!("budget_reset_at is not a valid date-time: {at:?}"),
+                )
+            })?;
+            patch.budget_reset_at = Some(Some(ms));
+        }
+        Ok((self.budget_id.filter(|b| !b.trim().is_empty()), patch))
+    }
+}
+
+/// Everything cached from budget rows (principal snapshots, end users) is dropped, so the
+/// next request sees the change.
+fn forget_all(state: &AppState) {
+    state.auth_cache().invalidate_all();
+    state.end_users().invalidate_all();
+}
+
+pub async fn new_budget(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let fields: BudgetFields = json_body(&state, &headers, body).await?;
+    let (id, patch) = fields.validate(None)?;
+    let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let exists = || bad_field("budget_id", format!("Budget id = {id} already exists."));
+    if state.store().budgets().find(&id).await?.is_some() {
+        return Err(exists());
+    }
+    let new: NewBudget = patch.into_new(id.clone(), actor(&principal));
+    let row = state
+        .store()
+        .budgets()
+        .create(&new)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => exists(),
+            other => other.into(),
+        })?;
+    Ok(Json(budget_json(&row)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let fields: BudgetFields = json_body(&state, &headers, body).await?;
+    let id = fields
+        .budget_id
+        .clone()
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| bad_field("budget_id", "budget_id is required"))?;
+    let current = state
+        .store()
+        .budgets()
+        .find(&id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let (_, patch) = fields.validate(Some(&current))?;
+    let row = state
+        .store()
+        .budgets()
+        .update(&id, &patch, &actor(&principal))
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    forget_all(&state);
+    Ok(Json(budget_json(&row)))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("Budget {id} not found")).with_param("budget_id")
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InfoRequest {
+    #[serde(default)]
+    budgets: Vec<String>,
+}
+
+pub async fn info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let r: InfoRequest = json_body(&state, &headers, body).await?;
+    if r.budgets.is_empty() {
+        return Err(bad_field(
+            "budgets",
+            "Specify list of budget id's to query. Passed in=[]",
+        ));
+    }
+    let rows = state.store().budgets().find_many(&r.budgets).await?;
+    Ok(Json(Value::Array(rows.iter().map(budget_json).collect())))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SettingsQuery {
+    budget_id: Option<String>,
+}
+
+/// The settable fields of a budget row with their current values (LiteLLM's `ConfigList`).
+pub async fn settings(
+    State(state): State<AppState>,
+    Query(q): Query<SettingsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let id = q
+        .budget_id
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| super::missing("budget_id", "budget_id is required"))?;
+    let row = state.store().budgets().find(&id).await?;
+    let shown = row.as_ref().map(budget_json).unwrap_or_else(|| json!({}));
+    let fields = [
+        (
+            "max_budget",
+            "Float",
+            "Maximum spend in USD before requests are refused",
+        ),
+        (
+            "soft_budget",
+            "Float",
+            "Spend in USD at which alerts are sent",
+        ),
+        (
+            "max_parallel_requests",
+            "Integer",
+            "Requests allowed in flight at once",
+        ),
+        ("tpm_limit", "Integer", "Tokens allowed per minute"),
+        ("rpm_limit", "Integer", "Requests allowed per minute"),
+        (
+            "budget_duration",
+            "String",
+            "How often spend resets, e.g. 30s, 1h, 1d, 1mo",
+        ),
+    ];
+    Ok(Json(Value::Array(
+        fields
+            .iter()
+            .map(|(name, kind, description)| {
+                json!({
+                    "field_name": name,
+                    "field_type": kind,
+                    "field_description": description,
+                    "field_value": shown.get(*name).cloned().unwrap_or(Value::Null),
+                    "stored_in_db": true,
+                    "field_default_value": Value::Null,
+                })
+            })
+            .collect(),
+    )))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let rows = state.store().budgets().list().await?;
+    Ok(Json(Value::Array(rows.iter().map(budget_json).collect())))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteRequest {
+    id: Option<String>,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let r: DeleteRequest = json_body(&state, &headers, body).await?;
+    let id =
+        r.id.filter(|b| !b.trim().is_empty())
+            .ok_or_else(|| super::missing("id", "id is required"))?;
+    let row = state
+        .store()
+        .budgets()
+        .delete(&id)
+        .await?
+        .ok_or_else(|| not_found(&id).with_param("id"))?;
+    forget_all(&state);
+    Ok(Json(budget_json(&row)))
+}

@@ -1,0 +1,183 @@
+//! Budget periods that ended: stored spend goes back to zero and the next reset time moves
+//! forward, exactly once however many gateways run the job at the same moment.
+//!
+//! Each reset is one conditional write, `… WHERE id = ? AND budget_reset_at = <the time read>`.
+//! Of several instances that read the same due row only one sees its write take effect; the
+//! others find the row already moved on and skip it.
+
+use crate::StoreError;
+use bursar_core::duration::BudgetDuration;
+use sqlx::{AnyPool, Row};
+
+/// What one pass of the reset job changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResetReport {
+    pub keys: Vec<String>,
+    pub users: Vec<String>,
+    pub teams: Vec<String>,
+    /// Budget rows whose period rolled over: the organizations, memberships, end users and
+    /// keys that use them had their spend reset.
+    pub budgets: Vec<String>,
+}
+
+impl ResetReport {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+            && self.users.is_empty()
+            && self.teams.is_empty()
+            && self.budgets.is_empty()
+    }
+}
+
+/// The first reset strictly after `now`, stepping whole periods from `reset_at` (the same
+/// schedule the limiter follows).
+pub fn next_reset(reset_at: i64, duration: BudgetDuration, now: i64) -> i64 {
+    let step = duration.millis().max(1);
+    if now < reset_at {
+        return reset_at;
+    }
+    let missed = (now - reset_at) / step + 1;
+    reset_at.saturating_add(missed.saturating_mul(step))
+}
+
+pub struct ResetStore<'a> {
+    pool: &'a AnyPool,
+}
+
+/// Tables whose rows carry their own period: (table, id column).
+const OWN_PERIOD: [(&str, &str); 3] = [
+    ("keys", "token"),
+    ("users", "user_id"),
+    ("teams", "team_id"),
+];
+
+/// Rows that follow a budget row's period: their spend resets with it.
+const FOLLOWERS: [&str; 5] = [
+    "UPDATE organizations SET spend_nano = 0 WHERE budget_id = $1",
+    "UPDATE org_members SET spend_nano = 0 WHERE budget_id = $1",
+    "UPDATE team_members SET spend_nano = 0 WHERE budget_id = $1",
+    "UPDATE end_users SET spend_nano = 0 WHERE budget_id = $1",
+    "UPDATE keys SET spend_nano = 0 WHERE budget_id = $1 AND budget_duration IS NULL",
+];
+
+impl<'a> ResetStore<'a> {
+    pub(crate) fn new(pool: &'a AnyPool) -> Self {
+        ResetStore { pool }
+    }
+
+    /// Resets every budget whose period ended at or before `now`.
+    pub async fn reset_due(&self, now: i64) -> Result<ResetReport, StoreError> {
+        let mut report = ResetReport::default();
+        for (table, id_column) in OWN_PERIOD {
+            let done = self.reset_own(table, id_column, now).await?;
+            match table {
+                "keys" => report.keys = done,
+                "users" => report.users = done,
+                _ => report.teams = done,
+            }
+        }
+        report.budgets = self.reset_budget_rows(now).await?;
+        Ok(report)
+    }
+
+    async fn reset_own(
+        &self,
+        table: &'static str,
+        id_column: &'static str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        // `table` and `id_column` come from OWN_PERIOD, never from input.
+        let select = format!(
+            "SELECT {id_column} AS id, budget_duration, budget_reset_at FROM {table} \
+             WHERE budget_reset_at IS NOT NULL AND budget_reset_at <= $1 \
+             AND budget_duration IS NOT NULL"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(select))
+            .bind(now)
+            .fetch_all(self.pool)
+            .await?;
+        let update = format!(
+            "UPDATE {table} SET spend_nano = 0, budget_reset_at = $1 \
+             WHERE {id_column} = $2 AND budget_reset_at = $3"
+        );
+        let mut done = Vec::new();
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let old: i64 = row.try_get("budget_reset_at")?;
+            let Some(duration) = duration_of(row)? else {
+                continue;
+            };
+            let changed = sqlx::query(sqlx::AssertSqlSafe(update.clone()))
+                .bind(next_reset(old, duration, now))
+                .bind(&id)
+                .bind(old)
+                .execute(self.pool)
+                .await?
+                .rows_affected();
+            if changed == 1 {
+                done.push(id);
+            }
+        }
+        Ok(done)
+    }
+
+    async fn reset_budget_rows(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT budget_id AS id, budget_duration, budget_reset_at FROM budgets \
+             WHERE budget_reset_at IS NOT NULL AND budget_reset_at <= $1 \
+             AND budget_duration IS NOT NULL",
+        )
+        .bind(now)
+        .fetch_all(self.pool)
+        .await?;
+        let mut done = Vec::new();
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let old: i64 = row.try_get("budget_reset_at")?;
+            let Some(duration) = duration_of(row)? else {
+                continue;
+            };
+            let mut tx = self.pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE budgets SET budget_reset_at = $1 WHERE budget_id = $2 AND budget_reset_at = $3",
+            )
+            .bind(next_reset(old, duration, now))
+            .bind(&id)
+            .bind(old)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed != 1 {
+                continue; // another instance got there first; the transaction rolls back
+            }
+            for sql in FOLLOWERS {
+                sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            done.push(id);
+        }
+        Ok(done)
+    }
+}
+
+/// A row's parsed `budget_duration`; an unparseable one is skipped (it never resets rather
+/// than resetting on a guess).
+fn duration_of(row: &sqlx::any::AnyRow) -> Result<Option<BudgetDuration>, StoreError> {
+    let text: String = row.try_get("budget_duration")?;
+    Ok(BudgetDuration::parse(&text).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_reset_steps_whole_periods() {
+        let d = BudgetDuration::Seconds(10);
+        assert_eq!(next_reset(1_000, d, 500), 1_000);
+        assert_eq!(next_reset(1_000, d, 1_000), 11_000);
+        assert_eq!(next_reset(1_000, d, 10_999), 11_000);
+        assert_eq!(next_reset(1_000, d, 11_000), 21_000);
+        assert_eq!(next_reset(1_000, d, 95_000), 101_000);
+    }
+}
