@@ -966,6 +966,52 @@ async fn due_budgets_reset_exactly_once_across_instances(store: &Store) {
         .await
         .unwrap();
 
+    // A user and a team with their own periods, and an organization on a due budget row.
+    store
+        .users()
+        .insert(&NewUser {
+            user_id: "u-due".into(),
+            user_role: "internal_user".into(),
+            budget_duration: Some("2s".into()),
+            budget_reset_at: Some(past),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store
+        .teams()
+        .create(
+            "t-due",
+            &TeamPatch {
+                budget_duration: Some(Some("2s".into())),
+                budget_reset_at: Some(Some(past)),
+                ..Default::default()
+            },
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    let org_budget = NewBudget {
+        budget_id: "org-b".into(),
+        budget_duration: Some("1s".into()),
+        budget_reset_at: Some(past),
+        ..Default::default()
+    };
+    store
+        .orgs()
+        .create(
+            "o-due",
+            &OrgPatch {
+                organization_alias: Some("due".into()),
+                ..Default::default()
+            },
+            Some(&org_budget),
+            "admin",
+        )
+        .await
+        .unwrap();
+
     // Four "instances" run the job at once: each reset happens exactly once.
     let mut passes = Vec::new();
     for _ in 0..4 {
@@ -975,14 +1021,25 @@ async fn due_budgets_reset_exactly_once_across_instances(store: &Store) {
         ));
     }
     let mut keys = Vec::new();
+    let mut users = Vec::new();
+    let mut teams = Vec::new();
     let mut budgets = Vec::new();
     for p in passes {
         let report = p.await.unwrap().unwrap();
         keys.extend(report.keys);
+        users.extend(report.users);
+        teams.extend(report.teams);
         budgets.extend(report.budgets);
     }
+    budgets.sort();
     assert_eq!(keys, vec![due.token.clone()]);
-    assert_eq!(budgets, vec!["cust-b".to_string()]);
+    assert_eq!(users, vec!["u-due".to_string()]);
+    assert_eq!(teams, vec!["t-due".to_string()]);
+    assert_eq!(budgets, vec!["cust-b".to_string(), "org-b".to_string()]);
+    let org_b = store.budgets().find("org-b").await.unwrap().unwrap();
+    assert_eq!(org_b.budget_reset_at, Some(past + 6_000));
+    let team = store.teams().find("t-due").await.unwrap().unwrap();
+    assert_eq!(team.budget_reset_at, Some(past + 6_000));
 
     let key = store
         .keys()
