@@ -31,6 +31,7 @@ struct State {
     open: HashMap<u64, Open>,
     next_id: u64,
     next_sweep: i64,
+    next_eviction: i64,
 }
 
 struct Open {
@@ -87,6 +88,11 @@ impl MemoryLimiter {
         self.lock().scopes.get(scope).map_or(0, |c| c.in_flight)
     }
 
+    /// Scopes this limiter currently keeps counters for.
+    pub fn tracked_scopes(&self) -> usize {
+        self.lock().tracked()
+    }
+
     /// Open reservations (admitted, not yet settled, released or expired).
     pub fn open_reservations(&self) -> usize {
         self.lock().open.len()
@@ -98,6 +104,10 @@ impl MemoryLimiter {
         if now >= state.next_sweep {
             state.sweep(now);
             state.next_sweep = now + SWEEP_EVERY_MS;
+        }
+        if now >= state.next_eviction {
+            state.evict_idle(now, self.window_ms);
+            state.next_eviction = now + self.window_ms;
         }
         match state.check_all(scopes, demand, now, self.window_ms) {
             // Expired reservations may be what stands in the way: release them and look again.
@@ -241,6 +251,26 @@ impl State {
                 }
             }
         }
+    }
+}
+
+impl State {
+    /// Forgets scopes that hold nothing: no spend, no open reservation and no live rate
+    /// window. A forgotten scope starts again from the store's figure, which for these is
+    /// exactly what was forgotten, so memory stays bounded by the active scopes.
+    fn evict_idle(&mut self, now: i64, window_ms: i64) {
+        self.scopes.retain(|_, c| {
+            c.spent != NanoUsd::ZERO
+                || c.reserved != NanoUsd::ZERO
+                || c.in_flight > 0
+                || c.tokens_reserved > 0
+                || now < c.window_start + window_ms
+        });
+    }
+
+    /// Scopes currently tracked (for tests and metrics).
+    fn tracked(&self) -> usize {
+        self.scopes.len()
     }
 }
 

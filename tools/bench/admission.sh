@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Admission-control overhead with the shared harness (../shared/bench): Bursar on one core
+# (CPU1), the governed path (a virtual key whose user, team and organization have budgets and
+# the key rpm/tpm limits) next to the master-key path, each against the direct baseline.
+#
+# usage: tools/bench/admission.sh            (after: cargo build --release -p bursar)
+# env:   BENCH=<harness dir>  RATES="200 500 1000 2000"  ENDPOINTS="chat stream embeddings"
+#        PORT=4000  plus any knob of run_gateway_bench.sh (DURATION, PROBE, MAX_DURATION…)
+# Results: /tmp/bursar-bench/results/{direct,bursar-master,bursar-governed}-latest/summary.md
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BENCH="${BENCH:-$ROOT/../shared/bench}"
+BIN="$ROOT/target/release/bursar"
+PORT="${PORT:-4000}"
+export RATES="${RATES:-200 500 1000 2000}"
+MASTER="sk-bench-master-key"
+WORK="$(mktemp -d /tmp/bursar-admission-bench.XXXXXX)"
+[ -x "$BIN" ] || { echo "build first: cargo build --release -p bursar" >&2; exit 2; }
+
+cat >"$WORK/config.yaml" <<EOF
+model_list:
+  - model_name: gpt-4o-mini
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: http://127.0.0.1:18180/v1
+      api_key: sk-mock
+  - model_name: text-embedding-3-small
+    litellm_params:
+      model: openai/text-embedding-3-small
+      api_base: http://127.0.0.1:18180/v1
+      api_key: sk-mock
+general_settings:
+  master_key: $MASTER
+  database_url: sqlite://$WORK/bench.db
+EOF
+
+"$BENCH/start_upstream.sh" >/dev/null
+taskset -c 1 "$BIN" serve --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" \
+  --data-dir "$WORK" >"$WORK/bursar.log" 2>&1 &
+GW=$!
+cleanup() { kill "$GW" 2>/dev/null || true; "$BENCH/stop_upstream.sh" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$PORT/health/readiness" >/dev/null && break
+  sleep 0.1
+done
+
+api() {  # path json
+  curl -sf "http://127.0.0.1:$PORT$1" -H "Authorization: Bearer $MASTER" \
+    -H 'Content-Type: application/json' -d "$2"
+}
+# Budgets and limits high enough never to refuse: the point is what checking them costs.
+ORG=$(api /organization/new '{"organization_alias":"bench-org","max_budget":1000000}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["organization_id"])')
+api /user/new '{"user_id":"bench-user","max_budget":1000000}' >/dev/null
+api /team/new "{\"team_id\":\"bench-team\",\"organization_id\":\"$ORG\",\"max_budget\":1000000,\"members_with_roles\":[{\"role\":\"user\",\"user_id\":\"bench-user\"}]}" >/dev/null
+KEY=$(api /key/generate '{"user_id":"bench-user","team_id":"bench-team","max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+# The governed key must really be governed: its answers carry the limiter's headers.
+curl -sD - -o /dev/null "http://127.0.0.1:$PORT/v1/chat/completions" -H "Authorization: Bearer $KEY" \
+  -H 'Content-Type: application/json' \
+  -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}' |
+  grep -qi '^x-ratelimit-api_key-remaining-requests' || { echo "governed key shows no limits" >&2; exit 1; }
+
+cd "$BENCH"
+./run_gateway_bench.sh http://127.0.0.1:18180/v1 none direct
+BASELINE=/tmp/bursar-bench/results/direct-latest \
+  NOTE="bursar $(git -C "$ROOT" rev-parse --short HEAD), CPU1, master key" \
+  ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$MASTER" bursar-master
+BASELINE=/tmp/bursar-bench/results/direct-latest \
+  NOTE="bursar $(git -C "$ROOT" rev-parse --short HEAD), CPU1, key+user+team+org budgets, rpm/tpm" \
+  ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$KEY" bursar-governed
+python3 lib/report.py compare --baseline /tmp/bursar-bench/results/direct-latest \
+  /tmp/bursar-bench/results/bursar-master-latest /tmp/bursar-bench/results/bursar-governed-latest
