@@ -63,6 +63,17 @@ impl BudgetDuration {
         from_ms.saturating_add(self.millis())
     }
 
+    /// The first reset strictly after `now_ms` of a period that resets at `reset_at` and then
+    /// every duration (whole periods are stepped over, never drifted).
+    pub fn next_reset(self, reset_at: i64, now_ms: i64) -> i64 {
+        let step = self.millis().max(1);
+        if now_ms < reset_at {
+            return reset_at;
+        }
+        let missed = (now_ms - reset_at) / step + 1;
+        reset_at.saturating_add(missed.saturating_mul(step))
+    }
+
     pub fn approximate(self) -> Duration {
         match self {
             BudgetDuration::Seconds(s) => Duration::from_secs(s),
@@ -83,6 +94,16 @@ impl fmt::Display for BudgetDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_reset_steps_whole_periods() {
+        let d = BudgetDuration::Seconds(10);
+        assert_eq!(d.next_reset(1_000, 500), 1_000);
+        assert_eq!(d.next_reset(1_000, 1_000), 11_000);
+        assert_eq!(d.next_reset(1_000, 10_999), 11_000);
+        assert_eq!(d.next_reset(1_000, 11_000), 21_000);
+        assert_eq!(d.next_reset(1_000, 95_000), 101_000);
+    }
 
     #[test]
     fn parses_every_litellm_unit() {

@@ -67,12 +67,7 @@ pub struct Period {
 impl Period {
     /// The first reset strictly after `now_ms`, stepping from `reset_at`.
     pub fn next_reset_after(&self, now_ms: i64) -> i64 {
-        let step = self.duration.millis().max(1);
-        if now_ms < self.reset_at {
-            return self.reset_at;
-        }
-        let missed = (now_ms - self.reset_at) / step + 1;
-        self.reset_at.saturating_add(missed.saturating_mul(step))
+        self.duration.next_reset(self.reset_at, now_ms)
     }
 }
 

@@ -399,7 +399,7 @@ async fn idle_scopes_are_forgotten_but_spend_and_open_holds_are_kept() {
     };
     // 1,000 end users make one request each and finish.
     for i in 0..1_000 {
-        let s = scope(ScopeId::new(ScopeKind::EndUser, &format!("u{i}")), rpm);
+        let s = scope(ScopeId::new(ScopeKind::EndUser, format!("u{i}")), rpm);
         let r = reserve(&l, &[s], cost(NanoUsd::ZERO), T0).await.unwrap();
         l.settle(&r, Demand::default(), T0).await.unwrap();
     }

@@ -26,7 +26,7 @@ pub use end_users::{EndUserPatch, EndUserRow, EndUserStore, NewEndUser};
 pub use error::StoreError;
 pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
 pub use orgs::{NewOrgMember, OrgMemberRow, OrgPatch, OrgRow, OrgStore};
-pub use resets::{ResetReport, ResetStore, next_reset};
+pub use resets::{ResetReport, ResetStore};
 pub use settings::SettingsStore;
 pub use teams::{
     DeletedTeamRow, MEMBER_BUDGET_KEY, NewMember, OrgFilter, TeamMemberRow, TeamPatch, TeamQuery,

@@ -29,17 +29,6 @@ impl ResetReport {
     }
 }
 
-/// The first reset strictly after `now`, stepping whole periods from `reset_at` (the same
-/// schedule the limiter follows).
-pub fn next_reset(reset_at: i64, duration: BudgetDuration, now: i64) -> i64 {
-    let step = duration.millis().max(1);
-    if now < reset_at {
-        return reset_at;
-    }
-    let missed = (now - reset_at) / step + 1;
-    reset_at.saturating_add(missed.saturating_mul(step))
-}
-
 pub struct ResetStore<'a> {
     pool: &'a AnyPool,
 }
@@ -108,7 +97,7 @@ impl<'a> ResetStore<'a> {
                 continue;
             };
             let changed = sqlx::query(sqlx::AssertSqlSafe(update.clone()))
-                .bind(next_reset(old, duration, now))
+                .bind(duration.next_reset(old, now))
                 .bind(&id)
                 .bind(old)
                 .execute(self.pool)
@@ -141,7 +130,7 @@ impl<'a> ResetStore<'a> {
             let changed = sqlx::query(
                 "UPDATE budgets SET budget_reset_at = $1 WHERE budget_id = $2 AND budget_reset_at = $3",
             )
-            .bind(next_reset(old, duration, now))
+            .bind(duration.next_reset(old, now))
             .bind(&id)
             .bind(old)
             .execute(&mut *tx)
@@ -165,19 +154,4 @@ impl<'a> ResetStore<'a> {
 fn duration_of(row: &sqlx::any::AnyRow) -> Result<Option<BudgetDuration>, StoreError> {
     let text: String = row.try_get("budget_duration")?;
     Ok(BudgetDuration::parse(&text).ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_reset_steps_whole_periods() {
-        let d = BudgetDuration::Seconds(10);
-        assert_eq!(next_reset(1_000, d, 500), 1_000);
-        assert_eq!(next_reset(1_000, d, 1_000), 11_000);
-        assert_eq!(next_reset(1_000, d, 10_999), 11_000);
-        assert_eq!(next_reset(1_000, d, 11_000), 21_000);
-        assert_eq!(next_reset(1_000, d, 95_000), 101_000);
-    }
 }

@@ -6,14 +6,14 @@
 //! a failure to write it is logged and does not undo the change (as in LiteLLM).
 
 use super::keys::is_admin_reader;
-use super::{Page, bad_field};
+use super::{Page, date_time};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use bursar_core::time::{format_ms, parse_ms};
+use bursar_core::time::format_ms;
 use bursar_store::{AuditQuery, NewAudit};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -111,15 +111,7 @@ pub async fn list(
     let paging = Page::parse(q.page, q.page_size, "page_size", 50, 500)?;
     let (page, page_size) = (paging.page, paging.size);
     let date = |field: &str, v: Option<String>| -> Result<Option<i64>, ApiError> {
-        v.map(|text| {
-            parse_ms(&text).ok_or_else(|| {
-                bad_field(
-                    field,
-                    format!("Invalid {field} {text:?}: expected an ISO-8601 date or date-time"),
-                )
-            })
-        })
-        .transpose()
+        v.map(|text| date_time(field, &text)).transpose()
     };
     let query = AuditQuery {
         action: q.action,

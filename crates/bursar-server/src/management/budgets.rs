@@ -68,13 +68,7 @@ impl BudgetFields {
             patch.model_max_budget = Some(Value::Object(models));
         }
         if let Some(at) = &self.budget_reset_at {
-            let ms = bursar_core::time::parse_ms(at).ok_or_else(|| {
-                bad_field(
-                    "budget_reset_at",
-                    format!("budget_reset_at is not a valid date-time: {at:?}"),
-                )
-            })?;
-            patch.budget_reset_at = Some(Some(ms));
+            patch.budget_reset_at = Some(Some(super::date_time("budget_reset_at", at)?));
         }
         Ok((self.budget_id.filter(|b| !b.trim().is_empty()), patch))
     }

@@ -121,13 +121,7 @@ impl CustomerFields {
         )?;
         budget.model_max_budget = self.model_max_budget.map(Value::Object);
         if let Some(at) = &self.budget_reset_at {
-            let ms = bursar_core::time::parse_ms(at).ok_or_else(|| {
-                bad_field(
-                    "budget_reset_at",
-                    format!("budget_reset_at is not a valid date-time: {at:?}"),
-                )
-            })?;
-            budget.budget_reset_at = Some(Some(ms));
+            budget.budget_reset_at = Some(Some(super::date_time("budget_reset_at", at)?));
         }
         Ok(CustomerChanges {
             user_id,

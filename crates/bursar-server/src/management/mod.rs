@@ -71,6 +71,16 @@ pub fn reset_at(field: &str, duration: &str) -> Result<i64, ApiError> {
     Ok(span.after(bursar_store::now_ms()))
 }
 
+/// A date or date-time (ISO 8601) given in `field`, as epoch milliseconds.
+pub fn date_time(field: &str, text: &str) -> Result<i64, ApiError> {
+    bursar_core::time::parse_ms(text).ok_or_else(|| {
+        bad_field(
+            field,
+            format!("Invalid {field} {text:?}: expected an ISO-8601 date or date-time"),
+        )
+    })
+}
+
 /// The budget and limit fields teams and organizations share, as a request gives them.
 #[derive(Debug, Default)]
 pub struct BudgetInput {
