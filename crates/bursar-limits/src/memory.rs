@@ -134,13 +134,16 @@ impl State {
         now: i64,
         window_ms: i64,
     ) -> Option<Refusal> {
-        let mut seen: Vec<&ScopeId> = Vec::with_capacity(scopes.len());
-        for scope in scopes {
-            if seen.contains(&&scope.id) {
-                continue;
+        for (i, scope) in scopes.iter().enumerate() {
+            if scopes[..i].iter().any(|earlier| earlier.id == scope.id) {
+                continue; // a scope named twice counts once
             }
-            seen.push(&scope.id);
-            let counters = self.scopes.entry(scope.id.clone()).or_default();
+            if !self.scopes.contains_key(&scope.id) {
+                self.scopes.insert(scope.id.clone(), Counters::default());
+            }
+            let Some(counters) = self.scopes.get_mut(&scope.id) else {
+                continue;
+            };
             counters.refresh(&scope.limits, now, window_ms);
             if let Some(refusal) = counters.check(scope, demand, now, window_ms) {
                 return Some(refusal);

@@ -3,6 +3,7 @@
 use bursar_core::duration::BudgetDuration;
 use bursar_core::money::NanoUsd;
 use std::fmt;
+use std::sync::Arc;
 
 /// What kind of entity a scope belongs to; its name is LiteLLM's rate-limit descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,6 +21,17 @@ pub enum ScopeKind {
 }
 
 impl ScopeKind {
+    pub const ALL: [ScopeKind; 8] = [
+        ScopeKind::ApiKey,
+        ScopeKind::User,
+        ScopeKind::Team,
+        ScopeKind::TeamMember,
+        ScopeKind::Organization,
+        ScopeKind::EndUser,
+        ScopeKind::ModelPerKey,
+        ScopeKind::ModelPerTeam,
+    ];
+
     pub fn descriptor(self) -> &'static str {
         match self {
             ScopeKind::ApiKey => "api_key",
@@ -36,17 +48,18 @@ impl ScopeKind {
 
 /// One scope's identity: its kind and the entity's id (`{team}:{user}` for team members,
 /// `{key}:{model}` for per-model scopes).
+/// Cheap to clone: reservations and headers carry copies of it on every request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScopeId {
     pub kind: ScopeKind,
-    pub value: String,
+    pub value: Arc<str>,
 }
 
 impl ScopeId {
-    pub fn new(kind: ScopeKind, value: impl Into<String>) -> ScopeId {
+    pub fn new(kind: ScopeKind, value: impl AsRef<str>) -> ScopeId {
         ScopeId {
             kind,
-            value: value.into(),
+            value: Arc::from(value.as_ref()),
         }
     }
 }

@@ -27,6 +27,16 @@ pub fn count_text(text: &str) -> u64 {
     }
 }
 
+/// The chat roles, each a single o200k token (a unit test keeps this true).
+const ROLES: [&str; 6] = [
+    "system",
+    "user",
+    "assistant",
+    "tool",
+    "developer",
+    "function",
+];
+
 /// Tokens of the prompt a chat `messages` array makes.
 pub fn count_messages(messages: &Value) -> u64 {
     let Some(list) = messages.as_array() else {
@@ -37,7 +47,11 @@ pub fn count_messages(messages: &Value) -> u64 {
         total += 3;
         if let Some(fields) = message.as_object() {
             for (name, value) in fields {
-                total += count_value(value);
+                total += match (name.as_str(), value.as_str()) {
+                    // Every standard role is one token; skip the encoder for them.
+                    ("role", Some(role)) if ROLES.contains(&role) => 1,
+                    _ => count_value(value),
+                };
                 if name == "name" {
                     total += 1;
                 }
@@ -71,6 +85,13 @@ fn count_value(value: &Value) -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_standard_role_is_one_token() {
+        for role in ROLES {
+            assert_eq!(count_text(role), 1, "{role}");
+        }
+    }
 
     #[test]
     fn counts_text_with_o200k() {

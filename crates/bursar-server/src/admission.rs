@@ -3,7 +3,7 @@
 
 use crate::auth::KeySnapshot;
 use crate::error::ApiError;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use bursar_core::duration::BudgetDuration;
 use bursar_core::money::NanoUsd;
 use bursar_core::pricing::Price;
@@ -13,7 +13,7 @@ use bursar_limits::{
 use bursar_providers::Usage;
 use bursar_store::{BudgetRow, KeyRow, OrgRow, TeamMemberRow, TeamRow, UserRow};
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The rows a key's scopes come from.
 pub struct Rows<'a> {
@@ -453,9 +453,9 @@ pub fn refusal_error(
             let descriptor = scope.kind.descriptor();
             let value = match scope.kind {
                 ScopeKind::ApiKey => {
-                    key_alias(snapshot).map_or_else(|| scope.value.clone(), str::to_string)
+                    key_alias(snapshot).map_or_else(|| scope.value.to_string(), str::to_string)
                 }
-                _ => scope.value.clone(),
+                _ => scope.value.to_string(),
             };
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -472,42 +472,93 @@ pub fn refusal_error(
     }
 }
 
+/// A scope kind's `x-ratelimit-<descriptor>-{limit,remaining}-{requests,tokens}` names,
+/// built once.
+fn scope_header_names(kind: ScopeKind) -> &'static [HeaderName; 4] {
+    static NAMES: OnceLock<Vec<(ScopeKind, [HeaderName; 4])>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        ScopeKind::ALL
+            .iter()
+            .map(|k| {
+                let d = k.descriptor();
+                let name = |suffix: &str| {
+                    HeaderName::try_from(format!("x-ratelimit-{d}-{suffix}"))
+                        .unwrap_or(HeaderName::from_static("x-ratelimit-scope"))
+                };
+                (
+                    *k,
+                    [
+                        name("limit-requests"),
+                        name("remaining-requests"),
+                        name("limit-tokens"),
+                        name("remaining-tokens"),
+                    ],
+                )
+            })
+            .collect()
+    });
+    let index = ScopeKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    &names[index].1
+}
+
 /// `x-ratelimit-*` headers from a reservation: per scope (`x-ratelimit-api_key-remaining-requests`)
 /// and overall (`x-ratelimit-remaining-requests`, the tightest scope).
-pub fn ratelimit_headers(reservation: &Reservation) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut tightest_requests: Option<(u64, u64)> = None;
-    let mut tightest_tokens: Option<(u64, u64)> = None;
+pub fn ratelimit_headers(reservation: &Reservation) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::with_capacity(reservation.headroom.len() * 4 + 4);
+    // The tightest scope's values, shared (not re-rendered) by the overall headers.
+    let mut tightest_requests: Option<(u64, HeaderValue, HeaderValue)> = None;
+    let mut tightest_tokens: Option<(u64, HeaderValue, HeaderValue)> = None;
     for h in &reservation.headroom {
-        let d = h.scope.kind.descriptor();
-        if let (Some(limit), Some(left)) = (h.limit_requests, h.remaining_requests) {
-            out.push((format!("x-ratelimit-{d}-limit-requests"), limit.to_string()));
-            out.push((
-                format!("x-ratelimit-{d}-remaining-requests"),
-                left.to_string(),
-            ));
-            if tightest_requests.is_none_or(|(_, l)| left < l) {
-                tightest_requests = Some((limit, left));
+        let [
+            limit_requests,
+            remaining_requests,
+            limit_tokens,
+            remaining_tokens,
+        ] = scope_header_names(h.scope.kind);
+        let pairs = [
+            (
+                h.limit_requests,
+                h.remaining_requests,
+                limit_requests,
+                remaining_requests,
+                &mut tightest_requests,
+            ),
+            (
+                h.limit_tokens,
+                h.remaining_tokens,
+                limit_tokens,
+                remaining_tokens,
+                &mut tightest_tokens,
+            ),
+        ];
+        for (limit, left, limit_name, left_name, tightest) in pairs {
+            let (Some(limit), Some(left)) = (limit, left) else {
+                continue;
+            };
+            let (limit_value, left_value) = (HeaderValue::from(limit), HeaderValue::from(left));
+            if tightest.as_ref().is_none_or(|(l, _, _)| left < *l) {
+                *tightest = Some((left, limit_value.clone(), left_value.clone()));
             }
-        }
-        if let (Some(limit), Some(left)) = (h.limit_tokens, h.remaining_tokens) {
-            out.push((format!("x-ratelimit-{d}-limit-tokens"), limit.to_string()));
-            out.push((
-                format!("x-ratelimit-{d}-remaining-tokens"),
-                left.to_string(),
-            ));
-            if tightest_tokens.is_none_or(|(_, l)| left < l) {
-                tightest_tokens = Some((limit, left));
-            }
+            out.push((limit_name.clone(), limit_value));
+            out.push((left_name.clone(), left_value));
         }
     }
-    if let Some((limit, left)) = tightest_requests {
-        out.push(("x-ratelimit-limit-requests".into(), limit.to_string()));
-        out.push(("x-ratelimit-remaining-requests".into(), left.to_string()));
-    }
-    if let Some((limit, left)) = tightest_tokens {
-        out.push(("x-ratelimit-limit-tokens".into(), limit.to_string()));
-        out.push(("x-ratelimit-remaining-tokens".into(), left.to_string()));
+    for (tightest, names) in [
+        (tightest_requests, &OVERALL_HEADERS[..2]),
+        (tightest_tokens, &OVERALL_HEADERS[2..]),
+    ] {
+        if let Some((_, limit, left)) = tightest {
+            out.push((HeaderName::from_static(names[0]), limit));
+            out.push((HeaderName::from_static(names[1]), left));
+        }
     }
     out
 }
+
+/// The overall rate-limit headers: limit and remaining requests, limit and remaining tokens.
+pub const OVERALL_HEADERS: [&str; 4] = [
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+];

@@ -195,13 +195,9 @@ async fn proxy(
         HeaderName::from_static("x-litellm-attempted-retries"),
         HeaderValue::from(routed.attempts.saturating_sub(1)),
     );
-    for (name, value) in &limit_headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            h.insert(n, v);
-        }
+    h.reserve(limit_headers.len());
+    for (name, value) in limit_headers {
+        h.insert(name, value);
     }
     Ok(response)
 }
@@ -214,22 +210,19 @@ fn take(hold: &Mutex<Option<Admitted>>) -> Option<Admitted> {
     lock(hold).take()
 }
 
-fn with_headers(mut e: ApiError, headers: &[(String, String)]) -> ApiError {
+/// Keeps the overall rate-limit headers on an error response.
+fn with_headers(mut e: ApiError, headers: &[(HeaderName, HeaderValue)]) -> ApiError {
     for (name, value) in headers {
-        if let Some(known) = RATE_HEADER_NAMES.iter().find(|n| **n == name.as_str()) {
-            e = e.with_header(known, value.clone());
+        if let Some(known) = admission::OVERALL_HEADERS
+            .iter()
+            .find(|n| **n == name.as_str())
+            && let Ok(value) = value.to_str()
+        {
+            e = e.with_header(known, value.to_string());
         }
     }
     e
 }
-
-/// The overall rate-limit headers, kept on error responses too.
-const RATE_HEADER_NAMES: &[&str] = &[
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-tokens",
-];
 
 /// The model a key's or its team's alias stands for (`aliases`, `model_aliases`).
 fn resolve_alias(snapshot: &KeySnapshot, requested: &str) -> String {
@@ -318,14 +311,10 @@ async fn admit(
         .iter()
         .any(|s| s.limits.tpm.is_some() || (s.limits.budget.is_some() && !price.is_free()));
     let demand = if needs_tokens {
-        let prompt = parsed
-            .body
-            .get_as::<Value>(endpoint.prompt_field())
-            .and_then(Result::ok)
-            .map_or(0, |p| match endpoint {
-                Endpoint::ChatCompletions => tokens::count_messages(&p),
-                Endpoint::Completions | Endpoint::Embeddings => tokens::count_input(&p),
-            });
+        let prompt = match endpoint {
+            Endpoint::ChatCompletions => tokens::count_messages(&parsed.prompt),
+            Endpoint::Completions | Endpoint::Embeddings => tokens::count_input(&parsed.prompt),
+        };
         let max_tokens = ["max_tokens", "max_completion_tokens"]
             .iter()
             .find_map(|f| parsed.body.get_as::<u64>(f).and_then(Result::ok));
@@ -406,6 +395,8 @@ struct ParsedRequest {
     model: String,
     stream: bool,
     body: JsonObject,
+    /// The validated prompt (`messages` or `input`), kept for token counting.
+    prompt: Value,
 }
 
 fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiError> {
@@ -452,7 +443,7 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
         );
     }
     let required = endpoint.prompt_field();
-    match body.get_as::<Value>(required) {
+    let prompt = match body.get_as::<Value>(required) {
         None | Some(Ok(Value::Null)) => {
             return Err(
                 ApiError::bad_request(format!("Missing required parameter: '{required}'"))
@@ -464,8 +455,11 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
                 ApiError::bad_request(format!("Invalid '{required}': {e}")).with_param(required)
             );
         }
-        Some(Ok(value)) => validate_required(endpoint, required, &value)?,
-    }
+        Some(Ok(value)) => {
+            validate_required(endpoint, required, &value)?;
+            value
+        }
+    };
     if let Some(options) = body.get_as::<Value>("stream_options")
         && !matches!(options, Ok(Value::Object(_) | Value::Null))
     {
@@ -478,6 +472,7 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
         model,
         stream,
         body,
+        prompt,
     })
 }
 
