@@ -172,13 +172,21 @@ impl<'a> EndUserStore<'a> {
         actor: &str,
     ) -> Result<Option<EndUserRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Write first, so the transaction holds SQLite's write lock before it reads (a read
+        // that later upgrades can fail at once with "database is locked").
+        let touched = sqlx::query("UPDATE end_users SET updated_at = $1 WHERE user_id = $2")
+            .bind(now_ms())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if touched == 0 {
+            return Ok(None);
+        }
         let current = sqlx::query("SELECT budget_id FROM end_users WHERE user_id = $1")
             .bind(user_id)
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        let Some(current) = current else {
-            return Ok(None);
-        };
         let mut budget_id = patch.budget_id.clone();
         if !budget.is_empty() {
             let existing: Option<String> = match &budget_id {
@@ -217,27 +225,28 @@ impl<'a> EndUserStore<'a> {
         &self,
         user_ids: &[String],
     ) -> Result<Result<u64, Vec<String>>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut missing = Vec::new();
+        let mut unique: Vec<&String> = Vec::with_capacity(user_ids.len());
         for id in user_ids {
-            let found = sqlx::query("SELECT user_id FROM end_users WHERE user_id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if found.is_none() && !missing.contains(id) {
-                missing.push(id.clone());
+            if !unique.contains(&id) {
+                unique.push(id);
             }
         }
-        if !missing.is_empty() {
-            return Ok(Err(missing));
-        }
+        let mut tx = self.pool.begin().await?;
+        let mut missing = Vec::new();
         let mut deleted = 0;
-        for id in user_ids {
-            deleted += sqlx::query("DELETE FROM end_users WHERE user_id = $1")
+        for id in unique {
+            let gone = sqlx::query("DELETE FROM end_users WHERE user_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if gone == 0 {
+                missing.push(id.clone());
+            }
+            deleted += gone;
+        }
+        if !missing.is_empty() {
+            return Ok(Err(missing)); // the transaction rolls back: nothing is deleted
         }
         tx.commit().await?;
         Ok(Ok(deleted))
