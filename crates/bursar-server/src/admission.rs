@@ -11,7 +11,7 @@ use bursar_limits::{
     Budget, Demand, Limiter, Limits, Period, Refusal, Reservation, Scope, ScopeId, ScopeKind,
 };
 use bursar_providers::Usage;
-use bursar_store::{BudgetRow, KeyRow, OrgRow, TeamMemberRow, TeamRow, UserRow};
+use bursar_store::{BudgetRow, EndUserRow, KeyRow, OrgRow, TeamMemberRow, TeamRow, UserRow};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
@@ -33,7 +33,7 @@ fn limit(value: Option<i64>) -> Option<u64> {
 }
 
 /// A budget period from a stored duration and next reset time.
-pub(crate) fn period(duration: Option<&str>, reset_at: Option<i64>, now: i64) -> Option<Period> {
+fn period(duration: Option<&str>, reset_at: Option<i64>, now: i64) -> Option<Period> {
     let duration = BudgetDuration::parse(duration?).ok()?;
     let reset_at = reset_at.unwrap_or_else(|| duration.after(now));
     Some(Period { duration, reset_at })
@@ -41,6 +41,37 @@ pub(crate) fn period(duration: Option<&str>, reset_at: Option<i64>, now: i64) ->
 
 fn budget(max: Option<NanoUsd>, spent: NanoUsd, period: Option<Period>) -> Option<Budget> {
     max.map(|max| Budget { max, spent, period })
+}
+
+/// The limits a budget row sets, with `max` as the budget (the row's own, or a default the
+/// caller chose) against `spent`.
+fn row_limits(row: Option<&BudgetRow>, max: Option<NanoUsd>, spent: NanoUsd, now: i64) -> Limits {
+    Limits {
+        budget: budget(
+            max,
+            spent,
+            row.and_then(|b| period(b.budget_duration.as_deref(), b.budget_reset_at, now)),
+        ),
+        rpm: limit(row.and_then(|b| b.rpm_limit)),
+        tpm: limit(row.and_then(|b| b.tpm_limit)),
+        max_parallel: limit(row.and_then(|b| b.max_parallel_requests)),
+    }
+}
+
+/// The scope of an end user: its budget row, or the configured default budget
+/// (`max_end_user_budget`) when the row sets none. `None` when nothing limits it.
+pub fn end_user_scope(
+    row: &EndUserRow,
+    budget: Option<&BudgetRow>,
+    default_max: Option<NanoUsd>,
+    now: i64,
+) -> Option<Scope> {
+    let max = budget.and_then(|b| b.max_budget).or(default_max);
+    let limits = row_limits(budget, max, row.spend, now);
+    (!limits.is_unlimited()).then(|| Scope {
+        id: ScopeId::new(ScopeKind::EndUser, &row.user_id),
+        limits,
+    })
 }
 
 fn push(scopes: &mut Vec<Scope>, kind: ScopeKind, value: &str, limits: Limits) {
@@ -150,16 +181,7 @@ pub fn key_scopes(r: &Rows<'_>) -> Vec<Scope> {
                 &mut scopes,
                 ScopeKind::TeamMember,
                 &format!("{}:{}", team.team_id, member.user_id),
-                Limits {
-                    budget: budget(
-                        b.max_budget,
-                        member.spend,
-                        period(b.budget_duration.as_deref(), b.budget_reset_at, r.now),
-                    ),
-                    rpm: limit(b.rpm_limit),
-                    tpm: limit(b.tpm_limit),
-                    max_parallel: limit(b.max_parallel_requests),
-                },
+                row_limits(Some(b), b.max_budget, member.spend, r.now),
             );
         }
     }
@@ -168,16 +190,7 @@ pub fn key_scopes(r: &Rows<'_>) -> Vec<Scope> {
             &mut scopes,
             ScopeKind::Organization,
             &org.organization_id,
-            Limits {
-                budget: budget(
-                    b.max_budget,
-                    org.spend,
-                    period(b.budget_duration.as_deref(), b.budget_reset_at, r.now),
-                ),
-                rpm: limit(b.rpm_limit),
-                tpm: limit(b.tpm_limit),
-                max_parallel: limit(b.max_parallel_requests),
-            },
+            row_limits(Some(b), b.max_budget, org.spend, r.now),
         );
     }
     scopes

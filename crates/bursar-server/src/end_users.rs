@@ -7,9 +7,9 @@
 
 use crate::error::ApiError;
 use bursar_core::config::AdmissionSettings;
-use bursar_limits::{Budget, Limits, Scope, ScopeId, ScopeKind};
+use bursar_limits::Scope;
 use bursar_providers::json::JsonObject;
-use bursar_store::{BudgetRow, EndUserRow, Store, StoreError};
+use bursar_store::{EndUserRow, Store, StoreError};
 use http::HeaderMap;
 use serde_json::Value;
 use std::sync::Arc;
@@ -75,34 +75,6 @@ pub struct EndUserSnapshot {
     pub scope: Option<Scope>,
 }
 
-/// The budget scope of an end user: its budget row, or the configured default budget
-/// (`max_end_user_budget`) when it has none.
-pub fn end_user_scope(
-    row: &EndUserRow,
-    budget: Option<&BudgetRow>,
-    default_max: Option<bursar_core::NanoUsd>,
-    now: i64,
-) -> Option<Scope> {
-    let limit = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
-    let max = budget.and_then(|b| b.max_budget).or(default_max);
-    let limits = Limits {
-        budget: max.map(|max| Budget {
-            max,
-            spent: row.spend,
-            period: budget.and_then(|b| {
-                crate::admission::period(b.budget_duration.as_deref(), b.budget_reset_at, now)
-            }),
-        }),
-        rpm: limit(budget.and_then(|b| b.rpm_limit)),
-        tpm: limit(budget.and_then(|b| b.tpm_limit)),
-        max_parallel: limit(budget.and_then(|b| b.max_parallel_requests)),
-    };
-    (!limits.is_unlimited()).then(|| Scope {
-        id: ScopeId::new(ScopeKind::EndUser, &row.user_id),
-        limits,
-    })
-}
-
 /// End users by id, loaded (or created) once and kept for a minute; every customer and budget
 /// write invalidates what it touched.
 pub struct EndUserCache {
@@ -138,7 +110,7 @@ impl EndUserCache {
                     Some(b) => store.budgets().find(b).await?,
                     None => None,
                 };
-                let scope = end_user_scope(
+                let scope = crate::admission::end_user_scope(
                     &row,
                     budget.as_ref(),
                     settings.max_end_user_budget,

@@ -77,6 +77,12 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        ApiError::from(&e)
+    }
+}
+
+impl From<&StoreError> for ApiError {
+    fn from(e: &StoreError) -> ApiError {
         if let StoreError::Conflict { what } = e {
             // Handlers map the conflicts they expect; any other one is a concurrent change.
             return ApiError::new(

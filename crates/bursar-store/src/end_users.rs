@@ -93,6 +93,16 @@ impl<'a> EndUserStore<'a> {
         rows.iter().map(decode).collect()
     }
 
+    /// The ids of every blocked end user, in order.
+    pub async fn blocked_ids(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT user_id FROM end_users WHERE blocked = 1 ORDER BY user_id")
+            .fetch_all(self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("user_id").map_err(StoreError::from))
+            .collect()
+    }
+
     /// Creates an end user and, when given, its new budget row, in one transaction. An
     /// existing id is a [`StoreError::Conflict`].
     pub async fn create(

@@ -7,13 +7,13 @@
 
 use super::keys::actor;
 use super::teams::budget_json;
-use super::{BudgetInput, bad_field, json_body, missing, money};
+use super::{BudgetInput, bad_field, invalid, json_body, missing, money};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use bursar_limits::{ScopeId, ScopeKind};
 use bursar_store::{BudgetPatch, BudgetRow, EndUserPatch, EndUserRow, NewEndUser, StoreError};
@@ -69,36 +69,32 @@ impl CustomerFields {
             ));
         }
         if self.max_budget.is_some() && self.budget_id.is_some() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_error",
+            return Err(invalid(
+                "max_budget",
                 "Set either 'max_budget' or 'budget_id', not both.",
-            )
-            .with_param("max_budget"));
+            ));
         }
         if let Some(region) = &self.allowed_model_region
             && region != "eu"
             && region != "us"
         {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_error",
-                format!("Invalid value for 'allowed_model_region': expected 'eu' or 'us', got {region:?}"),
-            )
-            .with_param("allowed_model_region"));
+            return Err(invalid(
+                "allowed_model_region",
+                format!(
+                    "Invalid value for 'allowed_model_region': expected 'eu' or 'us', got {region:?}"
+                ),
+            ));
         }
         if let Some(model) = &self.default_model
             && state.router().deployments(model).is_none()
         {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_error",
+            return Err(invalid(
+                "default_model",
                 format!(
                     "Default Model not on proxy. Configure via `/model/new` or config.yaml. Default_model={model}, proxy_model_names={:?}",
                     state.catalog().names()
                 ),
-            )
-            .with_param("default_model"));
+            ));
         }
         if let Some(id) = &self.budget_id
             && state.store().budgets().find(id).await?.is_none()
@@ -359,21 +355,32 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     Ok(Json(Value::Array(customers_json(&state, &rows).await?)))
 }
 
+/// Sets `blocked` on the listed end users (creating unknown ones) and drops cached copies.
+async fn set_blocked(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    blocked: bool,
+) -> Result<Vec<EndUserRow>, ApiError> {
+    let r: UserIds = json_body(state, headers, body).await?;
+    require_ids(&r.user_ids)?;
+    let rows = state
+        .store()
+        .end_users()
+        .set_blocked(&r.user_ids, blocked)
+        .await?;
+    for id in &r.user_ids {
+        forget(state, id, false).await;
+    }
+    Ok(rows)
+}
+
 pub async fn block(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let r: UserIds = json_body(&state, &headers, body).await?;
-    require_ids(&r.user_ids)?;
-    let rows = state
-        .store()
-        .end_users()
-        .set_blocked(&r.user_ids, true)
-        .await?;
-    for id in &r.user_ids {
-        forget(&state, id, false).await;
-    }
+    let rows = set_blocked(&state, &headers, body, true).await?;
     Ok(Json(
         json!({ "blocked_users": customers_json(&state, &rows).await? }),
     ))
@@ -386,25 +393,8 @@ pub async fn unblock(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let r: UserIds = json_body(&state, &headers, body).await?;
-    require_ids(&r.user_ids)?;
-    let rows = state
-        .store()
-        .end_users()
-        .set_blocked(&r.user_ids, false)
-        .await?;
-    for id in &r.user_ids {
-        forget(&state, id, false).await;
-    }
-    let still_blocked: Vec<String> = state
-        .store()
-        .end_users()
-        .list()
-        .await?
-        .into_iter()
-        .filter(|r| r.blocked)
-        .map(|r| r.user_id)
-        .collect();
+    let rows = set_blocked(&state, &headers, body, false).await?;
+    let still_blocked = state.store().end_users().blocked_ids().await?;
     Ok(Json(json!({
         "blocked_users": still_blocked,
         "unblocked_users": customers_json(&state, &rows).await?,

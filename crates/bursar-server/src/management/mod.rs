@@ -144,6 +144,11 @@ impl BudgetInput {
 
 /// A 422 for a missing required field, like LiteLLM's request validation.
 pub fn missing(field: &str, message: impl Into<String>) -> ApiError {
+    invalid(field, message)
+}
+
+/// A 422 for a field LiteLLM's request validation rejects.
+pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_error",

@@ -74,7 +74,7 @@ async fn proxy(
                 .end_users()
                 .resolve(state.store(), &state.config().admission, &id)
                 .await
-                .map_err(|e| end_user_unavailable(&e))?,
+                .map_err(|e| ApiError::from(e.as_ref()))?,
         ),
         None => None,
     };
@@ -234,19 +234,6 @@ fn resolve_alias(snapshot: &KeySnapshot, requested: &str) -> String {
     from(&snapshot.key.aliases)
         .or_else(|| snapshot.team.as_ref().and_then(|t| from(&t.model_aliases)))
         .unwrap_or_else(|| requested.to_string())
-}
-
-/// The end-user lookup failed: the database is down (503) or broken (500).
-fn end_user_unavailable(e: &bursar_store::StoreError) -> ApiError {
-    if e.is_unavailable() {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_db_connection",
-            format!("Database unavailable: {e}"),
-        )
-    } else {
-        ApiError::internal(e.to_string())
-    }
 }
 
 /// Model access, then one reservation over every scope that applies: the key's (with its
