@@ -137,7 +137,8 @@ pub struct Taken {
 pub struct Reservation {
     pub id: u64,
     pub expires_at: i64,
-    pub held: Vec<(ScopeId, Taken)>,
+    /// Shared with the limiter's record of the open reservation.
+    pub held: Arc<[(ScopeId, Taken)]>,
     /// Room left after this request, per rate-limited scope, for response headers.
     pub headroom: Vec<Headroom>,
 }

@@ -22,6 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Default cap on request bodies (LiteLLM has no cap unless `max_request_size_mb` is set;
@@ -104,6 +105,9 @@ pub struct Deployment {
     /// `model_info.base_model`: the model whose prices apply when the name is custom.
     pub base_model: Option<String>,
     pub access_groups: Vec<String>,
+    /// [`Deployment::price`], worked out on first use: the fields above do not change
+    /// once the config is loaded, and the data plane asks on every request.
+    price: OnceLock<crate::pricing::Price>,
 }
 
 impl Deployment {
@@ -116,6 +120,10 @@ impl Deployment {
     /// where set, else the default price list (by `base_model`, the LiteLLM model name, then
     /// the upstream name), else free — LiteLLM also records 0 for a model it cannot price.
     pub fn price(&self) -> crate::pricing::Price {
+        *self.price.get_or_init(|| self.listed_price())
+    }
+
+    fn listed_price(&self) -> crate::pricing::Price {
         let listed = [
             self.base_model.as_deref(),
             Some(self.litellm_model.as_str()),
@@ -275,6 +283,7 @@ impl Config {
             max_input_tokens: None,
             base_model: None,
             access_groups: Vec::new(),
+            price: OnceLock::new(),
         });
     }
 }
@@ -739,6 +748,7 @@ fn build_deployment(
         max_input_tokens: info.max_input_tokens,
         base_model: info.base_model,
         access_groups: info.access_groups.unwrap_or_default(),
+        price: OnceLock::new(),
     })
 }
 
