@@ -90,8 +90,9 @@ impl Counter {
     }
 
     fn count_piece(&self, piece: &[u8]) -> u64 {
-        if piece.len() <= 1 || self.ranks.contains_key(piece) {
-            return piece.len().min(1) as u64;
+        // Some tokens are longer than a chunk (runs of spaces or dashes, up to 128 bytes).
+        if piece.len() > MAX_PIECE && self.ranks.contains_key(piece) {
+            return 1;
         }
         piece.chunks(MAX_PIECE).map(|c| self.merge(c)).sum()
     }
@@ -307,6 +308,11 @@ mod tests {
         let chunks = word.len().div_ceil(MAX_PIECE) as u64;
         assert!(ours.abs_diff(exact) <= chunks, "{ours} vs {exact}");
         // A megabyte of one letter is one piece: counted in chunks, not quadratically.
+        // Tokens longer than a chunk still count one.
+        for long_token in ["-".repeat(112), " ".repeat(128)] {
+            assert_eq!(count_text(&long_token), 1);
+            assert_eq!(reference.encode_ordinary(&long_token).len(), 1);
+        }
         let huge = "a".repeat(1 << 20);
         assert!(count_text(&huge) >= (1 << 20) / MAX_PIECE as u64);
     }
