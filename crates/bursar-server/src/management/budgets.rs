@@ -235,9 +235,7 @@ pub async fn delete(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let r: DeleteRequest = json_body(&state, &headers, body).await?;
-    let id =
-        r.id.filter(|b| !b.trim().is_empty())
-            .ok_or_else(|| super::missing("id", "id is required"))?;
+    let id = super::required("id", r.id)?;
     let row = state
         .store()
         .budgets()

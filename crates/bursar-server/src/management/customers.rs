@@ -55,10 +55,7 @@ impl CustomerFields {
         state: &AppState,
         current_budget: Option<&BudgetRow>,
     ) -> Result<CustomerChanges, ApiError> {
-        let user_id = self
-            .user_id
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| missing("user_id", "user_id is required"))?;
+        let user_id = super::required("user_id", self.user_id)?;
         if user_id.len() > crate::end_users::MAX_END_USER_ID_LEN {
             return Err(bad_field(
                 "user_id",
@@ -267,11 +264,7 @@ pub async fn update(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let fields: CustomerFields = json_body(&state, &headers, body).await?;
-    let id = fields
-        .user_id
-        .clone()
-        .filter(|u| !u.trim().is_empty())
-        .ok_or_else(|| missing("user_id", "user_id is required"))?;
+    let id = super::required("user_id", fields.user_id.clone())?;
     let existing = state
         .store()
         .end_users()

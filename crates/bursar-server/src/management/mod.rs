@@ -147,6 +147,13 @@ pub fn missing(field: &str, message: impl Into<String>) -> ApiError {
     invalid(field, message)
 }
 
+/// A required id field's non-blank value, else a 422 `<field> is required`.
+pub fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| missing(field, format!("{field} is required")))
+}
+
 /// A 422 for a field LiteLLM's request validation rejects.
 pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(

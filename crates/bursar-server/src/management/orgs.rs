@@ -196,8 +196,7 @@ async fn find_org(state: &AppState, org_id: &str) -> Result<OrgRow, ApiError> {
 }
 
 fn require_org_id(id: Option<String>) -> Result<String, ApiError> {
-    id.filter(|i| !i.trim().is_empty())
-        .ok_or_else(|| missing("organization_id", "organization_id is required"))
+    super::required("organization_id", id)
 }
 
 /// LiteLLM's org-admin gate: proxy admins pass; others must hold `org_admin` in `org_id`.

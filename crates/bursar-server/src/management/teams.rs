@@ -427,9 +427,7 @@ fn membership_json(m: &TeamMemberRow, budget: Option<&BudgetRow>) -> Value {
 }
 
 fn require_team_id(team_id: Option<String>) -> Result<String, ApiError> {
-    team_id
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| missing("team_id", "team_id is required"))
+    super::required("team_id", team_id)
 }
 
 fn check_member_role(role: Option<&str>) -> Result<String, ApiError> {
