@@ -4,7 +4,8 @@
 Usage: tools/gen_prices.py path/to/model_prices_and_context_window.json
 
 Keeps the text-token models (chat, completion, responses, embedding) with a per-token price:
-name, input USD/token, output USD/token, max output tokens (0 = unknown), provider.
+name, input USD/token, output USD/token, max output tokens (0 = unknown), provider,
+cache-read USD/token, cache-write USD/token ("-" = not listed: the input price applies), mode.
 """
 import json
 import sys
@@ -29,7 +30,15 @@ def main(path):
         if not isinstance(max_out, int):
             max_out = 0
         provider = spec.get("litellm_provider", "")
-        out.write(f"{name}\t{inp!r}\t{outp!r}\t{max_out}\t{provider}\n")
+        cache_read = optional(spec.get("cache_read_input_token_cost"))
+        cache_write = optional(spec.get("cache_creation_input_token_cost"))
+        mode = spec["mode"]
+        out.write(
+            f"{name}\t{inp!r}\t{outp!r}\t{max_out}\t{provider}\t{cache_read}\t{cache_write}\t{mode}\n"
+        )
+
+def optional(price):
+    return repr(price) if isinstance(price, (int, float)) and not isinstance(price, bool) else "-"
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -325,7 +325,7 @@ impl Admitted {
     fn actual(&self, usage: Option<&Usage>) -> Demand {
         match usage {
             Some(u) => Demand {
-                cost: self.price.cost(u.prompt_tokens, u.completion_tokens),
+                cost: self.price.cost_of(&u.counts()),
                 tokens: u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
             },
             None => self.estimate,

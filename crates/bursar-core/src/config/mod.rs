@@ -13,6 +13,7 @@ pub use env::{ENV_PREFIX, MissingEnv, resolve_env_refs};
 pub use provider::{Provider, ProviderError, ProviderKind, parse_model};
 
 use crate::keys::{KEY_PREFIX, Secret};
+use crate::pricing::PriceTable;
 use raw::{
     RawConfig, RawGeneralSettings, RawLitellmParams, RawLitellmSettings, RawModel,
     RawRouterSettings,
@@ -22,7 +23,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Default cap on request bodies (LiteLLM has no cap unless `max_request_size_mb` is set;
@@ -100,11 +101,17 @@ pub struct Deployment {
     pub mode: Option<ModelMode>,
     pub input_cost_per_token: Option<f64>,
     pub output_cost_per_token: Option<f64>,
+    /// `model_info.cache_read_input_token_cost` / `cache_creation_input_token_cost`.
+    pub cache_read_cost_per_token: Option<f64>,
+    pub cache_write_cost_per_token: Option<f64>,
     pub max_tokens: Option<u64>,
     pub max_input_tokens: Option<u64>,
     /// `model_info.base_model`: the model whose prices apply when the name is custom.
     pub base_model: Option<String>,
     pub access_groups: Vec<String>,
+    /// The user's price file (`general_settings.model_cost_map_path`), consulted before
+    /// the shipped table.
+    pub price_table: Option<Arc<PriceTable>>,
     /// [`Deployment::price`], worked out on first use: the fields above do not change
     /// once the config is loaded, and the data plane asks on every request.
     price: OnceLock<crate::pricing::Price>,
@@ -117,25 +124,32 @@ impl Deployment {
     }
 
     /// What this deployment charges: its own `input_cost_per_token` / `output_cost_per_token`
-    /// where set, else the default price list (by `base_model`, the LiteLLM model name, then
-    /// the upstream name), else free — LiteLLM also records 0 for a model it cannot price.
+    /// (and cache prices) where set, else the user's price file, else the shipped price list
+    /// (each by `base_model`, the LiteLLM model name, then the upstream name), else free —
+    /// LiteLLM also records 0 for a model it cannot price.
     pub fn price(&self) -> crate::pricing::Price {
         *self.price.get_or_init(|| self.listed_price())
     }
 
     fn listed_price(&self) -> crate::pricing::Price {
-        let listed = [
+        let names = [
             self.base_model.as_deref(),
             Some(self.litellm_model.as_str()),
             Some(self.upstream_model.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .find_map(crate::pricing::default_price);
+        ];
+        let tables = [self.price_table.as_deref(), Some(PriceTable::builtin())];
+        let listed = tables
+            .into_iter()
+            .flatten()
+            .find_map(|t| names.into_iter().flatten().find_map(|n| t.price(n)));
         let base = listed.unwrap_or(crate::pricing::Price::FREE);
         crate::pricing::Price {
             input_per_token: self.input_cost_per_token.unwrap_or(base.input_per_token),
             output_per_token: self.output_cost_per_token.unwrap_or(base.output_per_token),
+            cache_read_per_token: self.cache_read_cost_per_token.or(base.cache_read_per_token),
+            cache_write_per_token: self
+                .cache_write_cost_per_token
+                .or(base.cache_write_per_token),
             max_output_tokens: self.max_tokens.or(base.max_output_tokens),
         }
     }
@@ -182,6 +196,40 @@ pub struct Config {
     /// Default grace period of `/key/regenerate` (env `LITELLM_KEY_ROTATION_GRACE_PERIOD`).
     pub key_rotation_grace_period: Option<crate::duration::BudgetDuration>,
     pub admission: AdmissionSettings,
+    pub ledger: LedgerSettings,
+}
+
+/// How spend events reach the database (the ledger writer).
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// Flush after this many events (`general_settings.spend_batch_size`).
+    pub batch_size: usize,
+    /// Flush at least this often (`spend_flush_interval_ms`, or `proxy_batch_write_at` s).
+    pub flush_interval: Duration,
+    /// Events held in memory while the database is unavailable; beyond this they are
+    /// spooled to [`LedgerSettings::spool_path`] (`spend_buffer_events`).
+    pub buffer_events: usize,
+    /// Where unwritten events are spooled (`spend_spool_path`); `None` puts the spool next
+    /// to a SQLite database, or `bursar-spend.spool` in the working directory.
+    pub spool_path: Option<std::path::PathBuf>,
+    /// `disable_spend_logs`: keep no spend-log rows (entity spend and daily tables still
+    /// count).
+    pub disable_spend_logs: bool,
+    /// `disable_spend_updates`: write spend-log rows only, no entity or daily totals.
+    pub disable_spend_updates: bool,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            batch_size: 500,
+            flush_interval: Duration::from_millis(500),
+            buffer_events: 100_000,
+            spool_path: None,
+            disable_spend_logs: false,
+            disable_spend_updates: false,
+        }
+    }
 }
 
 /// How requests are admitted against budgets and limits.
@@ -244,6 +292,7 @@ impl Default for Config {
             internal_user_defaults: InternalUserDefaults::default(),
             key_rotation_grace_period: None,
             admission: AdmissionSettings::default(),
+            ledger: LedgerSettings::default(),
         }
     }
 }
@@ -279,10 +328,13 @@ impl Config {
             mode: Some(ModelMode::Chat),
             input_cost_per_token: Some(0.0),
             output_cost_per_token: Some(0.0),
+            cache_read_cost_per_token: None,
+            cache_write_cost_per_token: None,
             max_tokens: None,
             max_input_tokens: None,
             base_model: None,
             access_groups: Vec::new(),
+            price_table: None,
             price: OnceLock::new(),
         });
     }
@@ -389,7 +441,7 @@ pub fn load(
             config.general.master_key = Some(Secret::new(key));
         }
     }
-    config.general.database_url = general.database_url;
+    config.general.database_url = general.database_url.clone();
     config.general.database_connection_pool_limit = general.database_connection_pool_limit;
     if let Some(mb) = general.max_request_size_mb {
         if mb <= 0.0 {
@@ -410,6 +462,26 @@ pub fn load(
         Some(secs) => config.admission.reset_interval = std::time::Duration::from_secs(secs),
         None => {}
     }
+    load_ledger(&general, &mut config.ledger, &mut problems);
+    let price_table = general.model_cost_map_path.as_deref().and_then(|path| {
+        let problem = |message: String| ConfigProblem {
+            path: "general_settings.model_cost_map_path".into(),
+            message,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => match PriceTable::from_litellm_json(&text) {
+                Ok(table) => Some(Arc::new(table)),
+                Err(e) => {
+                    problems.push(problem(format!("{path}: {e}")));
+                    None
+                }
+            },
+            Err(e) => {
+                problems.push(problem(format!("cannot read {path}: {e}")));
+                None
+            }
+        }
+    });
     if let Some(tokens) = general.default_output_tokens_estimate {
         config.admission.default_output_tokens = tokens;
     }
@@ -528,6 +600,7 @@ pub fn load(
                 });
                 continue;
             }
+            deployment.price_table = price_table.clone();
             config.models.push(deployment);
         }
     }
@@ -537,6 +610,47 @@ pub fn load(
     } else {
         Err(problems)
     }
+}
+
+fn load_ledger(
+    general: &RawGeneralSettings,
+    ledger: &mut LedgerSettings,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let mut positive = |field: &str, value: Option<u64>| match value {
+        Some(0) => {
+            problems.push(ConfigProblem {
+                path: format!("general_settings.{field}"),
+                message: "must be at least 1".into(),
+            });
+            None
+        }
+        other => other.map(|v| usize::try_from(v).unwrap_or(usize::MAX)),
+    };
+    if let Some(n) = positive("spend_batch_size", general.spend_batch_size) {
+        ledger.batch_size = n;
+    }
+    if let Some(n) = positive("spend_buffer_events", general.spend_buffer_events) {
+        ledger.buffer_events = n;
+    }
+    if let Some(ms) = positive("spend_flush_interval_ms", general.spend_flush_interval_ms) {
+        ledger.flush_interval = Duration::from_millis(ms as u64);
+    } else if let Some(secs) = general.proxy_batch_write_at {
+        match seconds(secs) {
+            Some(d) => ledger.flush_interval = d,
+            None => problems.push(ConfigProblem {
+                path: "general_settings.proxy_batch_write_at".into(),
+                message: "must be a positive number of seconds".into(),
+            }),
+        }
+    }
+    ledger.spool_path = general
+        .spend_spool_path
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(std::path::PathBuf::from);
+    ledger.disable_spend_logs = general.disable_spend_logs.unwrap_or(false);
+    ledger.disable_spend_updates = general.disable_spend_updates.unwrap_or(false);
 }
 
 fn seconds(value: f64) -> Option<Duration> {
@@ -719,6 +833,15 @@ fn build_deployment(
         output_cost_per_token,
     ));
 
+    let cache_read_cost_per_token = price(
+        "model_info.cache_read_input_token_cost",
+        info.cache_read_input_token_cost,
+    );
+    let cache_write_cost_per_token = price(
+        "model_info.cache_creation_input_token_cost",
+        info.cache_creation_input_token_cost,
+    );
+
     if problems.len() > before {
         return None;
     }
@@ -744,10 +867,13 @@ fn build_deployment(
         mode,
         input_cost_per_token,
         output_cost_per_token,
+        cache_read_cost_per_token,
+        cache_write_cost_per_token,
         max_tokens: info.max_output_tokens.or(info.max_tokens),
         max_input_tokens: info.max_input_tokens,
         base_model: info.base_model,
         access_groups: info.access_groups.unwrap_or_default(),
+        price_table: None,
         price: OnceLock::new(),
     })
 }

@@ -38,6 +38,30 @@ pub struct RawGeneralSettings {
     pub default_output_tokens_estimate: Option<u64>,
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub proxy_budget_rescheduler_min_time: Option<u64>,
+    /// Seconds between spend-ledger flushes (LiteLLM's name; Bursar's default is shorter).
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub proxy_batch_write_at: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub disable_spend_logs: Option<bool>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub disable_spend_updates: Option<bool>,
+    /// Bursar: flush the ledger after this many events.
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub spend_batch_size: Option<u64>,
+    /// Bursar: flush the ledger at least this often (milliseconds; wins over
+    /// `proxy_batch_write_at`).
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub spend_flush_interval_ms: Option<u64>,
+    /// Bursar: events held in memory while the database is unavailable, before spooling.
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub spend_buffer_events: Option<u64>,
+    /// Bursar: the file unwritten spend events are spooled to.
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub spend_spool_path: Option<String>,
+    /// Bursar: a price file in LiteLLM's `model_prices_and_context_window.json` format whose
+    /// entries win over the shipped table.
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub model_cost_map_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +162,10 @@ pub struct RawModelInfo {
     pub input_cost_per_token: Option<f64>,
     #[serde(default, deserialize_with = "flex::opt_f64")]
     pub output_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub cache_read_input_token_cost: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub cache_creation_input_token_cost: Option<f64>,
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub max_tokens: Option<u64>,
     #[serde(default, deserialize_with = "flex::opt_u64")]

@@ -257,3 +257,85 @@ fn end_user_budgets_and_reset_interval() {
         "{paths:?}"
     );
 }
+
+#[test]
+fn prices_come_from_model_info_then_the_price_file_then_the_shipped_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prices.json");
+    std::fs::write(
+        &file,
+        r#"{"gpt-4o-mini": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+                            "cache_read_input_token_cost": 5e-7},
+            "house-model": {"input_cost_per_token": 3e-6}}"#,
+    )
+    .unwrap();
+    let yaml = format!(
+        r#"
+model_list:
+  - model_name: mini
+    litellm_params: {{model: openai/gpt-4o-mini}}
+  - model_name: house
+    litellm_params: {{model: hosted_vllm/house-model, api_base: "http://h:1"}}
+  - model_name: own
+    litellm_params: {{model: openai/gpt-4o-mini}}
+    model_info: {{id: own, output_cost_per_token: 9e-6, cache_creation_input_token_cost: 4e-6}}
+  - model_name: listed
+    litellm_params: {{model: openai/gpt-4o}}
+general_settings:
+  model_cost_map_path: {path:?}
+"#,
+        path = file.display().to_string()
+    );
+    let config = load(&yaml, &env(&[])).unwrap().config;
+    let price = |name: &str| {
+        config
+            .models
+            .iter()
+            .find(|m| m.model_name == name)
+            .unwrap()
+            .price()
+    };
+    assert_eq!(price("mini").input_per_token, 1e-6);
+    assert_eq!(price("mini").cache_read_per_token, Some(5e-7));
+    assert_eq!(price("house").input_per_token, 3e-6);
+    assert_eq!(price("own").input_per_token, 1e-6);
+    assert_eq!(price("own").output_per_token, 9e-6);
+    assert_eq!(price("own").cache_write_per_token, Some(4e-6));
+    assert_eq!(
+        price("listed"),
+        crate::pricing::default_price("gpt-4o").unwrap()
+    );
+
+    let missing = "general_settings:\n  model_cost_map_path: /no/such/file.json\n";
+    let problems = load(missing, &env(&[])).unwrap_err();
+    assert!(
+        problems[0]
+            .to_string()
+            .contains("cannot read /no/such/file.json")
+    );
+    std::fs::write(&file, r#"{"m": {"input_cost_per_token": "cheap"}}"#).unwrap();
+    let bad = format!(
+        "general_settings:\n  model_cost_map_path: {:?}\n",
+        file.display().to_string()
+    );
+    let problems = load(&bad, &env(&[])).unwrap_err();
+    assert!(problems[0].message.contains("m: input_cost_per_token"));
+}
+
+#[test]
+fn ledger_settings() {
+    let config = load("", &env(&[])).unwrap().config;
+    assert_eq!(config.ledger.batch_size, 500);
+    assert_eq!(config.ledger.flush_interval, Duration::from_millis(500));
+    let yaml = "general_settings:\n  proxy_batch_write_at: 2\n  spend_batch_size: 50\n  spend_buffer_events: 10\n  spend_spool_path: /tmp/s.spool\n  disable_spend_logs: true\n";
+    let ledger = load(yaml, &env(&[])).unwrap().config.ledger;
+    assert_eq!(ledger.flush_interval, Duration::from_secs(2));
+    assert_eq!((ledger.batch_size, ledger.buffer_events), (50, 10));
+    assert_eq!(ledger.spool_path, Some("/tmp/s.spool".into()));
+    assert!(ledger.disable_spend_logs && !ledger.disable_spend_updates);
+    let yaml = "general_settings:\n  proxy_batch_write_at: 2\n  spend_flush_interval_ms: 20\n";
+    let ledger = load(yaml, &env(&[])).unwrap().config.ledger;
+    assert_eq!(ledger.flush_interval, Duration::from_millis(20));
+    let problems = load("general_settings:\n  spend_batch_size: 0\n", &env(&[])).unwrap_err();
+    assert_eq!(problems[0].path, "general_settings.spend_batch_size");
+}

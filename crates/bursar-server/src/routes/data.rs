@@ -289,10 +289,7 @@ async fn admit(
         .unwrap_or_default()
         .iter()
         .map(|d| d.price())
-        .max_by(|a, b| {
-            (a.input_per_token + a.output_per_token)
-                .total_cmp(&(b.input_per_token + b.output_per_token))
-        })
+        .max_by(|a, b| a.weight().total_cmp(&b.weight()))
         .unwrap_or(Price::FREE);
     let needs_tokens = scopes
         .iter()
