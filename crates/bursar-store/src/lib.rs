@@ -14,6 +14,7 @@ mod keys;
 mod orgs;
 mod resets;
 mod settings;
+mod spend;
 mod sql;
 mod teams;
 #[cfg(any(test, feature = "testing"))]
@@ -28,6 +29,11 @@ pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
 pub use orgs::{NewOrgMember, OrgMemberRow, OrgPatch, OrgRow, OrgStore};
 pub use resets::{ResetReport, ResetStore};
 pub use settings::SettingsStore;
+pub use spend::{
+    DailyEntity, DailyMetrics, DailyPage, DailyQuery, DailyRow, MASTER_KEY_ATTRIBUTION,
+    RecordOptions, RecordReport, SpendEvent, SpendLogQuery, SpendLogRow, SpendStore, SpendTotal,
+    TotalsBy,
+};
 pub use teams::{
     DeletedTeamRow, MEMBER_BUDGET_KEY, NewMember, OrgFilter, TeamMemberRow, TeamPatch, TeamQuery,
     TeamRow, TeamSort, TeamStore,
@@ -177,6 +183,10 @@ impl Store {
 
     pub fn resets(&self) -> ResetStore<'_> {
         ResetStore::new(&self.pool)
+    }
+
+    pub fn spend(&self) -> SpendStore<'_> {
+        SpendStore::new(&self.pool)
     }
 
     pub fn settings(&self) -> SettingsStore<'_> {

@@ -132,3 +132,37 @@ mod tempfile_dir {
         }
     }
 }
+
+/// Generates `mod sqlite` and `mod postgres` variants of each named test: each gets a fresh
+/// store, calls `super::<name>(&store)`, then drops the database.
+#[macro_export]
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = bursar_store::testing::TestDatabase::sqlite().unwrap();
+                    let store = db.store().await.unwrap();
+                    super::$name(&store).await;
+                    store.close().await;
+                    db.cleanup().await.unwrap();
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = bursar_store::testing::TestDatabase::postgres().await.unwrap() else {
+                        return;
+                    };
+                    let store = db.store().await.unwrap();
+                    super::$name(&store).await;
+                    store.close().await;
+                    db.cleanup().await.unwrap();
+                }
+            )*
+        }
+    };
+}

@@ -9,39 +9,7 @@ use bursar_store::{
 };
 use serde_json::json;
 
-/// Generates `mod sqlite` and `mod postgres` variants of each contract test.
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = bursar_store::testing::TestDatabase::sqlite().unwrap();
-                    let store = db.store().await.unwrap();
-                    super::$name(&store).await;
-                    store.close().await;
-                    db.cleanup().await.unwrap();
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(db) = bursar_store::testing::TestDatabase::postgres().await.unwrap() else {
-                        return;
-                    };
-                    let store = db.store().await.unwrap();
-                    super::$name(&store).await;
-                    store.close().await;
-                    db.cleanup().await.unwrap();
-                }
-            )*
-        }
-    };
-}
-
-contract_tests!(
+bursar_store::contract_tests!(
     migrations_are_idempotent,
     ping_succeeds_on_a_live_database,
     inserted_key_is_found_by_hash,

@@ -1,0 +1,923 @@
+//! The spend ledger's tables: one spend-log row per request, running `spend` totals on every
+//! entity a request belongs to, and pre-aggregated daily activity per entity.
+//!
+//! [`SpendStore::record`] applies a batch of [`SpendEvent`]s in one transaction and is
+//! idempotent by request id: a request already logged adds nothing, so a batch may be
+//! retried, or replayed from the spool after a crash, without counting twice.
+
+use crate::sql::SqlBuilder;
+use crate::{StoreError, now_ms};
+use bursar_core::NanoUsd;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The attribution used for requests made with the master key.
+pub const MASTER_KEY_ATTRIBUTION: &str = "litellm_proxy_master_key";
+
+/// One settled request, as the data plane reports it to the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpendEvent {
+    pub request_id: String,
+    /// `acompletion`, `atext_completion`, `aembedding`.
+    pub call_type: String,
+    /// The route called (`/chat/completions`, …).
+    pub endpoint: String,
+    /// Key hash, or [`MASTER_KEY_ATTRIBUTION`].
+    pub api_key: String,
+    pub key_alias: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub end_user: Option<String>,
+    /// The public model name asked for.
+    pub model_group: String,
+    /// The provider model called (`litellm_params.model`).
+    pub model: String,
+    pub model_id: String,
+    pub provider: String,
+    pub api_base: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    /// What the request cost, in nano-USD (exact, unlike the USD float at the API).
+    pub spend_nano: i64,
+    pub start_time: i64,
+    pub end_time: i64,
+    pub completion_start_time: Option<i64>,
+    pub success: bool,
+    pub tags: Vec<String>,
+    pub requester_ip: Option<String>,
+    /// Small JSON object: error information, the client's `spend_logs_metadata`, …
+    pub metadata: Value,
+}
+
+impl SpendEvent {
+    pub fn spend(&self) -> NanoUsd {
+        NanoUsd(self.spend_nano)
+    }
+
+    /// The UTC day the request started, `YYYY-MM-DD`.
+    pub fn date(&self) -> String {
+        bursar_core::time::format_date(self.start_time)
+    }
+}
+
+/// Which parts of the ledger a batch writes (`disable_spend_logs`, `disable_spend_updates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordOptions {
+    pub spend_logs: bool,
+    pub totals: bool,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        RecordOptions {
+            spend_logs: true,
+            totals: true,
+        }
+    }
+}
+
+/// What a batch changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordReport {
+    /// Events counted now.
+    pub applied: usize,
+    /// Events already recorded (same request id), skipped.
+    pub duplicates: usize,
+}
+
+/// The kinds of daily activity kept, and LiteLLM's name for each table's entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DailyEntity {
+    User,
+    Team,
+    Organization,
+    EndUser,
+    Tag,
+    /// Per key (entity id = key hash); over all keys, the proxy's total.
+    Key,
+}
+
+impl DailyEntity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DailyEntity::User => "user",
+            DailyEntity::Team => "team",
+            DailyEntity::Organization => "organization",
+            DailyEntity::EndUser => "end_user",
+            DailyEntity::Tag => "tag",
+            DailyEntity::Key => "key",
+        }
+    }
+}
+
+/// Daily totals for one entity, day, key, model and provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DailyRow {
+    pub entity_id: String,
+    pub date: String,
+    pub api_key: String,
+    pub model: String,
+    pub model_group: String,
+    pub provider: String,
+    pub endpoint: String,
+    pub metrics: DailyMetrics,
+}
+
+/// The counters of a daily row (or a sum of them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DailyMetrics {
+    pub spend: NanoUsd,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    pub api_requests: i64,
+    pub successful_requests: i64,
+    pub failed_requests: i64,
+    pub total_response_time_ms: i64,
+}
+
+impl DailyMetrics {
+    fn of(event: &SpendEvent) -> DailyMetrics {
+        let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        DailyMetrics {
+            spend: event.spend(),
+            prompt_tokens: tokens(event.prompt_tokens),
+            completion_tokens: tokens(event.completion_tokens),
+            cache_read_input_tokens: tokens(event.cache_read_input_tokens),
+            cache_creation_input_tokens: tokens(event.cache_creation_input_tokens),
+            api_requests: 1,
+            successful_requests: i64::from(event.success),
+            failed_requests: i64::from(!event.success),
+            total_response_time_ms: (event.end_time - event.start_time).max(0),
+        }
+    }
+
+    pub fn add(&mut self, o: &DailyMetrics) {
+        self.spend = self.spend.saturating_add(o.spend);
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        self.cache_read_input_tokens += o.cache_read_input_tokens;
+        self.cache_creation_input_tokens += o.cache_creation_input_tokens;
+        self.api_requests += o.api_requests;
+        self.successful_requests += o.successful_requests;
+        self.failed_requests += o.failed_requests;
+        self.total_response_time_ms += o.total_response_time_ms;
+    }
+
+    pub fn total_tokens(&self) -> i64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// Filters for [`SpendStore::daily`]. Dates are `YYYY-MM-DD`, both ends included.
+#[derive(Debug, Clone)]
+pub struct DailyQuery {
+    pub entity: DailyEntity,
+    /// Only these entities (`None` = all).
+    pub entity_ids: Option<Vec<String>>,
+    pub exclude_entity_ids: Vec<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    /// Only rows of these keys (`None` = any key): a caller limited to their own keys.
+    pub api_keys: Option<Vec<String>>,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+/// A page of daily rows and the totals over every matching row.
+#[derive(Debug, Clone, Default)]
+pub struct DailyPage {
+    pub rows: Vec<DailyRow>,
+    pub totals: DailyMetrics,
+    pub total_rows: u64,
+}
+
+/// A stored spend-log row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendLogRow {
+    pub request_id: String,
+    pub call_type: String,
+    pub api_key: String,
+    pub spend: NanoUsd,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    pub start_time: i64,
+    pub end_time: i64,
+    pub completion_start_time: Option<i64>,
+    pub request_duration_ms: Option<i64>,
+    pub model: String,
+    pub model_id: String,
+    pub model_group: String,
+    pub custom_llm_provider: String,
+    pub api_base: String,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub end_user: Option<String>,
+    pub request_tags: Value,
+    pub metadata: Value,
+    pub cache_hit: String,
+    pub status: String,
+    pub session_id: Option<String>,
+    pub requester_ip_address: Option<String>,
+    pub endpoint: String,
+}
+
+/// Filters for spend-log listings; times are epoch ms, `start` included, `end` excluded.
+#[derive(Debug, Clone, Default)]
+pub struct SpendLogQuery {
+    pub api_key: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub request_id: Option<String>,
+    pub end_user: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub min_spend: Option<NanoUsd>,
+    pub max_spend: Option<NanoUsd>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Spend summed by one dimension (keys, models, teams, end users) over a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendTotal {
+    pub id: String,
+    pub metrics: DailyMetrics,
+}
+
+pub struct SpendStore<'a> {
+    pool: &'a AnyPool,
+}
+
+/// Rows per multi-row INSERT: 29 columns × 400 stays far below SQLite's and PostgreSQL's
+/// bound-parameter limits.
+const INSERT_CHUNK: usize = 400;
+
+const LOG_COLUMNS: &str = "request_id, call_type, api_key, spend_nano, prompt_tokens, completion_tokens, \
+     total_tokens, cache_read_input_tokens, cache_creation_input_tokens, start_time, end_time, \
+     completion_start_time, request_duration_ms, model, model_id, model_group, custom_llm_provider, \
+     api_base, user_id, team_id, organization_id, end_user, request_tags, metadata, cache_hit, \
+     status, session_id, requester_ip_address, endpoint";
+
+type DailyKey = (
+    DailyEntity,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+impl<'a> SpendStore<'a> {
+    pub(crate) fn new(pool: &'a AnyPool) -> Self {
+        SpendStore { pool }
+    }
+
+    /// Applies a batch in one transaction: spend-log rows for requests not seen before, then
+    /// their spend added to key, user, team, team membership, organization and end user, and
+    /// their counts to the daily tables. Nothing is written if any statement fails.
+    pub async fn record(
+        &self,
+        events: &[SpendEvent],
+        options: RecordOptions,
+    ) -> Result<RecordReport, StoreError> {
+        // The same request twice in one batch counts once.
+        let mut seen = HashSet::with_capacity(events.len());
+        let unique: Vec<&SpendEvent> = events
+            .iter()
+            .filter(|e| seen.insert(e.request_id.as_str()))
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        let fresh: Vec<&SpendEvent> = if options.spend_logs {
+            let mut inserted = HashSet::with_capacity(unique.len());
+            for chunk in unique.chunks(INSERT_CHUNK) {
+                let query = insert_logs(chunk).build()?;
+                for row in query.fetch_all(&mut *tx).await? {
+                    inserted.insert(row.try_get::<String, _>("request_id")?);
+                }
+            }
+            unique
+                .into_iter()
+                .filter(|e| inserted.contains(&e.request_id))
+                .collect()
+        } else {
+            unique
+        };
+        if options.totals {
+            add_entity_spend(&mut tx, &fresh).await?;
+            add_daily(&mut tx, &fresh).await?;
+        }
+        tx.commit().await?;
+        Ok(RecordReport {
+            applied: fresh.len(),
+            duplicates: events.len() - fresh.len(),
+        })
+    }
+
+    /// Spend-log rows, newest first.
+    pub async fn logs(&self, q: &SpendLogQuery) -> Result<Vec<SpendLogRow>, StoreError> {
+        let mut b = SqlBuilder::new(&format!("SELECT {LOG_COLUMNS} FROM spend_logs WHERE 1 = 1"));
+        log_filters(&mut b, q);
+        b.push(" ORDER BY start_time DESC, request_id DESC LIMIT ")
+            .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .bind(i64::try_from(q.offset).unwrap_or(i64::MAX));
+        let rows = b.build()?.fetch_all(self.pool).await?;
+        rows.iter().map(decode_log).collect()
+    }
+
+    /// How many spend-log rows match (limit and offset ignored).
+    pub async fn count_logs(&self, q: &SpendLogQuery) -> Result<u64, StoreError> {
+        let mut b = SqlBuilder::new("SELECT COUNT(*) AS n FROM spend_logs WHERE 1 = 1");
+        log_filters(&mut b, q);
+        let row = b.build()?.fetch_one(self.pool).await?;
+        Ok(u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0))
+    }
+
+    /// The sum of every spend-log row's spend (an audit of the running totals).
+    pub async fn logged_total(&self) -> Result<NanoUsd, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(spend_nano), 0) AS BIGINT) AS total FROM spend_logs",
+        )
+        .fetch_one(self.pool)
+        .await?;
+        Ok(NanoUsd(sum_column(&row, "total")?))
+    }
+
+    /// One page of daily rows (newest day first) and the totals over all matching rows.
+    pub async fn daily(&self, q: &DailyQuery) -> Result<DailyPage, StoreError> {
+        let page_size = q.page_size.max(1);
+        let offset = q.page.max(1).saturating_sub(1).saturating_mul(page_size);
+        let mut b = SqlBuilder::new(
+            "SELECT entity_id, date, api_key, model, model_group, custom_llm_provider, endpoint, \
+             spend_nano, prompt_tokens, completion_tokens, cache_read_input_tokens, \
+             cache_creation_input_tokens, api_requests, successful_requests, failed_requests, \
+             total_response_time_ms FROM daily_spend WHERE entity_type = ",
+        );
+        b.bind(q.entity.as_str().to_string());
+        daily_filters(&mut b, q);
+        b.push(" ORDER BY date DESC, entity_id, api_key, model, custom_llm_provider, endpoint, model_group LIMIT ")
+            .bind(i64::try_from(page_size).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = b.build()?.fetch_all(self.pool).await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(DailyRow {
+                    entity_id: r.try_get("entity_id")?,
+                    date: r.try_get("date")?,
+                    api_key: r.try_get("api_key")?,
+                    model: r.try_get("model")?,
+                    model_group: r.try_get("model_group")?,
+                    provider: r.try_get("custom_llm_provider")?,
+                    endpoint: r.try_get("endpoint")?,
+                    metrics: decode_metrics(r)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut b = SqlBuilder::new(concat!(
+            "SELECT COUNT(*) AS n, ",
+            metric_sums!(),
+            " FROM daily_spend WHERE entity_type = "
+        ));
+        b.bind(q.entity.as_str().to_string());
+        daily_filters(&mut b, q);
+        let row = b.build()?.fetch_one(self.pool).await?;
+        Ok(DailyPage {
+            rows,
+            totals: decode_metrics(&row)?,
+            total_rows: u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0),
+        })
+    }
+
+    /// Daily rows of one kind summed by a dimension (`entity_id`, `api_key` or `model`)
+    /// between two dates, largest spend first.
+    pub async fn totals_by(
+        &self,
+        entity: DailyEntity,
+        by: TotalsBy,
+        start_date: &str,
+        end_date: &str,
+        limit: u64,
+    ) -> Result<Vec<SpendTotal>, StoreError> {
+        let column = by.column();
+        let mut b = SqlBuilder::new("SELECT ");
+        b.push(column).push(concat!(
+            " AS id, ",
+            metric_sums!(),
+            " FROM daily_spend WHERE entity_type = "
+        ));
+        b.bind(entity.as_str().to_string())
+            .push(" AND date >= ")
+            .bind(start_date.to_string())
+            .push(" AND date <= ")
+            .bind(end_date.to_string())
+            .push(" GROUP BY ")
+            .push(column)
+            .push(" ORDER BY SUM(spend_nano) DESC, ")
+            .push(column)
+            .push(" LIMIT ")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = b.build()?.fetch_all(self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SpendTotal {
+                    id: r.try_get("id")?,
+                    metrics: decode_metrics(r)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Daily rows of one kind summed per (date, dimension) between two dates, by date.
+    pub async fn daily_totals_by(
+        &self,
+        entity: DailyEntity,
+        by: TotalsBy,
+        start_date: &str,
+        end_date: &str,
+    ) -> Result<Vec<(String, SpendTotal)>, StoreError> {
+        let column = by.column();
+        let mut b = SqlBuilder::new("SELECT date, ");
+        b.push(column).push(concat!(
+            " AS id, ",
+            metric_sums!(),
+            " FROM daily_spend WHERE entity_type = "
+        ));
+        b.bind(entity.as_str().to_string())
+            .push(" AND date >= ")
+            .bind(start_date.to_string())
+            .push(" AND date <= ")
+            .bind(end_date.to_string())
+            .push(" GROUP BY date, ")
+            .push(column)
+            .push(" ORDER BY date, ")
+            .push(column);
+        let rows = b.build()?.fetch_all(self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("date")?,
+                    SpendTotal {
+                        id: r.try_get("id")?,
+                        metrics: decode_metrics(r)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// What [`SpendStore::totals_by`] groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotalsBy {
+    Entity,
+    ApiKey,
+    Model,
+    Provider,
+}
+
+impl TotalsBy {
+    fn column(self) -> &'static str {
+        match self {
+            TotalsBy::Entity => "entity_id",
+            TotalsBy::ApiKey => "api_key",
+            TotalsBy::Model => "model_group",
+            TotalsBy::Provider => "custom_llm_provider",
+        }
+    }
+}
+
+macro_rules! metric_sums {
+    () => {
+        "CAST(COALESCE(SUM(spend_nano), 0) AS BIGINT) AS spend_nano, \
+         CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+         CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
+         CAST(COALESCE(SUM(cache_read_input_tokens), 0) AS BIGINT) AS cache_read_input_tokens, \
+         CAST(COALESCE(SUM(cache_creation_input_tokens), 0) AS BIGINT) AS cache_creation_input_tokens, \
+         CAST(COALESCE(SUM(api_requests), 0) AS BIGINT) AS api_requests, \
+         CAST(COALESCE(SUM(successful_requests), 0) AS BIGINT) AS successful_requests, \
+         CAST(COALESCE(SUM(failed_requests), 0) AS BIGINT) AS failed_requests, \
+         CAST(COALESCE(SUM(total_response_time_ms), 0) AS BIGINT) AS total_response_time_ms"
+    };
+}
+use metric_sums;
+
+/// Sums are cast to BIGINT in SQL: PostgreSQL's `SUM(bigint)` is NUMERIC, which the `Any`
+/// driver cannot read.
+fn sum_column(row: &AnyRow, column: &str) -> Result<i64, StoreError> {
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
+fn decode_metrics(r: &AnyRow) -> Result<DailyMetrics, StoreError> {
+    Ok(DailyMetrics {
+        spend: NanoUsd(sum_column(r, "spend_nano")?),
+        prompt_tokens: sum_column(r, "prompt_tokens")?,
+        completion_tokens: sum_column(r, "completion_tokens")?,
+        cache_read_input_tokens: sum_column(r, "cache_read_input_tokens")?,
+        cache_creation_input_tokens: sum_column(r, "cache_creation_input_tokens")?,
+        api_requests: sum_column(r, "api_requests")?,
+        successful_requests: sum_column(r, "successful_requests")?,
+        failed_requests: sum_column(r, "failed_requests")?,
+        total_response_time_ms: sum_column(r, "total_response_time_ms")?,
+    })
+}
+
+fn daily_filters(b: &mut SqlBuilder, q: &DailyQuery) {
+    if let Some(ids) = &q.entity_ids {
+        if ids.is_empty() {
+            b.push(" AND 1 = 0");
+        } else {
+            b.push(" AND entity_id IN (")
+                .bind_list(ids.iter().cloned())
+                .push(")");
+        }
+    }
+    if !q.exclude_entity_ids.is_empty() {
+        b.push(" AND entity_id NOT IN (")
+            .bind_list(q.exclude_entity_ids.iter().cloned())
+            .push(")");
+    }
+    if let Some(d) = &q.start_date {
+        b.push(" AND date >= ").bind(d.clone());
+    }
+    if let Some(d) = &q.end_date {
+        b.push(" AND date <= ").bind(d.clone());
+    }
+    if let Some(m) = &q.model {
+        b.push(" AND (model = ")
+            .bind(m.clone())
+            .push(" OR model_group = ")
+            .bind(m.clone())
+            .push(")");
+    }
+    if let Some(k) = &q.api_key {
+        b.push(" AND api_key = ").bind(k.clone());
+    }
+    if let Some(keys) = &q.api_keys {
+        if keys.is_empty() {
+            b.push(" AND 1 = 0");
+        } else {
+            b.push(" AND api_key IN (")
+                .bind_list(keys.iter().cloned())
+                .push(")");
+        }
+    }
+}
+
+fn log_filters(b: &mut SqlBuilder, q: &SpendLogQuery) {
+    let text = [
+        (" AND api_key = ", &q.api_key),
+        (" AND user_id = ", &q.user_id),
+        (" AND team_id = ", &q.team_id),
+        (" AND request_id = ", &q.request_id),
+        (" AND end_user = ", &q.end_user),
+        (" AND model_group = ", &q.model),
+        (" AND status = ", &q.status),
+    ];
+    for (sql, value) in text {
+        if let Some(v) = value {
+            b.push(sql).bind(v.clone());
+        }
+    }
+    if let Some(t) = q.start {
+        b.push(" AND start_time >= ").bind(t);
+    }
+    if let Some(t) = q.end {
+        b.push(" AND start_time < ").bind(t);
+    }
+    if let Some(s) = q.min_spend {
+        b.push(" AND spend_nano >= ").bind(s.0);
+    }
+    if let Some(s) = q.max_spend {
+        b.push(" AND spend_nano <= ").bind(s.0);
+    }
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn insert_logs(events: &[&SpendEvent]) -> SqlBuilder {
+    let mut b = SqlBuilder::new(&format!("INSERT INTO spend_logs ({LOG_COLUMNS}) VALUES "));
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        let tags = serde_json::to_string(&e.tags).unwrap_or_else(|_| "[]".into());
+        let metadata = if e.metadata.is_object() {
+            e.metadata.to_string()
+        } else {
+            "{}".to_string()
+        };
+        b.push("(")
+            .bind(e.request_id.clone())
+            .push(", ")
+            .bind(e.call_type.clone())
+            .push(", ")
+            .bind(e.api_key.clone())
+            .push(", ")
+            .bind(e.spend_nano)
+            .push(", ")
+            .bind(count(e.prompt_tokens))
+            .push(", ")
+            .bind(count(e.completion_tokens))
+            .push(", ")
+            .bind(count(e.total_tokens))
+            .push(", ")
+            .bind(count(e.cache_read_input_tokens))
+            .push(", ")
+            .bind(count(e.cache_creation_input_tokens))
+            .push(", ")
+            .bind(e.start_time)
+            .push(", ")
+            .bind(e.end_time)
+            .push(", ")
+            .bind(e.completion_start_time)
+            .push(", ")
+            .bind(Some((e.end_time - e.start_time).max(0)))
+            .push(", ")
+            .bind(e.model.clone())
+            .push(", ")
+            .bind(e.model_id.clone())
+            .push(", ")
+            .bind(e.model_group.clone())
+            .push(", ")
+            .bind(e.provider.clone())
+            .push(", ")
+            .bind(e.api_base.clone())
+            .push(", ")
+            .bind(e.user_id.clone())
+            .push(", ")
+            .bind(e.team_id.clone())
+            .push(", ")
+            .bind(e.organization_id.clone())
+            .push(", ")
+            .bind(e.end_user.clone())
+            .push(", ")
+            .bind(tags)
+            .push(", ")
+            .bind(metadata)
+            .push(", 'False', ")
+            .bind(if e.success { "success" } else { "failure" }.to_string())
+            .push(", NULL, ")
+            .bind(e.requester_ip.clone())
+            .push(", ")
+            .bind(e.endpoint.clone())
+            .push(")");
+    }
+    b.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    b
+}
+
+/// Adds the batch's spend to each entity's running total. Statements run in a fixed order
+/// (table, then id) so concurrent writers on several instances cannot deadlock.
+async fn add_entity_spend(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    events: &[&SpendEvent],
+) -> Result<(), StoreError> {
+    let mut keys: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut users: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut teams: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut members: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    let mut orgs: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut end_users: BTreeMap<&str, i64> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.spend_nano != 0) {
+        let d = e.spend_nano;
+        *keys.entry(e.api_key.as_str()).or_default() += d;
+        if let Some(u) = &e.user_id {
+            *users.entry(u).or_default() += d;
+        }
+        if let Some(t) = &e.team_id {
+            *teams.entry(t).or_default() += d;
+            if let Some(u) = &e.user_id {
+                *members.entry((t, u)).or_default() += d;
+            }
+        }
+        if let Some(o) = &e.organization_id {
+            *orgs.entry(o).or_default() += d;
+        }
+        if let Some(eu) = &e.end_user {
+            *end_users.entry(eu).or_default() += d;
+        }
+    }
+    for (sql, totals) in [
+        (
+            "UPDATE keys SET spend_nano = spend_nano + $1 WHERE token = $2",
+            &keys,
+        ),
+        (
+            "UPDATE users SET spend_nano = spend_nano + $1 WHERE user_id = $2",
+            &users,
+        ),
+        (
+            "UPDATE teams SET spend_nano = spend_nano + $1 WHERE team_id = $2",
+            &teams,
+        ),
+        (
+            "UPDATE organizations SET spend_nano = spend_nano + $1 WHERE organization_id = $2",
+            &orgs,
+        ),
+    ] {
+        for (id, delta) in totals {
+            sqlx::query(sql)
+                .bind(*delta)
+                .bind(*id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    for ((team, user), delta) in &members {
+        sqlx::query(
+            "UPDATE team_members SET spend_nano = spend_nano + $1, \
+             total_spend_nano = total_spend_nano + $1 WHERE team_id = $2 AND user_id = $3",
+        )
+        .bind(*delta)
+        .bind(*team)
+        .bind(*user)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let now = now_ms();
+    for (id, delta) in &end_users {
+        // LiteLLM upserts end users here; Bursar creates them on first sight, so the insert
+        // only matters for an end user deleted while its request was in flight.
+        sqlx::query(
+            "INSERT INTO end_users (user_id, spend_nano, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (user_id) DO UPDATE \
+             SET spend_nano = end_users.spend_nano + excluded.spend_nano",
+        )
+        .bind(*id)
+        .bind(*delta)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds the batch to the daily tables: one upsert per (entity, day, key, model, provider,
+/// endpoint), in key order.
+async fn add_daily(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    events: &[&SpendEvent],
+) -> Result<(), StoreError> {
+    let mut daily: BTreeMap<DailyKey, DailyMetrics> = BTreeMap::new();
+    let mut dates: HashMap<i64, String> = HashMap::new();
+    for e in events {
+        let day = e.start_time.div_euclid(86_400_000);
+        let date = dates.entry(day).or_insert_with(|| e.date()).clone();
+        let metrics = DailyMetrics::of(e);
+        let entities = [
+            (DailyEntity::Key, Some(&e.api_key)),
+            (DailyEntity::User, e.user_id.as_ref()),
+            (DailyEntity::Team, e.team_id.as_ref()),
+            (DailyEntity::Organization, e.organization_id.as_ref()),
+            (DailyEntity::EndUser, e.end_user.as_ref()),
+        ];
+        let tags = e.tags.iter().map(|t| (DailyEntity::Tag, Some(t)));
+        for (kind, id) in entities.into_iter().chain(tags) {
+            let Some(id) = id else { continue };
+            let key = (
+                kind,
+                id.clone(),
+                date.clone(),
+                e.api_key.clone(),
+                e.model.clone(),
+                e.model_group.clone(),
+                e.provider.clone(),
+                e.endpoint.clone(),
+            );
+            daily.entry(key).or_default().add(&metrics);
+        }
+    }
+    let now = now_ms();
+    let entries: Vec<_> = daily.into_iter().collect();
+    for chunk in entries.chunks(INSERT_CHUNK / 2) {
+        let mut b = SqlBuilder::new(
+            "INSERT INTO daily_spend (entity_type, entity_id, date, api_key, model, model_group, \
+             custom_llm_provider, endpoint, prompt_tokens, completion_tokens, \
+             cache_read_input_tokens, cache_creation_input_tokens, spend_nano, api_requests, \
+             successful_requests, failed_requests, total_response_time_ms, created_at, updated_at) VALUES ",
+        );
+        for (i, ((kind, id, date, key, model, group, provider, endpoint), m)) in
+            chunk.iter().enumerate()
+        {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push("(")
+                .bind(kind.as_str().to_string())
+                .push(", ")
+                .bind(id.clone())
+                .push(", ")
+                .bind(date.clone())
+                .push(", ")
+                .bind(key.clone())
+                .push(", ")
+                .bind(model.clone())
+                .push(", ")
+                .bind(group.clone())
+                .push(", ")
+                .bind(provider.clone())
+                .push(", ")
+                .bind(endpoint.clone())
+                .push(", ")
+                .bind(m.prompt_tokens)
+                .push(", ")
+                .bind(m.completion_tokens)
+                .push(", ")
+                .bind(m.cache_read_input_tokens)
+                .push(", ")
+                .bind(m.cache_creation_input_tokens)
+                .push(", ")
+                .bind(m.spend.0)
+                .push(", ")
+                .bind(m.api_requests)
+                .push(", ")
+                .bind(m.successful_requests)
+                .push(", ")
+                .bind(m.failed_requests)
+                .push(", ")
+                .bind(m.total_response_time_ms)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(")");
+        }
+        b.push(
+            " ON CONFLICT (entity_type, entity_id, date, api_key, model, model_group, \
+             custom_llm_provider, endpoint) DO UPDATE SET \
+             prompt_tokens = daily_spend.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = daily_spend.completion_tokens + excluded.completion_tokens, \
+             cache_read_input_tokens = daily_spend.cache_read_input_tokens + excluded.cache_read_input_tokens, \
+             cache_creation_input_tokens = daily_spend.cache_creation_input_tokens + excluded.cache_creation_input_tokens, \
+             spend_nano = daily_spend.spend_nano + excluded.spend_nano, \
+             api_requests = daily_spend.api_requests + excluded.api_requests, \
+             successful_requests = daily_spend.successful_requests + excluded.successful_requests, \
+             failed_requests = daily_spend.failed_requests + excluded.failed_requests, \
+             total_response_time_ms = daily_spend.total_response_time_ms + excluded.total_response_time_ms, \
+             updated_at = excluded.updated_at",
+        );
+        b.build()?.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn decode_log(row: &AnyRow) -> Result<SpendLogRow, StoreError> {
+    let json = |column: &'static str| -> Result<Value, StoreError> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text).map_err(|source| StoreError::CorruptJson { column, source })
+    };
+    Ok(SpendLogRow {
+        request_id: row.try_get("request_id")?,
+        call_type: row.try_get("call_type")?,
+        api_key: row.try_get("api_key")?,
+        spend: NanoUsd(row.try_get("spend_nano")?),
+        prompt_tokens: row.try_get("prompt_tokens")?,
+        completion_tokens: row.try_get("completion_tokens")?,
+        total_tokens: row.try_get("total_tokens")?,
+        cache_read_input_tokens: row.try_get("cache_read_input_tokens")?,
+        cache_creation_input_tokens: row.try_get("cache_creation_input_tokens")?,
+        start_time: row.try_get("start_time")?,
+        end_time: row.try_get("end_time")?,
+        completion_start_time: row.try_get("completion_start_time")?,
+        request_duration_ms: row.try_get("request_duration_ms")?,
+        model: row.try_get("model")?,
+        model_id: row.try_get("model_id")?,
+        model_group: row.try_get("model_group")?,
+        custom_llm_provider: row.try_get("custom_llm_provider")?,
+        api_base: row.try_get("api_base")?,
+        user_id: row.try_get("user_id")?,
+        team_id: row.try_get("team_id")?,
+        organization_id: row.try_get("organization_id")?,
+        end_user: row.try_get("end_user")?,
+        request_tags: json("request_tags")?,
+        metadata: json("metadata")?,
+        cache_hit: row.try_get("cache_hit")?,
+        status: row.try_get("status")?,
+        session_id: row.try_get("session_id")?,
+        requester_ip_address: row.try_get("requester_ip_address")?,
+        endpoint: row.try_get("endpoint")?,
+    })
+}

@@ -1,0 +1,358 @@
+//! Spend-ledger store tests, on SQLite and on PostgreSQL: idempotency by request id, running
+//! totals that always equal the spend logs, and daily activity pages.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use bursar_core::NanoUsd;
+use bursar_store::{
+    DailyEntity, DailyQuery, NewEndUser, NewKey, NewMember, NewUser, OrgPatch, RecordOptions,
+    SpendEvent, SpendLogQuery, Store, TeamPatch, TotalsBy,
+};
+use serde_json::json;
+
+bursar_store::contract_tests!(
+    the_same_request_counts_once,
+    totals_equal_the_spend_logs_on_every_entity,
+    daily_activity_pages_and_filters,
+    switches_leave_out_logs_or_totals,
+);
+
+const DAY: i64 = 86_400_000;
+/// 2026-11-20T00:00:00Z.
+const T0: i64 = 1_795_132_800_000;
+
+/// Key `k` (user `u`, team `t`, org `o`) and key `solo` without any owner.
+async fn seed(store: &Store) {
+    store
+        .orgs()
+        .create("o", &OrgPatch::default(), None, "test")
+        .await
+        .unwrap();
+    let member = NewMember {
+        user_id: "u".into(),
+        role: "user".into(),
+        budget: None,
+        create_user: Some(NewUser {
+            user_id: "u".into(),
+            user_role: "internal_user".into(),
+            ..Default::default()
+        }),
+    };
+    let team = TeamPatch {
+        organization_id: Some(Some("o".into())),
+        ..Default::default()
+    };
+    store
+        .teams()
+        .create("t", &team, &[member], &[])
+        .await
+        .unwrap();
+    for (token, user, team, org) in [
+        ("k", Some("u"), Some("t"), Some("o")),
+        ("solo", None, None, None),
+    ] {
+        store
+            .keys()
+            .insert(&NewKey {
+                token: token.into(),
+                user_id: user.map(Into::into),
+                team_id: team.map(Into::into),
+                organization_id: org.map(Into::into),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .end_users()
+        .create(
+            &NewEndUser {
+                user_id: "eu".into(),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+fn event(id: &str, key: &str, spend: i64, start: i64) -> SpendEvent {
+    let owned = key == "k";
+    SpendEvent {
+        request_id: id.into(),
+        call_type: "acompletion".into(),
+        endpoint: "/chat/completions".into(),
+        api_key: key.into(),
+        user_id: owned.then(|| "u".into()),
+        team_id: owned.then(|| "t".into()),
+        organization_id: owned.then(|| "o".into()),
+        end_user: owned.then(|| "eu".into()),
+        model_group: "gpt".into(),
+        model: "openai/gpt-4o-mini".into(),
+        model_id: "d1".into(),
+        provider: "openai".into(),
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        total_tokens: 15,
+        spend_nano: spend,
+        start_time: start,
+        end_time: start + 40,
+        success: spend > 0,
+        tags: if owned { vec!["prod".into()] } else { vec![] },
+        metadata: json!({}),
+        ..Default::default()
+    }
+}
+
+async fn spends(store: &Store) -> [NanoUsd; 6] {
+    let key = store.keys().find_by_hash("k").await.unwrap().unwrap().spend;
+    let user = store.users().find("u").await.unwrap().unwrap().spend;
+    let team = store.teams().find("t").await.unwrap().unwrap().spend;
+    let member = store.teams().member("t", "u").await.unwrap().unwrap().spend;
+    let org = store.orgs().find("o").await.unwrap().unwrap().spend;
+    let end_user = store.end_users().find("eu").await.unwrap().unwrap().spend;
+    [key, user, team, member, org, end_user]
+}
+
+fn daily(entity: DailyEntity) -> DailyQuery {
+    DailyQuery {
+        entity,
+        entity_ids: None,
+        exclude_entity_ids: Vec::new(),
+        start_date: None,
+        end_date: None,
+        model: None,
+        api_key: None,
+        api_keys: None,
+        page: 1,
+        page_size: 1_000,
+    }
+}
+
+async fn the_same_request_counts_once(store: &Store) {
+    seed(store).await;
+    let batch = [event("r1", "k", 700, T0), event("r2", "k", 300, T0)];
+    let report = store
+        .spend()
+        .record(&batch, RecordOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((report.applied, report.duplicates), (2, 0));
+    // Written again (a retried batch, a replayed spool) and twice inside one batch.
+    let again = [
+        event("r1", "k", 700, T0),
+        event("r3", "k", 5, T0),
+        event("r3", "k", 5, T0),
+    ];
+    let report = store
+        .spend()
+        .record(&again, RecordOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((report.applied, report.duplicates), (1, 2));
+    assert_eq!(spends(store).await, [NanoUsd(1_005); 6]);
+    assert_eq!(store.spend().logged_total().await.unwrap(), NanoUsd(1_005));
+    let page = store
+        .spend()
+        .daily(&daily(DailyEntity::Team))
+        .await
+        .unwrap();
+    assert_eq!(page.totals.spend, NanoUsd(1_005));
+    assert_eq!(page.totals.api_requests, 3);
+}
+
+async fn totals_equal_the_spend_logs_on_every_entity(store: &Store) {
+    seed(store).await;
+    // 600 events over 3 days and two keys, in batches of varied size, some replayed.
+    let events: Vec<SpendEvent> = (0..600)
+        .map(|i| {
+            let key = if i % 3 == 0 { "solo" } else { "k" };
+            event(
+                &format!("r{i}"),
+                key,
+                (i * 7919) % 100_000,
+                T0 + (i % 3) * DAY + i,
+            )
+        })
+        .collect();
+    let mut at = 0;
+    for size in [1, 7, 450, 142] {
+        let batch = &events[at..at + size];
+        store
+            .spend()
+            .record(batch, RecordOptions::default())
+            .await
+            .unwrap();
+        store
+            .spend()
+            .record(&batch[..size / 2], RecordOptions::default())
+            .await
+            .unwrap();
+        at += size;
+    }
+    let sum = |key: Option<&str>| {
+        NanoUsd(
+            events
+                .iter()
+                .filter(|e| key.is_none_or(|k| e.api_key == k))
+                .map(|e| e.spend_nano)
+                .sum(),
+        )
+    };
+    let owned = sum(Some("k"));
+    assert_eq!(spends(store).await, [owned; 6]);
+    let solo = store.keys().find_by_hash("solo").await.unwrap().unwrap();
+    assert_eq!(solo.spend, sum(Some("solo")));
+    assert_eq!(store.spend().logged_total().await.unwrap(), sum(None));
+    for (entity, want) in [
+        (DailyEntity::Key, sum(None)),
+        (DailyEntity::User, owned),
+        (DailyEntity::Team, owned),
+        (DailyEntity::Organization, owned),
+        (DailyEntity::EndUser, owned),
+        (DailyEntity::Tag, owned),
+    ] {
+        let page = store.spend().daily(&daily(entity)).await.unwrap();
+        assert_eq!(page.totals.spend, want, "{entity:?}");
+        let rows: NanoUsd = page
+            .rows
+            .iter()
+            .fold(NanoUsd::ZERO, |a, r| a.saturating_add(r.metrics.spend));
+        assert_eq!(rows, want, "{entity:?} rows");
+    }
+    let logged = store
+        .spend()
+        .count_logs(&SpendLogQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(logged, 600);
+}
+
+async fn daily_activity_pages_and_filters(store: &Store) {
+    seed(store).await;
+    let mut events = Vec::new();
+    for day in 0..5 {
+        for (n, key) in ["k", "solo"].iter().enumerate() {
+            let mut e = event(
+                &format!("d{day}-{n}"),
+                key,
+                1_000 * (day + 1),
+                T0 + day * DAY,
+            );
+            if n == 1 {
+                e.model_group = "embed".into();
+                e.success = false;
+            }
+            events.push(e);
+        }
+    }
+    store
+        .spend()
+        .record(&events, RecordOptions::default())
+        .await
+        .unwrap();
+    let spend = store.spend();
+    // Newest day first, two rows per page, totals over every page.
+    let mut q = daily(DailyEntity::Key);
+    q.page_size = 2;
+    let first = spend.daily(&q).await.unwrap();
+    assert_eq!(first.total_rows, 10);
+    assert_eq!(first.rows.len(), 2);
+    assert_eq!(first.rows[0].date, "2026-11-24");
+    assert_eq!(first.totals.spend, NanoUsd(2 * 15_000));
+    assert_eq!(first.totals.failed_requests, 5);
+    q.page = 5;
+    let last = spend.daily(&q).await.unwrap();
+    assert_eq!(last.rows[0].date, "2026-11-20");
+    q.page = 6;
+    assert!(spend.daily(&q).await.unwrap().rows.is_empty());
+    // Dates (inclusive), model, key, include and exclude lists.
+    let mut q = daily(DailyEntity::Key);
+    q.start_date = Some("2026-11-21".into());
+    q.end_date = Some("2026-11-22".into());
+    q.model = Some("embed".into());
+    let page = spend.daily(&q).await.unwrap();
+    assert_eq!(page.totals.spend, NanoUsd(2_000 + 3_000));
+    assert!(page.rows.iter().all(|r| r.api_key == "solo"));
+    let mut q = daily(DailyEntity::Key);
+    q.exclude_entity_ids = vec!["solo".into()];
+    assert_eq!(spend.daily(&q).await.unwrap().totals.api_requests, 5);
+    q.api_keys = Some(Vec::new());
+    assert_eq!(spend.daily(&q).await.unwrap().total_rows, 0);
+    let mut q = daily(DailyEntity::Team);
+    q.entity_ids = Some(vec!["t".into(), "other".into()]);
+    q.api_key = Some("k".into());
+    assert_eq!(spend.daily(&q).await.unwrap().totals.spend, NanoUsd(15_000));
+    // Sums by dimension, largest first.
+    let by_key = spend
+        .totals_by(
+            DailyEntity::Key,
+            TotalsBy::ApiKey,
+            "2026-11-01",
+            "2026-11-30",
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_key.len(), 2);
+    assert_eq!(by_key[0].metrics.spend, NanoUsd(15_000));
+    let by_day = spend
+        .daily_totals_by(
+            DailyEntity::Team,
+            TotalsBy::Entity,
+            "2026-11-20",
+            "2026-11-21",
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_day.len(), 2);
+    assert_eq!(by_day[1].0, "2026-11-21");
+    assert_eq!(by_day[1].1.metrics.spend, NanoUsd(2_000));
+    // Spend logs: filters and newest first.
+    let logs = spend
+        .logs(&SpendLogQuery {
+            api_key: Some("solo".into()),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[0].request_id, "d4-1");
+    assert_eq!(logs[0].status, "failure");
+    assert_eq!(logs[0].model_group, "embed");
+    let one = spend
+        .logs(&SpendLogQuery {
+            request_id: Some("d0-0".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].request_tags, json!(["prod"]));
+    assert_eq!(one[0].spend, NanoUsd(1_000));
+}
+
+async fn switches_leave_out_logs_or_totals(store: &Store) {
+    seed(store).await;
+    let no_logs = RecordOptions {
+        spend_logs: false,
+        totals: true,
+    };
+    store
+        .spend()
+        .record(&[event("a", "k", 10, T0)], no_logs)
+        .await
+        .unwrap();
+    let no_totals = RecordOptions {
+        spend_logs: true,
+        totals: false,
+    };
+    store
+        .spend()
+        .record(&[event("b", "k", 20, T0)], no_totals)
+        .await
+        .unwrap();
+    assert_eq!(spends(store).await, [NanoUsd(10); 6]);
+    assert_eq!(store.spend().logged_total().await.unwrap(), NanoUsd(20));
+}
