@@ -94,6 +94,148 @@ impl TestDatabase {
     }
 }
 
+/// A database that a test can take away and give back: SQLite by holding its write lock
+/// from another connection (writers then fail with "database is locked"), PostgreSQL by
+/// routing connections through a relay that can drop them all and refuse new ones.
+pub struct Switchable {
+    /// The URL the code under test should connect with.
+    pub url: String,
+    relay: Option<TcpRelay>,
+    lock: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
+    lock_url: Option<String>,
+}
+
+impl TestDatabase {
+    pub async fn switchable(&self) -> Result<Switchable, StoreError> {
+        match self.backend {
+            crate::Backend::Sqlite => Ok(Switchable {
+                url: self.url.clone(),
+                relay: None,
+                lock: tokio::sync::Mutex::new(None),
+                lock_url: Some(self.url.clone()),
+            }),
+            crate::Backend::Postgres => {
+                let (authority, target) = postgres_authority(&self.url).ok_or_else(|| {
+                    StoreError::Misconfigured("cannot find host:port in the test URL".into())
+                })?;
+                let relay = TcpRelay::start(&target).await?;
+                let url = self
+                    .url
+                    .replacen(&authority, &format!("127.0.0.1:{}", relay.port), 1);
+                Ok(Switchable {
+                    url,
+                    relay: Some(relay),
+                    lock: tokio::sync::Mutex::new(None),
+                    lock_url: None,
+                })
+            }
+        }
+    }
+}
+
+/// `host:port` of a PostgreSQL URL (port 5432 when absent), as written and as an address.
+fn postgres_authority(url: &str) -> Option<(String, String)> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let target = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:5432")
+    };
+    Some((host_port.to_string(), target))
+}
+
+impl Switchable {
+    /// Makes the database unavailable until [`Switchable::up`].
+    pub async fn down(&self) -> Result<(), StoreError> {
+        if let Some(relay) = &self.relay {
+            relay.set_up(false);
+        }
+        if let Some(url) = &self.lock_url {
+            use sqlx::Connection;
+            let mut conn = sqlx::AnyConnection::connect(url).await?;
+            sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await?;
+            *self.lock.lock().await = Some(conn);
+        }
+        Ok(())
+    }
+
+    pub async fn up(&self) -> Result<(), StoreError> {
+        if let Some(relay) = &self.relay {
+            relay.set_up(true);
+        }
+        if let Some(mut conn) = self.lock.lock().await.take() {
+            sqlx::query("COMMIT").execute(&mut conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A TCP relay to one address that can be switched off: off, it closes every relayed
+/// connection and accepts new ones only to close them.
+struct TcpRelay {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pipes: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpRelay {
+    async fn start(target: &str) -> Result<TcpRelay, StoreError> {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let pipes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, pipes2, target) = (up.clone(), pipes.clone(), target.to_string());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let target = target.clone();
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                let mut all = pipes2
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                all.retain(|p: &tokio::task::AbortHandle| !p.is_finished());
+                all.push(pipe.abort_handle());
+            }
+        });
+        Ok(TcpRelay {
+            port,
+            up,
+            pipes,
+            accept,
+        })
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            let all = self
+                .pipes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for pipe in all.iter() {
+                pipe.abort();
+            }
+        }
+    }
+}
+
+impl Drop for TcpRelay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.set_up(false);
+    }
+}
+
 /// Prints the skip notice once per test binary, straight to stderr so the test harness's
 /// output capture does not swallow it.
 fn skip_notice() {

@@ -3,11 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use bursar_core::NanoUsd;
+use bursar_store::testing::TestDatabase;
 use bursar_store::{
-    DailyEntity, DailyQuery, NewEndUser, NewKey, NewMember, NewUser, OrgPatch, RecordOptions,
-    SpendEvent, SpendLogQuery, Store, TeamPatch, TotalsBy,
+    DailyEntity, DailyQuery, Ledger, LedgerOptions, NewEndUser, NewKey, NewMember, NewUser,
+    OrgPatch, RecordOptions, SpendEvent, SpendLogQuery, Store, StoreOptions, TeamPatch, TotalsBy,
 };
 use serde_json::json;
+use std::time::Duration;
 
 bursar_store::contract_tests!(
     the_same_request_counts_once,
@@ -355,4 +357,118 @@ async fn switches_leave_out_logs_or_totals(store: &Store) {
         .unwrap();
     assert_eq!(spends(store).await, [NanoUsd(10); 6]);
     assert_eq!(store.spend().logged_total().await.unwrap(), NanoUsd(20));
+}
+
+mod outage {
+    #[tokio::test]
+    async fn sqlite() {
+        let db = bursar_store::testing::TestDatabase::sqlite().unwrap();
+        super::no_event_is_lost_while_the_database_is_away(&db).await;
+        db.cleanup().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(db) = bursar_store::testing::TestDatabase::postgres()
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        super::no_event_is_lost_while_the_database_is_away(&db).await;
+        db.cleanup().await.unwrap();
+    }
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Events keep arriving while the database refuses writes (PostgreSQL connections dropped
+/// and refused, or the SQLite file locked): they wait in memory, overflow to the spool, and
+/// are all written once it is back. Shutdown during an outage spools the rest, and the next
+/// start writes them before it returns.
+async fn no_event_is_lost_while_the_database_is_away(db: &TestDatabase) {
+    let admin = db.store().await.unwrap();
+    seed(&admin).await;
+    let switch = db.switchable().await.unwrap();
+    let options = StoreOptions {
+        max_connections: 4,
+        acquire_timeout: Duration::from_millis(500),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spend.spool");
+    let ledger_options = LedgerOptions {
+        batch_size: 20,
+        flush_interval: Duration::from_millis(20),
+        buffer_events: 50,
+        write_timeout: Duration::from_secs(1),
+        drain_timeout: Duration::from_millis(500),
+        ..LedgerOptions::new(spool.clone())
+    };
+    let store = Store::connect(&switch.url, &options).await.unwrap();
+    let (ledger, writer) = Ledger::start(store.clone(), ledger_options.clone()).await;
+    let mut events = Vec::new();
+    let mut submit = |ledger: &Ledger, n: usize| {
+        for _ in 0..n {
+            let i = events.len() as i64;
+            let e = event(&format!("o{i}"), "k", 1 + i * 13, T0 + i);
+            ledger.submit(e.clone());
+            events.push(e);
+        }
+    };
+    submit(&ledger, 100);
+    wait_for("the first 100 events", || ledger.stats().written == 100).await;
+
+    switch.down().await.unwrap();
+    submit(&ledger, 300);
+    wait_for("failed writes and spooling", || {
+        let s = ledger.stats();
+        s.failed_writes > 0 && s.spooled > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(ledger.stats().written < 400, "{:?}", ledger.stats());
+    switch.up().await.unwrap();
+    wait_for("every event after the outage", || {
+        ledger.stats().written == 400
+    })
+    .await;
+    assert!(!spool.exists());
+
+    // Shutdown while the database is away: the rest is spooled, then written at next start.
+    switch.down().await.unwrap();
+    submit(&ledger, 30);
+    writer.shutdown().await;
+    assert_eq!(ledger.stats().written, 400);
+    assert!(spool.exists());
+    // Submitted after shutdown (a stream finishing late): spooled too.
+    submit(&ledger, 1);
+    switch.up().await.unwrap();
+    store.close().await;
+
+    let store = Store::connect(&switch.url, &options).await.unwrap();
+    let (again, writer) = Ledger::start(store.clone(), ledger_options).await;
+    assert_eq!(again.stats().replayed, 31);
+    assert!(!spool.exists());
+    writer.shutdown().await;
+    store.close().await;
+
+    let total = bursar_core::NanoUsd(events.iter().map(|e| e.spend_nano).sum());
+    assert_eq!(admin.spend().logged_total().await.unwrap(), total);
+    assert_eq!(spends(&admin).await, [total; 6]);
+    let logged = admin
+        .spend()
+        .count_logs(&SpendLogQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(logged, 431);
+    admin.close().await;
 }
