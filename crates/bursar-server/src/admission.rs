@@ -10,7 +10,6 @@ use bursar_core::pricing::Price;
 use bursar_limits::{
     Budget, Demand, Limiter, Limits, Period, Refusal, Reservation, Scope, ScopeId, ScopeKind,
 };
-use bursar_providers::Usage;
 use bursar_store::{BudgetRow, EndUserRow, KeyRow, OrgRow, TeamMemberRow, TeamRow, UserRow};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
@@ -292,26 +291,19 @@ pub fn estimate(
     }
 }
 
-/// An admitted request's hold. Settle it with the real usage; dropping it unsettled (an
-/// error, a client that went away) gives the reservation back.
+/// An admitted request's hold. Settle it with what the request really cost; dropping it
+/// unsettled gives the reservation back.
 pub struct Admitted {
     limiter: Arc<dyn Limiter>,
     reservation: Option<Reservation>,
-    price: Price,
     estimate: Demand,
 }
 
 impl Admitted {
-    pub fn new(
-        limiter: Arc<dyn Limiter>,
-        reservation: Reservation,
-        price: Price,
-        estimate: Demand,
-    ) -> Admitted {
+    pub fn new(limiter: Arc<dyn Limiter>, reservation: Reservation, estimate: Demand) -> Admitted {
         Admitted {
             limiter,
             reservation: Some(reservation),
-            price,
             estimate,
         }
     }
@@ -320,21 +312,9 @@ impl Admitted {
         self.reservation.as_ref()
     }
 
-    /// What the request really cost: its usage at the deployment's price, or the estimate
-    /// when the upstream reported no usage.
-    fn actual(&self, usage: Option<&Usage>) -> Demand {
-        match usage {
-            Some(u) => Demand {
-                cost: self.price.cost_of(&u.counts()),
-                tokens: u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
-            },
-            None => self.estimate,
-        }
-    }
-
-    /// The price of the deployment that answered (the estimate used the dearest one).
-    pub fn set_price(&mut self, price: Price) {
-        self.price = price;
+    /// What the request was expected to cost when it was admitted.
+    pub fn estimate(&self) -> Demand {
+        self.estimate
     }
 
     /// Gives the reservation back: the request cost nothing.
@@ -346,8 +326,7 @@ impl Admitted {
         }
     }
 
-    pub async fn settle(mut self, usage: Option<&Usage>) {
-        let actual = self.actual(usage);
+    pub async fn settle(mut self, actual: Demand) {
         if let Some(r) = self.reservation.take()
             && let Err(e) = self
                 .limiter
@@ -358,9 +337,8 @@ impl Admitted {
         }
     }
 
-    /// Settles from a context that cannot wait (a stream's finish hook).
-    pub fn settle_later(mut self, usage: Option<&Usage>) {
-        let actual = self.actual(usage);
+    /// Settles from a context that cannot wait (a stream's finish hook, a drop).
+    pub fn settle_later(mut self, actual: Demand) {
         if let Some(r) = self.reservation.take() {
             spawn_settle(self.limiter.clone(), r, actual);
         }

@@ -3,6 +3,7 @@
 
 mod admission;
 pub mod auth;
+pub mod charge;
 mod end_users;
 pub mod error;
 mod management;

@@ -7,7 +7,7 @@ use bursar_core::keys::Secret;
 use bursar_core::models::Catalog;
 use bursar_limits::{Limiter, MemoryLimiter};
 use bursar_providers::Router;
-use bursar_store::Store;
+use bursar_store::{Ledger, Store};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -24,6 +24,7 @@ struct Inner {
     master_key: Option<Secret>,
     limiter: Arc<dyn Limiter>,
     catalog: Catalog,
+    ledger: Option<Ledger>,
 }
 
 impl AppState {
@@ -32,6 +33,7 @@ impl AppState {
         store: Store,
         router: Router,
         master_key: Option<Secret>,
+        ledger: Option<Ledger>,
     ) -> AppState {
         let catalog = Catalog::new(config.models.iter().map(|d| {
             (
@@ -50,6 +52,7 @@ impl AppState {
                 auth: AuthCache::default(),
                 end_users: EndUserCache::default(),
                 master_key,
+                ledger,
             }),
         }
     }
@@ -81,6 +84,11 @@ impl AppState {
     /// The served models, their access groups and providers, for model access checks.
     pub fn catalog(&self) -> &Catalog {
         &self.inner.catalog
+    }
+
+    /// The spend ledger every settled request is recorded in (`None` records nothing).
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.inner.ledger.as_ref()
     }
 
     pub fn master_key(&self) -> Option<&Secret> {

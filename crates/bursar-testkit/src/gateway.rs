@@ -4,7 +4,7 @@ use crate::Backend;
 use bursar::{Running, Settings};
 use bursar_core::config;
 use bursar_core::keys::{Secret, abbreviate_key, generate_key, hash_key};
-use bursar_store::testing::TestDatabase;
+use bursar_store::testing::{Switchable, TestDatabase};
 use bursar_store::{NewKey, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -19,12 +19,38 @@ pub struct TestGateway {
     pub store: Store,
     running: Option<Running>,
     db: Option<TestDatabase>,
+    switch: Option<Switchable>,
 }
 
 impl TestGateway {
     /// Starts a gateway with `config_yaml` (LiteLLM format) on a fresh database of `backend`.
     /// Returns `None` when the backend is PostgreSQL and its tests are skipped.
     pub async fn start(backend: Backend, config_yaml: &str) -> Option<TestGateway> {
+        TestGateway::launch(backend, config_yaml, false).await
+    }
+
+    /// [`TestGateway::start`] on a database the test can take away and give back with
+    /// [`TestGateway::database_up`] (the gateway connects through a switch; the test's own
+    /// `store` connects directly).
+    pub async fn start_switchable(backend: Backend, config_yaml: &str) -> Option<TestGateway> {
+        TestGateway::launch(backend, config_yaml, true).await
+    }
+
+    /// Makes the gateway's database unavailable (`false`) or available again (`true`).
+    pub async fn database_up(&self, up: bool) {
+        let switch = self
+            .switch
+            .as_ref()
+            .expect("started with TestGateway::start_switchable");
+        let done = if up {
+            switch.up().await
+        } else {
+            switch.down().await
+        };
+        done.expect("database switch");
+    }
+
+    async fn launch(backend: Backend, config_yaml: &str, switchable: bool) -> Option<TestGateway> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = match backend {
             Backend::Sqlite => TestDatabase::sqlite().expect("temporary SQLite database"),
@@ -38,9 +64,24 @@ impl TestGateway {
                 panic!("test config is invalid:\n{}", text.join("\n"))
             },
         );
+        let mut config = loaded.config;
+        // Each test gets its own spool file (the default for PostgreSQL is the working
+        // directory, shared by parallel tests).
+        let spool = std::env::temp_dir().join(format!(
+            "bursar-test-{}.spool",
+            uuid::Uuid::new_v4().simple()
+        ));
+        config.ledger.spool_path.get_or_insert(spool);
+        let switch = if switchable {
+            Some(db.switchable().await.expect("database switch"))
+        } else {
+            None
+        };
         let settings = Settings {
-            config: loaded.config,
-            database_url: db.url.clone(),
+            config,
+            database_url: switch
+                .as_ref()
+                .map_or_else(|| db.url.clone(), |s| s.url.clone()),
             master_key: Secret::new(TEST_MASTER_KEY),
             host: "127.0.0.1".into(),
             port: 0,
@@ -64,6 +105,7 @@ impl TestGateway {
             store,
             running: Some(running),
             db: Some(db),
+            switch,
         })
     }
 
@@ -155,6 +197,14 @@ impl TestGateway {
             .await
             .expect("insert test key");
         raw
+    }
+
+    /// Graceful shutdown of the server only: the database stays for checks, until
+    /// [`TestGateway::stop`].
+    pub async fn stop_server(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
     }
 
     /// Graceful shutdown, then removal of the test database.

@@ -7,7 +7,7 @@ use bursar_core::config::{self, Config, ConfigProblem};
 use bursar_core::keys::{Secret, generate_key};
 use bursar_providers::Router;
 use bursar_server::AppState;
-use bursar_store::{Store, StoreOptions, redact_url};
+use bursar_store::{Ledger, LedgerOptions, RecordOptions, Store, StoreOptions, redact_url};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
@@ -135,15 +135,38 @@ pub async fn open_store(config: &Config, database_url: &str) -> anyhow::Result<S
     Ok(store)
 }
 
-fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
+/// The ledger writer's settings from `general_settings`. The spool defaults to a file next
+/// to a SQLite database, else `bursar-spend.spool` in the working directory.
+pub fn ledger_options(config: &Config, database_url: &str) -> LedgerOptions {
+    let settings = &config.ledger;
+    let spool = settings.spool_path.clone().unwrap_or_else(|| {
+        sqlite_file(database_url).map_or_else(
+            || PathBuf::from("bursar-spend.spool"),
+            |db| PathBuf::from(format!("{}.spend-spool", db.display())),
+        )
+    });
+    LedgerOptions {
+        batch_size: settings.batch_size,
+        flush_interval: settings.flush_interval,
+        buffer_events: settings.buffer_events,
+        record: RecordOptions {
+            spend_logs: !settings.disable_spend_logs,
+            totals: !settings.disable_spend_updates,
+        },
+        ..LedgerOptions::new(spool)
+    }
+}
+
+fn sqlite_file(url: &str) -> Option<PathBuf> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next()?;
-    if path.is_empty() || path.contains(":memory:") {
-        return None;
-    }
-    Path::new(path)
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
+    sqlite_file(url)?
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
@@ -175,11 +198,17 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
     let router = Router::new(&settings.config)?;
     // Building the tokenizer takes a moment; do it off the request path.
     tokio::task::spawn_blocking(bursar_providers::tokens::warm_up);
+    let (ledger, ledger_writer) = Ledger::start(
+        store.clone(),
+        ledger_options(&settings.config, &settings.database_url),
+    )
+    .await;
     let state = AppState::new(
         settings.config.clone(),
         store.clone(),
         router,
         Some(settings.master_key.clone()),
+        Some(ledger),
     );
     let resets = bursar_server::run_budget_resets(state.clone(), shutdown.clone());
     let app = bursar_server::app(state);
@@ -197,6 +226,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         if let Err(e) = served {
             tracing::error!(error = %e, "server stopped with an error");
         }
+        // In-flight requests have finished: write (or spool) every spend event.
+        ledger_writer.shutdown().await;
         store.close().await;
         tracing::info!("server stopped");
     });

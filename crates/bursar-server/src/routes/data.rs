@@ -4,6 +4,7 @@
 
 use crate::admission::{self, Admitted};
 use crate::auth::{KeySnapshot, Principal};
+use crate::charge::{Charge, Origin, Outcome};
 use crate::end_users::{self, EndUserSnapshot};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -12,6 +13,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use bursar_core::money::NanoUsd;
 use bursar_core::pricing::Price;
 use bursar_limits::{Admission, Demand, Scope};
 use bursar_providers::{Answer, Call, Endpoint, JsonObject, StreamSummary, tokens};
@@ -53,7 +55,7 @@ async fn proxy(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let call_id = call_id(&parts.headers);
+    let (call_id, request_id) = call_id(&parts.headers);
     let bytes = read_body(
         body,
         &parts.headers,
@@ -91,7 +93,7 @@ async fn proxy(
         )
         .with_param("user"));
     }
-    let admitted = admit(
+    let (admitted, price) = admit(
         &state,
         &principal,
         end_user.as_deref(),
@@ -106,7 +108,20 @@ async fn proxy(
         .and_then(Admitted::reservation)
         .map(admission::ratelimit_headers)
         .unwrap_or_default();
-    let hold = Arc::new(Mutex::new(admitted));
+    let charge = Charge::new(
+        Origin {
+            request_id,
+            endpoint,
+            principal: &principal,
+            end_user: end_user.as_ref().map(|e| e.row.user_id.as_str()),
+            model_group: &model,
+            body: &parsed.body,
+        },
+        admitted,
+        price,
+        state.ledger().cloned(),
+    );
+    let hold = Arc::new(Mutex::new(Some(charge)));
 
     let finish_call_id = call_id.clone();
     let finish_model = model.clone();
@@ -119,8 +134,15 @@ async fn proxy(
             usage = ?summary.usage,
             "stream finished"
         );
-        if let Some(admitted) = take(&finish_hold) {
-            admitted.settle_later(summary.usage.as_ref());
+        if let Some(charge) = take(&finish_hold) {
+            let usage = summary.usage.as_ref();
+            match (&summary.error, summary.completed) {
+                (None, true) => charge.finish_now(Outcome::Success(usage)),
+                (Some(e), _) => charge.finish_now(Outcome::Incomplete(usage, &e.to_string())),
+                (None, false) => {
+                    charge.finish_now(Outcome::Incomplete(usage, "client closed the stream"))
+                }
+            }
         }
     });
     let routed = match state
@@ -136,31 +158,34 @@ async fn proxy(
     {
         Ok(routed) => routed,
         Err(e) => {
-            if let Some(admitted) = take(&hold) {
-                admitted.release().await;
+            if let Some(charge) = take(&hold) {
+                charge.finish(Outcome::Failed(&e.to_string())).await;
             }
             return Err(with_headers(e.into(), &limit_headers));
         }
     };
-    if let Some(admitted) = lock(&hold).as_mut() {
-        admitted.set_price(routed.deployment.price());
+    if let Some(charge) = lock(&hold).as_mut() {
+        charge.routed(&routed.deployment);
     }
 
     let mut response = match routed.answer {
         Answer::Complete { body, usage } => {
             tracing::debug!(call_id = %call_id, model = %model, usage = ?usage, user = ?principal.user_id(), "call complete");
-            if let Some(admitted) = take(&hold) {
-                admitted.settle(usage.as_ref()).await;
-            }
+            let cost = match take(&hold) {
+                Some(charge) => charge.finish(Outcome::Success(usage.as_ref())).await,
+                None => NanoUsd::ZERO,
+            };
             let mut r = Response::new(Body::from(body));
-            r.headers_mut().insert(
+            let h = r.headers_mut();
+            h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            r.headers_mut().insert(
+            h.insert(
                 HeaderName::from_static("x-litellm-response-duration-ms"),
                 HeaderValue::from(started.elapsed().as_millis() as u64),
             );
+            insert(h, "x-litellm-response-cost", &cost.as_usd().to_string());
             r
         }
         Answer::Stream(events) => {
@@ -206,7 +231,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn take(hold: &Mutex<Option<Admitted>>) -> Option<Admitted> {
+fn take(hold: &Mutex<Option<Charge>>) -> Option<Charge> {
     lock(hold).take()
 }
 
@@ -246,7 +271,7 @@ async fn admit(
     parsed: &ParsedRequest,
     requested: &str,
     model: &str,
-) -> Result<Option<Admitted>, ApiError> {
+) -> Result<(Option<Admitted>, Price), ApiError> {
     let names: &[&str] = if requested == model {
         &[requested]
     } else {
@@ -280,7 +305,7 @@ async fn admit(
         )
     };
     if scopes.is_empty() {
-        return Ok(None);
+        return Ok((None, Price::FREE));
     }
     // The dearest deployment of the group: the estimate must not fall short.
     let price = state
@@ -314,12 +339,10 @@ async fn admit(
     };
     let now = bursar_store::now_ms();
     match state.limiter().reserve(&scopes, demand, now).await {
-        Ok(Admission::Granted(reservation)) => Ok(Some(Admitted::new(
-            state.limiter().clone(),
-            reservation,
+        Ok(Admission::Granted(reservation)) => Ok((
+            Some(Admitted::new(state.limiter().clone(), reservation, demand)),
             price,
-            demand,
-        ))),
+        )),
         Ok(Admission::Refused(refusal)) => Err(admission::refusal_error(
             &refusal,
             snapshot,
@@ -340,14 +363,20 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// The client's `x-litellm-call-id` when it is a sane token, else a fresh UUID.
-fn call_id(headers: &HeaderMap) -> String {
-    headers
+/// The call id echoed in `x-litellm-call-id` (the client's when it is a sane token, else a
+/// fresh UUID) and the request id the spend ledger records. They are the same unless the
+/// client chose the call id: ledger writes are idempotent by request id, so a repeated
+/// client id must not make a second request count as a duplicate of the first.
+fn call_id(headers: &HeaderMap) -> (String, String) {
+    let fresh = uuid::Uuid::new_v4().to_string();
+    match headers
         .get("x-litellm-call-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    {
+        Some(client) => (client.to_string(), fresh),
+        None => (fresh.clone(), fresh),
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (by header first, then by count).

@@ -1,0 +1,402 @@
+//! Black-box tests of spend tracking: every request's cost is recorded once and rolls up to
+//! key, user, team, membership, organization, end user and the daily tables, exactly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use bursar_core::NanoUsd;
+use bursar_store::{DailyEntity, DailyQuery, SpendLogQuery, Store};
+use bursar_testkit::{Backend, MockBehaviour, MockUpstream, TestGateway, both_backends};
+use futures_util::StreamExt;
+use futures_util::stream;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+both_backends!(
+    a_thousand_mixed_requests_add_up_everywhere,
+    each_response_carries_its_cost_and_one_spend_log,
+    shutdown_writes_every_event,
+    no_spend_is_lost_while_the_database_is_away,
+);
+
+/// Per token: 1e-7 input, 1e-6 output. The mock reports 8 prompt and 10 completion tokens.
+const CALL_NANO: i64 = 8 * 100 + 10 * 1_000;
+
+const FAST_FLUSH: &str = "  spend_flush_interval_ms: 50\n  spend_batch_size: 100\n";
+
+struct Upstreams {
+    ok: MockUpstream,
+    _failing: MockUpstream,
+    _slow: MockUpstream,
+}
+
+/// `flush` is the ledger's `general_settings` (interval, batch size).
+async fn start(backend: Backend, flush: &str) -> Option<(TestGateway, Upstreams)> {
+    start_on(backend, flush, false).await
+}
+
+async fn start_on(
+    backend: Backend,
+    flush: &str,
+    switchable: bool,
+) -> Option<(TestGateway, Upstreams)> {
+    let tokens = |b: MockBehaviour| MockBehaviour {
+        prompt_tokens: 8,
+        completion_tokens: 10,
+        ..b
+    };
+    let ok = MockUpstream::with(tokens(MockBehaviour::default())).await;
+    let failing = MockUpstream::with(tokens(MockBehaviour {
+        error_status: Some(500),
+        ..Default::default()
+    }))
+    .await;
+    let slow = MockUpstream::with(tokens(MockBehaviour {
+        chunk_delay: Duration::from_millis(40),
+        stream_chunks: 6,
+        ..Default::default()
+    }))
+    .await;
+    let model = |name: &str, base: String, mode: &str| {
+        format!(
+            "  - model_name: {name}\n    litellm_params:\n      model: openai/{name}-model\n      api_base: {base}\n      input_cost_per_token: 0.0000001\n      output_cost_per_token: 0.000001\n    model_info:\n      mode: {mode}\n"
+        )
+    };
+    let config = format!(
+        "model_list:\n{}{}{}{}general_settings:\n{flush}",
+        model("priced", ok.base_url(), "chat"),
+        model("embed", ok.base_url(), "embedding"),
+        model("flaky", failing.base_url(), "chat"),
+        model("slow", slow.base_url(), "chat"),
+    );
+    let gw = if switchable {
+        TestGateway::start_switchable(backend, &config).await?
+    } else {
+        TestGateway::start(backend, &config).await?
+    };
+    Some((
+        gw,
+        Upstreams {
+            ok,
+            _failing: failing,
+            _slow: slow,
+        },
+    ))
+}
+
+async fn post(gw: &TestGateway, path: &str, body: Value) -> Value {
+    let (status, out) = gw.send(Method::POST, path, Some(&body)).await;
+    assert_eq!(status, 200, "{path} {body} → {out}");
+    out
+}
+
+/// Org `o`, team `t` in it with member `u`, and a key of `u` in `t`.
+async fn owned_key(gw: &TestGateway) -> (String, String) {
+    post(
+        gw,
+        "/organization/new",
+        json!({"organization_id": "o", "organization_alias": "org"}),
+    )
+    .await;
+    post(
+        gw,
+        "/team/new",
+        json!({"team_id": "t", "organization_id": "o", "members_with_roles": [{"role": "user", "user_id": "u"}]}),
+    )
+    .await;
+    let key = post(
+        gw,
+        "/key/generate",
+        json!({"user_id": "u", "team_id": "t", "max_budget": 100.0}),
+    )
+    .await;
+    (
+        key["key"].as_str().unwrap().to_string(),
+        key["token"].as_str().unwrap().to_string(),
+    )
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10,
+           "stream": stream, "user": "eu-1", "metadata": {"tags": ["load"]}})
+}
+
+/// Sends one request of kind `i % 20` and reads its answer (or leaves a slow stream after
+/// its first chunk).
+async fn one(gw: &TestGateway, key: &str, i: usize) -> u16 {
+    let (path, body, leave_early) = match i % 20 {
+        0..=7 => ("/v1/chat/completions", chat("priced", false), false),
+        8..=12 => ("/v1/chat/completions", chat("priced", true), false),
+        13..=15 => (
+            "/v1/embeddings",
+            json!({"model": "embed", "input": ["a", "b"], "user": "eu-1"}),
+            false,
+        ),
+        16 | 17 => ("/v1/chat/completions", chat("flaky", false), false),
+        18 => ("/v1/chat/completions", chat("slow", true), true),
+        _ => ("/v1/chat/completions", chat("slow", true), false),
+    };
+    let response = gw
+        .http
+        .post(gw.endpoint(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let mut body = response.bytes_stream();
+    if leave_early {
+        let _ = body.next().await;
+        return status;
+    }
+    while let Some(chunk) = body.next().await {
+        if chunk.is_err() {
+            break;
+        }
+    }
+    status
+}
+
+async fn logged(store: &Store) -> u64 {
+    store
+        .spend()
+        .count_logs(&SpendLogQuery::default())
+        .await
+        .unwrap()
+}
+
+async fn wait_for_logs(store: &Store, n: u64) {
+    for _ in 0..600 {
+        if logged(store).await >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("only {} of {n} requests were logged", logged(store).await);
+}
+
+fn daily(entity: DailyEntity) -> DailyQuery {
+    DailyQuery {
+        entity,
+        entity_ids: None,
+        exclude_entity_ids: Vec::new(),
+        start_date: None,
+        end_date: None,
+        model: None,
+        api_key: None,
+        api_keys: None,
+        page: 1,
+        page_size: 1_000,
+    }
+}
+
+async fn a_thousand_mixed_requests_add_up_everywhere(backend: Backend) {
+    let Some((gw, _up)) = start(backend, FAST_FLUSH).await else {
+        return;
+    };
+    let (key, token) = owned_key(&gw).await;
+    let statuses: Vec<u16> = stream::iter(0..1_000)
+        .map(|i| one(&gw, &key, i))
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 100);
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 900);
+    wait_for_logs(&gw.store, 1_000).await;
+    // Give late writers a moment, then nothing more may arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(logged(&gw.store).await, 1_000);
+
+    let spend = gw.store.spend();
+    let total = spend.logged_total().await.unwrap();
+    // Per 20 requests: 14 completed chat calls cost exactly CALL_NANO, 3 embeddings their 8
+    // prompt tokens, 2 failures nothing, and a stream left early its usage or its estimate
+    // (never more than a call: the estimate is 8 prompt + max_tokens 10).
+    let at_least = NanoUsd(50 * 14 * CALL_NANO + 50 * 3 * 800);
+    assert!(total >= at_least, "{total:?} < {at_least:?}");
+    assert!(total <= NanoUsd(at_least.0 + 50 * CALL_NANO), "{total:?}");
+
+    let key_row = gw.store.keys().find_by_hash(&token).await.unwrap().unwrap();
+    let user = gw.store.users().find("u").await.unwrap().unwrap();
+    let team = gw.store.teams().find("t").await.unwrap().unwrap();
+    let member = gw.store.teams().member("t", "u").await.unwrap().unwrap();
+    let org = gw.store.orgs().find("o").await.unwrap().unwrap();
+    let end_user = gw.store.end_users().find("eu-1").await.unwrap().unwrap();
+    for (what, value) in [
+        ("key", key_row.spend),
+        ("user", user.spend),
+        ("team", team.spend),
+        ("team member", member.spend),
+        ("organization", org.spend),
+        ("end user", end_user.spend),
+    ] {
+        assert_eq!(value, total, "{what} spend");
+    }
+    for entity in [
+        DailyEntity::Key,
+        DailyEntity::User,
+        DailyEntity::Team,
+        DailyEntity::Organization,
+        DailyEntity::EndUser,
+        DailyEntity::Tag,
+    ] {
+        let page = spend.daily(&daily(entity)).await.unwrap();
+        // Embedding requests carry no tags.
+        let (want, requests) = if entity == DailyEntity::Tag {
+            (NanoUsd(total.0 - 150 * 800), 850)
+        } else {
+            (total, 1_000)
+        };
+        assert_eq!(page.totals.spend, want, "{entity:?} daily spend");
+        assert_eq!(page.totals.api_requests, requests, "{entity:?} requests");
+    }
+    let key_daily = spend.daily(&daily(DailyEntity::Key)).await.unwrap().totals;
+    assert_eq!(key_daily.failed_requests, 100 + 50);
+    assert_eq!(key_daily.successful_requests, 850);
+    // The key's live figure (what /key/info shows) is the ledger's too.
+    let (status, info) = gw
+        .send(Method::GET, &format!("/key/info?key={key}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let shown = NanoUsd::from_usd(info["info"]["spend"].as_f64().unwrap()).unwrap();
+    assert_eq!(shown, total);
+    gw.stop().await;
+}
+
+async fn each_response_carries_its_cost_and_one_spend_log(backend: Backend) {
+    let Some((gw, up)) = start(backend, FAST_FLUSH).await else {
+        return;
+    };
+    let (key, token) = owned_key(&gw).await;
+    let response = gw
+        .http
+        .post(gw.endpoint("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("x-litellm-call-id", "client-chosen")
+        .json(&chat("priced", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cost: f64 = response.headers()["x-litellm-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(NanoUsd::from_usd(cost), Some(NanoUsd(CALL_NANO)));
+    assert_eq!(response.headers()["x-litellm-call-id"], "client-chosen");
+    // A second request with the same client call id is a second request, not a duplicate.
+    let again = gw
+        .http
+        .post(gw.endpoint("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("x-litellm-call-id", "client-chosen")
+        .json(&chat("priced", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let failed = gw
+        .http
+        .post(gw.endpoint("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&chat("flaky", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 500);
+    let id = failed.headers().get("x-litellm-call-id").cloned();
+    wait_for_logs(&gw.store, 3).await;
+    let logs = gw
+        .store
+        .spend()
+        .logs(&SpendLogQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 3);
+    let ok = logs.iter().find(|l| l.status == "success").unwrap();
+    assert_eq!(ok.spend, NanoUsd(CALL_NANO));
+    assert_eq!(ok.api_key, token);
+    assert_eq!(ok.call_type, "acompletion");
+    assert_eq!(ok.model_group, "priced");
+    assert_eq!(ok.model, "openai/priced-model");
+    assert_eq!(ok.custom_llm_provider, "openai");
+    assert_eq!(ok.api_base, up.ok.base_url());
+    assert_eq!((ok.prompt_tokens, ok.completion_tokens), (8, 10));
+    assert_eq!(ok.user_id.as_deref(), Some("u"));
+    assert_eq!(ok.team_id.as_deref(), Some("t"));
+    assert_eq!(ok.organization_id.as_deref(), Some("o"));
+    assert_eq!(ok.end_user.as_deref(), Some("eu-1"));
+    assert_eq!(ok.request_tags, json!(["load"]));
+    assert_ne!(ok.request_id, "client-chosen");
+    let bad = logs.iter().find(|l| l.status == "failure").unwrap();
+    assert_eq!(bad.spend, NanoUsd::ZERO);
+    assert!(bad.metadata["error_information"]["error_message"].is_string());
+    if let Some(id) = id {
+        assert_eq!(bad.request_id, id.to_str().unwrap());
+    }
+    gw.stop().await;
+}
+
+async fn shutdown_writes_every_event(backend: Backend) {
+    // Nothing is flushed before shutdown: only the drain can write these.
+    let slow_flush = "  spend_flush_interval_ms: 600000\n  spend_batch_size: 100000\n";
+    let Some((mut gw, _up)) = start(backend, slow_flush).await else {
+        return;
+    };
+    let (key, _) = owned_key(&gw).await;
+    let statuses: Vec<u16> = stream::iter(0..200)
+        .map(|i| one(&gw, &key, i % 16))
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 200));
+    assert_eq!(logged(&gw.store).await, 0);
+    // Straight to shutdown: whatever the writer still holds must reach the database.
+    gw.stop_server().await;
+    assert_eq!(logged(&gw.store).await, 200);
+    let team = gw.store.teams().find("t").await.unwrap().unwrap();
+    assert_eq!(team.spend, gw.store.spend().logged_total().await.unwrap());
+    gw.stop().await;
+}
+
+/// The database goes away for 10 s under load (PostgreSQL connections dropped and refused,
+/// or the SQLite file locked): requests keep being served, and once it is back every one of
+/// them is in the spend logs and the totals.
+async fn no_spend_is_lost_while_the_database_is_away(backend: Backend) {
+    let buffer = format!("{FAST_FLUSH}  spend_buffer_events: 100\n");
+    let Some((gw, _up)) = start_on(backend, &buffer, true).await else {
+        return;
+    };
+    let (key, token) = owned_key(&gw).await;
+    // Warm the caches: the key and the end user are then served without the database.
+    assert_eq!(one(&gw, &key, 0).await, 200);
+    gw.database_up(false).await;
+    let started = std::time::Instant::now();
+    let mut sent = 1;
+    while started.elapsed() < Duration::from_secs(10) {
+        let statuses: Vec<u16> = stream::iter(sent..sent + 40)
+            .map(|i| one(&gw, &key, i % 16))
+            .buffer_unordered(20)
+            .collect()
+            .await;
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+        sent += 40;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = logged(&gw.store).await;
+    gw.database_up(true).await;
+    wait_for_logs(&gw.store, sent as u64).await;
+    assert!(during < sent as u64, "the outage held nothing back");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(logged(&gw.store).await, sent as u64);
+    let total = gw.store.spend().logged_total().await.unwrap();
+    let key_row = gw.store.keys().find_by_hash(&token).await.unwrap().unwrap();
+    assert_eq!(key_row.spend, total);
+    let org = gw.store.orgs().find("o").await.unwrap().unwrap();
+    assert_eq!(org.spend, total);
+    gw.stop().await;
+}
