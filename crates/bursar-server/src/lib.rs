@@ -121,7 +121,18 @@ pub fn app(state: AppState) -> Router {
         .route("/budget/info", post(management::budgets::info))
         .route("/budget/settings", get(management::budgets::settings))
         .route("/budget/list", get(management::budgets::list))
-        .route("/budget/delete", post(management::budgets::delete));
+        .route("/budget/delete", post(management::budgets::delete))
+        .route("/user/daily/activity", get(management::spend::user_daily))
+        .route("/team/daily/activity", get(management::spend::team_daily))
+        .route(
+            "/organization/daily/activity",
+            get(management::spend::org_daily),
+        )
+        .route("/tag/daily/activity", get(management::spend::tag_daily))
+        .route(
+            "/customer/daily/activity",
+            get(management::spend::customer_daily),
+        );
     // Customers answer under `/customer/…` and LiteLLM's legacy `/end_user/…`.
     let protected = ["/customer", "/end_user"]
         .into_iter()

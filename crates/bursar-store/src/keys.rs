@@ -114,6 +114,34 @@ impl<'a> KeyStore<'a> {
         .await?;
         row.as_ref().map(decode).transpose()
     }
+
+    /// The keys with these hashes (missing ones are left out), in chunks of 500.
+    pub async fn find_many(&self, tokens: &[String]) -> Result<Vec<KeyRow>, StoreError> {
+        let mut out = Vec::with_capacity(tokens.len());
+        for chunk in tokens.chunks(500) {
+            let mut b = crate::sql::SqlBuilder::new(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM keys WHERE token IN ("
+            ));
+            b.bind_list(chunk.iter().cloned()).push(")");
+            for row in b.build()?.fetch_all(self.pool).await? {
+                out.push(decode(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The hashes of every key a user owns.
+    pub async fn tokens_of_user(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT token FROM keys WHERE user_id = $1 ORDER BY token")
+            .bind(user_id)
+            .fetch_all(self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("token").map_err(StoreError::from))
+            .collect()
+    }
 }
 
 /// A partial update: `None` leaves a field alone; `Some(None)` clears a nullable field.

@@ -16,6 +16,7 @@ both_backends!(
     each_response_carries_its_cost_and_one_spend_log,
     shutdown_writes_every_event,
     no_spend_is_lost_while_the_database_is_away,
+    daily_activity_routes_answer_from_the_daily_tables,
 );
 
 /// Per token: 1e-7 input, 1e-6 output. The mock reports 8 prompt and 10 completion tokens.
@@ -398,5 +399,154 @@ async fn no_spend_is_lost_while_the_database_is_away(backend: Backend) {
     assert_eq!(key_row.spend, total);
     let org = gw.store.orgs().find("o").await.unwrap().unwrap();
     assert_eq!(org.spend, total);
+    gw.stop().await;
+}
+
+async fn get_as(gw: &TestGateway, key: &str, path: &str) -> (u16, Value) {
+    gw.send_as(key, Method::GET, path, None).await
+}
+
+async fn daily_activity_routes_answer_from_the_daily_tables(backend: Backend) {
+    let Some((gw, _up)) = start(backend, FAST_FLUSH).await else {
+        return;
+    };
+    let (key, token) = owned_key(&gw).await;
+    let other = post(&gw, "/key/generate", json!({"user_id": "v"})).await;
+    let other_key = other["key"].as_str().unwrap().to_string();
+    for i in [0, 1, 2, 16] {
+        one(&gw, &key, i).await;
+    }
+    assert_eq!(one(&gw, &other_key, 0).await, 200);
+    wait_for_logs(&gw.store, 5).await;
+    let today = bursar_core::time::format_date(bursar_store::now_ms());
+    let range = format!("start_date={today}&end_date={today}");
+    let admin = gw.master_key.clone();
+
+    // Team activity (admin): one day, the team's three calls and one failure, with every
+    // breakdown LiteLLM's UI reads.
+    let (status, body) = get_as(&gw, &admin, &format!("/team/daily/activity?{range}")).await;
+    assert_eq!(status, 200, "{body}");
+    let meta = &body["metadata"];
+    let spend = |v: &Value| NanoUsd::from_usd(v.as_f64().unwrap()).unwrap();
+    assert_eq!(spend(&meta["total_spend"]), NanoUsd(3 * CALL_NANO));
+    assert_eq!(meta["total_api_requests"], 4);
+    assert_eq!(meta["total_failed_requests"], 1);
+    assert_eq!(meta["total_prompt_tokens"], 24);
+    assert_eq!(
+        (meta["page"].clone(), meta["has_more"].clone()),
+        (json!(1), json!(false))
+    );
+    let day = &body["results"][0];
+    assert_eq!(day["date"], today);
+    let b = &day["breakdown"];
+    assert_eq!(
+        spend(&b["entities"]["t"]["metrics"]["spend"]),
+        NanoUsd(3 * CALL_NANO)
+    );
+    assert_eq!(b["entities"]["t"]["metadata"]["team_alias"], Value::Null);
+    assert_eq!(b["api_keys"][&token]["metadata"]["team_id"], "t");
+    assert_eq!(b["model_groups"]["priced"]["metrics"]["api_requests"], 3);
+    assert_eq!(
+        b["models"]["openai/flaky-model"]["metrics"]["failed_requests"],
+        1
+    );
+    assert_eq!(b["providers"]["openai"]["metrics"]["api_requests"], 4);
+    assert_eq!(
+        b["models"]["openai/priced-model"]["api_key_breakdown"][&token]["metrics"]["api_requests"],
+        3
+    );
+
+    // User activity: admins see everyone, a user only themselves whatever they ask for.
+    let (_, all) = get_as(&gw, &admin, &format!("/user/daily/activity?{range}")).await;
+    assert_eq!(all["metadata"]["total_api_requests"], 5);
+    let (status, own) = get_as(
+        &gw,
+        &key,
+        &format!("/user/daily/activity?{range}&user_id=v"),
+    )
+    .await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["metadata"]["total_api_requests"], 4);
+    let (_, just_v) = get_as(
+        &gw,
+        &admin,
+        &format!("/user/daily/activity?{range}&user_id=v"),
+    )
+    .await;
+    assert_eq!(just_v["metadata"]["total_api_requests"], 1);
+
+    // Team activity for a member: their team only; another team is refused.
+    let (status, member) = get_as(&gw, &key, &format!("/team/daily/activity?{range}")).await;
+    assert_eq!(status, 200, "{member}");
+    assert_eq!(member["metadata"]["total_api_requests"], 4);
+    let (status, _) = get_as(
+        &gw,
+        &key,
+        &format!("/team/daily/activity?{range}&team_ids=x"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, excluded) = get_as(
+        &gw,
+        &admin,
+        &format!("/team/daily/activity?{range}&exclude_team_ids=t"),
+    )
+    .await;
+    assert_eq!(excluded["metadata"]["total_api_requests"], 0);
+
+    // Organization: admins and org admins only.
+    let (_, org) = get_as(
+        &gw,
+        &admin,
+        &format!("/organization/daily/activity?{range}&organization_ids=o"),
+    )
+    .await;
+    assert_eq!(
+        spend(&org["metadata"]["total_spend"]),
+        NanoUsd(3 * CALL_NANO)
+    );
+    // An internal user is refused at the route, as by LiteLLM's route check.
+    let (status, _) = get_as(&gw, &key, &format!("/organization/daily/activity?{range}")).await;
+    assert_eq!(status, 401);
+
+    // Tags and customers.
+    let (_, tags) = get_as(
+        &gw,
+        &admin,
+        &format!("/tag/daily/activity?{range}&tags=load"),
+    )
+    .await;
+    assert_eq!(tags["metadata"]["total_api_requests"], 5);
+    let (_, customers) = get_as(
+        &gw,
+        &admin,
+        &format!("/customer/daily/activity?{range}&end_user_ids=eu-1"),
+    )
+    .await;
+    assert_eq!(customers["metadata"]["total_api_requests"], 5);
+    assert!(customers["results"][0]["breakdown"]["entities"]["eu-1"].is_object());
+
+    // Paging over daily rows, and bad parameters as 400s.
+    let (_, paged) = get_as(
+        &gw,
+        &admin,
+        &format!("/user/daily/activity?{range}&page_size=1"),
+    )
+    .await;
+    assert_eq!(paged["metadata"]["has_more"], true);
+    assert_eq!(paged["metadata"]["total_api_requests"], 5);
+    for bad in [
+        "/team/daily/activity".to_string(),
+        format!("/team/daily/activity?start_date={today}"),
+        format!("/team/daily/activity?start_date=yesterday&end_date={today}"),
+        format!("/team/daily/activity?start_date={today}&end_date=2020-01-01"),
+        format!("/user/daily/activity?{range}&page_size=1001"),
+        format!("/user/daily/activity?{range}&page=0"),
+        format!("/user/daily/activity?{range}&page=x"),
+    ] {
+        let (status, body) = get_as(&gw, &admin, &bad).await;
+        assert_eq!(status, 400, "{bad} → {body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
     gw.stop().await;
 }

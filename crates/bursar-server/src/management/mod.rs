@@ -6,6 +6,7 @@ pub mod customers;
 pub mod keys;
 pub mod orgs;
 pub mod scope;
+pub mod spend;
 pub mod teams;
 pub mod users;
 

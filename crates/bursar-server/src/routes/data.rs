@@ -158,7 +158,11 @@ async fn proxy(
     {
         Ok(routed) => routed,
         Err(e) => {
-            if let Some(charge) = take(&hold) {
+            if let Some(mut charge) = take(&hold) {
+                // The router does not say which deployment failed; a group of one does.
+                if let Some([only]) = state.router().deployments(&model) {
+                    charge.routed(only);
+                }
                 charge.finish(Outcome::Failed(&e.to_string())).await;
             }
             return Err(with_headers(e.into(), &limit_headers));
