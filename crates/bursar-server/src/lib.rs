@@ -122,6 +122,8 @@ pub fn app(state: AppState) -> Router {
         .route("/budget/settings", get(management::budgets::settings))
         .route("/budget/list", get(management::budgets::list))
         .route("/budget/delete", post(management::budgets::delete))
+        .route("/spend/logs", get(management::spend::logs))
+        .route("/spend/logs/v2", get(management::spend::logs_v2))
         .route("/user/daily/activity", get(management::spend::user_daily))
         .route("/team/daily/activity", get(management::spend::team_daily))
         .route(

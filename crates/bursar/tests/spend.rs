@@ -17,6 +17,7 @@ both_backends!(
     shutdown_writes_every_event,
     no_spend_is_lost_while_the_database_is_away,
     daily_activity_routes_answer_from_the_daily_tables,
+    spend_log_routes_filter_summarize_and_page,
 );
 
 /// Per token: 1e-7 input, 1e-6 output. The mock reports 8 prompt and 10 completion tokens.
@@ -547,6 +548,87 @@ async fn daily_activity_routes_answer_from_the_daily_tables(backend: Backend) {
         let (status, body) = get_as(&gw, &admin, &bad).await;
         assert_eq!(status, 400, "{bad} → {body}");
         assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    gw.stop().await;
+}
+
+async fn spend_log_routes_filter_summarize_and_page(backend: Backend) {
+    let Some((gw, _up)) = start(backend, FAST_FLUSH).await else {
+        return;
+    };
+    let (key, token) = owned_key(&gw).await;
+    let other = post(&gw, "/key/generate", json!({"user_id": "v"})).await;
+    let other_key = other["key"].as_str().unwrap().to_string();
+    for i in [0, 1, 16] {
+        one(&gw, &key, i).await;
+    }
+    one(&gw, &other_key, 0).await;
+    wait_for_logs(&gw.store, 4).await;
+    let admin = gw.master_key.clone();
+    let today = bursar_core::time::format_date(bursar_store::now_ms());
+    let spend = |v: &Value| NanoUsd::from_usd(v.as_f64().unwrap()).unwrap();
+
+    // Raw rows: all, by key (raw or hashed), by request id; newest first.
+    let (status, all) = get_as(&gw, &admin, "/spend/logs").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all.as_array().unwrap().len(), 4);
+    let (_, by_key) = get_as(&gw, &admin, &format!("/spend/logs?api_key={key}")).await;
+    assert_eq!(by_key.as_array().unwrap().len(), 3);
+    let row = &by_key[0];
+    assert_eq!(row["api_key"], token);
+    assert!(row["startTime"].as_str().unwrap().starts_with(&today));
+    let id = row["request_id"].as_str().unwrap();
+    let (_, one_row) = get_as(&gw, &admin, &format!("/spend/logs?request_id={id}")).await;
+    assert_eq!(one_row.as_array().unwrap().len(), 1);
+    // A user sees only their own requests.
+    let (status, own) = get_as(&gw, &other_key, "/spend/logs?user_id=u").await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own.as_array().unwrap().len(), 1);
+    assert_eq!(own[0]["user"], "v");
+
+    // Summaries per day, padded with empty days.
+    let yesterday = bursar_core::time::format_date(bursar_store::now_ms() - 86_400_000);
+    let (_, days) = get_as(
+        &gw,
+        &admin,
+        &format!("/spend/logs?start_date={yesterday}&end_date={today}"),
+    )
+    .await;
+    let days = days.as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(days[0]["startTime"], yesterday);
+    assert_eq!(days[0]["spend"], 0.0);
+    assert_eq!(spend(&days[1]["spend"]), NanoUsd(3 * CALL_NANO));
+    assert_eq!(spend(&days[1]["models"]["priced"]), NanoUsd(3 * CALL_NANO));
+    assert_eq!(spend(&days[1][&token]), NanoUsd(2 * CALL_NANO));
+    let (_, by_user) = get_as(
+        &gw,
+        &admin,
+        &format!("/spend/logs?start_date={today}&end_date={today}&user_id=u"),
+    )
+    .await;
+    assert_eq!(spend(&by_user[0]["users"]["u"]), NanoUsd(2 * CALL_NANO));
+
+    // Pages, with filters on status and spend.
+    let (_, page) = get_as(&gw, &admin, "/spend/logs/v2?page_size=3").await;
+    assert_eq!(
+        (page["total"].clone(), page["total_pages"].clone()),
+        (json!(4), json!(2))
+    );
+    assert_eq!(page["data"].as_array().unwrap().len(), 3);
+    let (_, second) = get_as(&gw, &admin, "/spend/logs/v2?page_size=3&page=2").await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    let (_, failed) = get_as(&gw, &admin, "/spend/logs/v2?status_filter=failure").await;
+    assert_eq!(failed["total"], 1);
+    let (_, costly) = get_as(&gw, &admin, "/spend/logs/v2?min_spend=0.000001").await;
+    assert_eq!(costly["total"], 3);
+    for bad in [
+        "/spend/logs/v2?page_size=101",
+        "/spend/logs/v2?min_spend=lots",
+        "/spend/logs?start_date=nope&end_date=2026-01-01",
+    ] {
+        let (status, body) = get_as(&gw, &admin, bad).await;
+        assert_eq!(status, 400, "{bad} → {body}");
     }
     gw.stop().await;
 }

@@ -458,3 +458,267 @@ fn analytics(
         }
     })
 }
+
+/// Raw spend-log rows returned at most by `/spend/logs` (LiteLLM returns every row, a scan
+/// that has taken databases down; Bursar returns the newest ones).
+const MAX_RAW_LOGS: u64 = 1_000;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogParams {
+    api_key: Option<String>,
+    user_id: Option<String>,
+    request_id: Option<String>,
+    team_id: Option<String>,
+    end_user: Option<String>,
+    model: Option<String>,
+    status_filter: Option<String>,
+    min_spend: Option<String>,
+    max_spend: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    summarize: Option<String>,
+    page: Option<String>,
+    page_size: Option<String>,
+}
+
+fn timestamp(field: &str, value: &str) -> Result<i64, ApiError> {
+    bursar_core::time::parse_ms(value).ok_or_else(|| {
+        bad_field(
+            field,
+            format!("{field} must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"),
+        )
+    })
+}
+
+fn usd_filter(field: &str, value: Option<&str>) -> Result<Option<bursar_core::NanoUsd>, ApiError> {
+    value
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(bursar_core::NanoUsd::from_usd)
+                .ok_or_else(|| bad_field(field, format!("{field} must be a number")))
+        })
+        .transpose()
+}
+
+impl LogParams {
+    /// Filters for the spend-log table; a date-only end date includes its whole day.
+    fn query(&self, principal: &Principal) -> Result<bursar_store::SpendLogQuery, ApiError> {
+        let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let start = self
+            .start_date
+            .as_deref()
+            .map(|d| timestamp("start_date", d))
+            .transpose()?;
+        let end = match self.end_date.as_deref() {
+            Some(d) if d.len() == 10 => Some(timestamp("end_date", d)? + 86_400_000),
+            Some(d) => Some(timestamp("end_date", d)? + 1),
+            None => None,
+        };
+        let mut q = bursar_store::SpendLogQuery {
+            api_key: self
+                .api_key
+                .as_deref()
+                .filter(|k| !k.is_empty())
+                .map(key_hash),
+            user_id: text(&self.user_id),
+            team_id: text(&self.team_id),
+            request_id: text(&self.request_id),
+            end_user: text(&self.end_user),
+            model: text(&self.model),
+            status: text(&self.status_filter),
+            start,
+            end,
+            min_spend: usd_filter("min_spend", self.min_spend.as_deref())?,
+            max_spend: usd_filter("max_spend", self.max_spend.as_deref())?,
+            limit: MAX_RAW_LOGS,
+            offset: 0,
+        };
+        if !reads_all(principal) {
+            // Everyone else sees their own requests only.
+            q.user_id = Some(member_id(principal).unwrap_or_default().to_string());
+        }
+        Ok(q)
+    }
+}
+
+/// One spend-log row in LiteLLM's `LiteLLM_SpendLogs` shape.
+fn log_json(row: &bursar_store::SpendLogRow) -> Value {
+    let time = |ms: i64| bursar_core::time::format_ms(ms);
+    json!({
+        "request_id": row.request_id,
+        "call_type": row.call_type,
+        "api_key": row.api_key,
+        "spend": row.spend.as_usd(),
+        "total_tokens": row.total_tokens,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "cache_read_input_tokens": row.cache_read_input_tokens,
+        "cache_creation_input_tokens": row.cache_creation_input_tokens,
+        "startTime": time(row.start_time),
+        "endTime": time(row.end_time),
+        "completionStartTime": row.completion_start_time.map(time),
+        "request_duration_ms": row.request_duration_ms,
+        "model": row.model,
+        "model_id": row.model_id,
+        "model_group": row.model_group,
+        "custom_llm_provider": row.custom_llm_provider,
+        "api_base": row.api_base,
+        "user": row.user_id.clone().unwrap_or_default(),
+        "metadata": row.metadata,
+        "cache_hit": row.cache_hit,
+        "cache_key": "Cache OFF",
+        "request_tags": row.request_tags,
+        "team_id": row.team_id,
+        "organization_id": row.organization_id,
+        "end_user": row.end_user.clone().unwrap_or_default(),
+        "requester_ip_address": row.requester_ip_address,
+        "session_id": row.session_id,
+        "status": row.status,
+        "endpoint": row.endpoint,
+        "messages": {},
+        "response": {},
+        "proxy_server_request": {},
+    })
+}
+
+/// `GET /spend/logs`: with dates and `summarize` (the default), spend per day with its
+/// users, models and keys (from the daily tables, missing days as 0); otherwise the newest
+/// matching rows.
+pub async fn logs(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(params): Query<LogParams>,
+) -> Result<Json<Value>, ApiError> {
+    let summarize = !matches!(params.summarize.as_deref(), Some("false" | "False" | "0"));
+    let q = params.query(&principal)?;
+    if let (true, Some(start), Some(end)) = (summarize, &params.start_date, &params.end_date) {
+        return summary(
+            &state,
+            &q,
+            &date("start_date", start)?,
+            &date("end_date", end)?,
+        )
+        .await;
+    }
+    let rows = state.store().spend().logs(&q).await?;
+    Ok(Json(Value::Array(rows.iter().map(log_json).collect())))
+}
+
+async fn summary(
+    state: &AppState,
+    q: &bursar_store::SpendLogQuery,
+    start: &str,
+    end: &str,
+) -> Result<Json<Value>, ApiError> {
+    if end < start {
+        return Err(bad_field(
+            "end_date",
+            "end_date must be on or after start_date",
+        ));
+    }
+    let (entity, ids) = match &q.user_id {
+        Some(user) => (DailyEntity::User, Some(vec![user.clone()])),
+        None => (DailyEntity::Key, None),
+    };
+    let mut days: BTreeMap<
+        String,
+        (
+            DailyMetrics,
+            Map<String, Value>,
+            Map<String, Value>,
+            Map<String, Value>,
+        ),
+    > = BTreeMap::new();
+    let first = bursar_core::time::parse_ms(start).unwrap_or_default();
+    let last = bursar_core::time::parse_ms(end).unwrap_or_default();
+    if (last - first) / 86_400_000 > 366 {
+        return Err(bad_field(
+            "end_date",
+            "the date range is limited to 366 days",
+        ));
+    }
+    let mut day = first;
+    while day <= last {
+        days.entry(bursar_core::time::format_date(day)).or_default();
+        day += 86_400_000;
+    }
+    let mut page = 1;
+    loop {
+        let query = DailyQuery {
+            entity,
+            entity_ids: ids.clone(),
+            exclude_entity_ids: Vec::new(),
+            start_date: Some(start.to_string()),
+            end_date: Some(end.to_string()),
+            model: None,
+            api_key: q.api_key.clone(),
+            api_keys: None,
+            page,
+            page_size: 1_000,
+        };
+        let result = state.store().spend().daily(&query).await?;
+        for row in &result.rows {
+            let (metrics, users, models, keys) = days.entry(row.date.clone()).or_default();
+            metrics.add(&row.metrics);
+            let add = |map: &mut Map<String, Value>, name: &str| {
+                let before = map.get(name).and_then(Value::as_f64).unwrap_or(0.0);
+                let total = bursar_core::NanoUsd::from_usd(before)
+                    .unwrap_or_default()
+                    .saturating_add(row.metrics.spend);
+                map.insert(name.to_string(), json!(total.as_usd()));
+            };
+            if entity == DailyEntity::User {
+                add(users, &row.entity_id);
+            }
+            add(models, &row.model_group);
+            add(keys, &row.api_key);
+        }
+        if page * 1_000 >= result.total_rows {
+            break;
+        }
+        page += 1;
+    }
+    let out: Vec<Value> = days
+        .into_iter()
+        .map(|(date, (metrics, users, models, keys))| {
+            let mut entry = Map::new();
+            entry.insert("startTime".into(), json!(date));
+            entry.insert("spend".into(), json!(metrics.spend.as_usd()));
+            entry.insert("users".into(), Value::Object(users));
+            entry.insert("models".into(), Value::Object(models));
+            entry.extend(keys);
+            Value::Object(entry)
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET /spend/logs/v2`: one page of spend-log rows, newest first.
+pub async fn logs_v2(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(params): Query<LogParams>,
+) -> Result<Json<Value>, ApiError> {
+    let page = Page::parse(
+        number("page", params.page.as_deref())?,
+        number("page_size", params.page_size.as_deref())?,
+        "page_size",
+        50,
+        100,
+    )?;
+    let mut q = params.query(&principal)?;
+    q.limit = u64::from(page.size);
+    q.offset = u64::from(page.page - 1) * u64::from(page.size);
+    let spend = state.store().spend();
+    let total = spend.count_logs(&q).await?;
+    let rows = spend.logs(&q).await?;
+    Ok(Json(json!({
+        "data": rows.iter().map(log_json).collect::<Vec<_>>(),
+        "total": total,
+        "page": page.page,
+        "page_size": page.size,
+        "total_pages": page.total_pages(total),
+    })))
+}
