@@ -606,6 +606,14 @@ pub async fn logs(
     Ok(Json(Value::Array(rows.iter().map(log_json).collect())))
 }
 
+/// One day of `/spend/logs` summary: its totals and spend per user, model and key.
+type DaySummary = (
+    DailyMetrics,
+    Map<String, Value>,
+    Map<String, Value>,
+    Map<String, Value>,
+);
+
 async fn summary(
     state: &AppState,
     q: &bursar_store::SpendLogQuery,
@@ -622,15 +630,7 @@ async fn summary(
         Some(user) => (DailyEntity::User, Some(vec![user.clone()])),
         None => (DailyEntity::Key, None),
     };
-    let mut days: BTreeMap<
-        String,
-        (
-            DailyMetrics,
-            Map<String, Value>,
-            Map<String, Value>,
-            Map<String, Value>,
-        ),
-    > = BTreeMap::new();
+    let mut days: BTreeMap<String, DaySummary> = BTreeMap::new();
     let first = bursar_core::time::parse_ms(start).unwrap_or_default();
     let last = bursar_core::time::parse_ms(end).unwrap_or_default();
     if (last - first) / 86_400_000 > 366 {
