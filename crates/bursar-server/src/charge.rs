@@ -17,6 +17,8 @@ const MAX_TAGS: usize = 16;
 const MAX_TAG_LEN: usize = 128;
 /// The client's `metadata.spend_logs_metadata` is kept when its JSON is at most this long.
 const MAX_CLIENT_METADATA: usize = 2_048;
+/// A body `metadata` larger than this is not read for tags or spend-log metadata.
+const MAX_BODY_METADATA: usize = 64 * 1024;
 
 /// Who made a request and what it asked for: the parts of its spend event known before the
 /// upstream answers.
@@ -68,12 +70,22 @@ impl Charge {
                     .or_else(|| s.team.as_ref().and_then(|t| t.organization_id.clone())),
             ),
         };
+        // The body's `metadata`, parsed once for its tags and `spend_logs_metadata`.
+        let body_metadata = origin
+            .body
+            .get("metadata")
+            .filter(|raw| raw.get().len() <= MAX_BODY_METADATA)
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
         let mut metadata = Map::new();
         if let Some(alias) = &key_alias {
             metadata.insert("user_api_key_alias".into(), json!(alias));
         }
-        if let Some(client) = client_metadata(origin.body) {
-            metadata.insert("spend_logs_metadata".into(), client);
+        if let Some(client) = body_metadata
+            .as_ref()
+            .and_then(|m| m.get("spend_logs_metadata"))
+            .filter(|c| c.is_object() && c.to_string().len() <= MAX_CLIENT_METADATA)
+        {
+            metadata.insert("spend_logs_metadata".into(), client.clone());
         }
         let now = bursar_store::now_ms();
         Charge {
@@ -91,7 +103,7 @@ impl Charge {
                 start_time: now,
                 end_time: now,
                 success: false,
-                tags: tags(origin.principal, origin.body),
+                tags: tags(origin.principal, body_metadata.as_ref(), origin.body),
                 metadata: Value::Object(metadata),
                 ..SpendEvent::default()
             },
@@ -208,7 +220,7 @@ impl Drop for Charge {
 
 /// The request's tags: the body's `metadata.tags` (or top-level `tags`), then the key's and
 /// the team's `metadata.tags`, without repeats.
-fn tags(principal: &Principal, body: &JsonObject) -> Vec<String> {
+fn tags(principal: &Principal, metadata: Option<&Value>, body: &JsonObject) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |value: Option<&Value>| {
         for tag in value.and_then(Value::as_array).into_iter().flatten() {
@@ -222,23 +234,11 @@ fn tags(principal: &Principal, body: &JsonObject) -> Vec<String> {
             }
         }
     };
-    let metadata = body.get_as::<Value>("metadata").and_then(Result::ok);
-    add(metadata.as_ref().and_then(|m| m.get("tags")));
+    add(metadata.and_then(|m| m.get("tags")));
     add(body.get_as::<Value>("tags").and_then(Result::ok).as_ref());
     if let Principal::VirtualKey(s) = principal {
         add(s.key.metadata.get("tags"));
         add(s.team.as_ref().and_then(|t| t.metadata.get("tags")));
     }
     out
-}
-
-/// The client's `metadata.spend_logs_metadata`, when it is a small object.
-fn client_metadata(body: &JsonObject) -> Option<Value> {
-    let raw = body.get("metadata")?;
-    if raw.get().len() > 64 * 1024 {
-        return None;
-    }
-    let metadata: Value = serde_json::from_str(raw.get()).ok()?;
-    let client = metadata.get("spend_logs_metadata")?;
-    (client.is_object() && client.to_string().len() <= MAX_CLIENT_METADATA).then(|| client.clone())
 }
