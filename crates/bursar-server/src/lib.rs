@@ -122,6 +122,16 @@ pub fn app(state: AppState) -> Router {
         .route("/budget/settings", get(management::budgets::settings))
         .route("/budget/list", get(management::budgets::list))
         .route("/budget/delete", post(management::budgets::delete))
+        .route("/global/spend/keys", get(management::spend::global_keys))
+        .route(
+            "/global/spend/models",
+            get(management::spend::global_models),
+        )
+        .route("/global/spend/teams", get(management::spend::global_teams))
+        .route(
+            "/global/spend/report",
+            get(management::spend::global_report),
+        )
         .route("/spend/logs", get(management::spend::logs))
         .route("/spend/logs/v2", get(management::spend::logs_v2))
         .route("/user/daily/activity", get(management::spend::user_daily))

@@ -18,6 +18,7 @@ both_backends!(
     no_spend_is_lost_while_the_database_is_away,
     daily_activity_routes_answer_from_the_daily_tables,
     spend_log_routes_filter_summarize_and_page,
+    global_spend_reports_for_admins,
 );
 
 /// Per token: 1e-7 input, 1e-6 output. The mock reports 8 prompt and 10 completion tokens.
@@ -629,6 +630,90 @@ async fn spend_log_routes_filter_summarize_and_page(backend: Backend) {
     ] {
         let (status, body) = get_as(&gw, &admin, bad).await;
         assert_eq!(status, 400, "{bad} → {body}");
+    }
+    gw.stop().await;
+}
+
+async fn global_spend_reports_for_admins(backend: Backend) {
+    let Some((gw, _up)) = start(backend, FAST_FLUSH).await else {
+        return;
+    };
+    let (key, token) = owned_key(&gw).await;
+    let other = post(
+        &gw,
+        "/key/generate",
+        json!({"user_id": "v", "key_alias": "vee"}),
+    )
+    .await;
+    let other_key = other["key"].as_str().unwrap().to_string();
+    for i in [0, 1, 2, 13] {
+        one(&gw, &key, i).await;
+    }
+    one(&gw, &other_key, 0).await;
+    wait_for_logs(&gw.store, 5).await;
+    let admin = gw.master_key.clone();
+    let spend = |v: &Value| NanoUsd::from_usd(v.as_f64().unwrap()).unwrap();
+    let today = bursar_core::time::format_date(bursar_store::now_ms());
+
+    let (status, keys) = get_as(&gw, &admin, "/global/spend/keys?limit=5").await;
+    assert_eq!(status, 200, "{keys}");
+    assert_eq!(keys[0]["api_key"], token);
+    assert_eq!(spend(&keys[0]["total_spend"]), NanoUsd(3 * CALL_NANO + 800));
+    assert_eq!(keys[1]["key_alias"], "vee");
+    let (status, _) = get_as(&gw, &admin, "/global/spend/keys?limit=0").await;
+    assert_eq!(status, 422);
+
+    let (_, models) = get_as(&gw, &admin, "/global/spend/models").await;
+    assert_eq!(models[0]["model"], "priced");
+    assert_eq!(spend(&models[0]["total_spend"]), NanoUsd(4 * CALL_NANO));
+    assert_eq!(models[1]["model"], "embed");
+
+    let (_, teams) = get_as(&gw, &admin, "/global/spend/teams").await;
+    assert_eq!(teams["total_spend_per_team"][0]["team_id"], "t");
+    assert_eq!(teams["daily_spend"][0]["date"], today);
+    assert_eq!(
+        spend(&teams["daily_spend"][0]["t"]),
+        NanoUsd(3 * CALL_NANO + 800)
+    );
+
+    let range = format!("start_date={today}&end_date={today}");
+    let (_, by_team) = get_as(&gw, &admin, &format!("/global/spend/report?{range}")).await;
+    assert_eq!(by_team[0]["group_by_day"], today);
+    assert_eq!(by_team[0]["teams"][0]["team_name"], "t");
+    assert_eq!(
+        by_team[0]["teams"][0]["metadata"].as_array().unwrap().len(),
+        2
+    );
+    let (_, by_customer) = get_as(
+        &gw,
+        &admin,
+        &format!("/global/spend/report?{range}&group_by=customer"),
+    )
+    .await;
+    assert_eq!(by_customer[0]["customers"][0]["customer"], "eu-1");
+    let (_, by_key) = get_as(
+        &gw,
+        &admin,
+        &format!("/global/spend/report?{range}&group_by=api_key"),
+    )
+    .await;
+    assert_eq!(by_key.as_array().unwrap().len(), 2);
+    let (status, _) = get_as(
+        &gw,
+        &admin,
+        &format!("/global/spend/report?{range}&group_by=x"),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Proxy-wide spend is for admins only.
+    for path in [
+        "/global/spend/keys",
+        "/global/spend/teams",
+        "/global/spend/models",
+    ] {
+        let (status, _) = get_as(&gw, &key, path).await;
+        assert_eq!(status, 401, "{path}");
     }
     gw.stop().await;
 }

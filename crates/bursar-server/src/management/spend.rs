@@ -722,3 +722,313 @@ pub async fn logs_v2(
         "total_pages": page.total_pages(total),
     })))
 }
+
+/// The last 30 days (today included), as `YYYY-MM-DD` bounds.
+fn last_30_days() -> (String, String) {
+    let now = bursar_store::now_ms();
+    (
+        bursar_core::time::format_date(now - 29 * 86_400_000),
+        bursar_core::time::format_date(now),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct GlobalParams {
+    limit: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    group_by: Option<String>,
+    api_key: Option<String>,
+    team_id: Option<String>,
+    customer_id: Option<String>,
+}
+
+impl GlobalParams {
+    fn limit(&self, default: u64) -> Result<u64, ApiError> {
+        match self.limit.as_deref() {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=1_000).contains(n))
+                .ok_or_else(|| {
+                    super::invalid("limit", "limit must be an integer between 1 and 1000")
+                }),
+        }
+    }
+}
+
+fn admins_only(principal: &Principal, route: &str) -> Result<(), ApiError> {
+    if reads_all(principal) {
+        Ok(())
+    } else {
+        Err(scope::admin_only(principal, route))
+    }
+}
+
+/// `GET /global/spend/keys`: the keys that spent most in the last 30 days.
+pub async fn global_keys(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(params): Query<GlobalParams>,
+) -> Result<Json<Value>, ApiError> {
+    admins_only(&principal, "/global/spend/keys")?;
+    let limit = params.limit(1_000)?;
+    let (start, end) = last_30_days();
+    let totals = state
+        .store()
+        .spend()
+        .totals_by(
+            DailyEntity::Key,
+            bursar_store::TotalsBy::ApiKey,
+            &start,
+            &end,
+            limit,
+        )
+        .await?;
+    let hashes: Vec<String> = totals.iter().map(|t| t.id.clone()).collect();
+    let keys: HashMap<String, KeyRow> = state
+        .store()
+        .keys()
+        .find_many(&hashes)
+        .await?
+        .into_iter()
+        .map(|k| (k.token.clone(), k))
+        .collect();
+    let rows: Vec<Value> = totals
+        .iter()
+        .map(|t| {
+            let key = keys.get(&t.id);
+            json!({
+                "api_key": t.id,
+                "key_alias": key.and_then(|k| k.key_alias.clone()),
+                "key_name": key.and_then(|k| k.key_name.clone()),
+                "total_spend": t.metrics.spend.as_usd(),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
+}
+
+/// `GET /global/spend/models`: the models that cost most in the last 30 days.
+pub async fn global_models(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(params): Query<GlobalParams>,
+) -> Result<Json<Value>, ApiError> {
+    admins_only(&principal, "/global/spend/models")?;
+    let limit = params.limit(10)?;
+    let (start, end) = last_30_days();
+    let totals = state
+        .store()
+        .spend()
+        .totals_by(
+            DailyEntity::Key,
+            bursar_store::TotalsBy::Model,
+            &start,
+            &end,
+            limit,
+        )
+        .await?;
+    let rows: Vec<Value> = totals
+        .iter()
+        .filter(|t| !t.id.is_empty())
+        .map(|t| {
+            json!({
+                "model": t.id,
+                "total_spend": t.metrics.spend.as_usd(),
+                "total_tokens": t.metrics.total_tokens(),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
+}
+
+/// `GET /global/spend/teams`: spend per team and day over the last 30 days, and the ten
+/// teams that spent most.
+pub async fn global_teams(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    admins_only(&principal, "/global/spend/teams")?;
+    let (start, end) = last_30_days();
+    let spend = state.store().spend();
+    let by_day = spend
+        .daily_totals_by(
+            DailyEntity::Team,
+            bursar_store::TotalsBy::Entity,
+            &start,
+            &end,
+        )
+        .await?;
+    let top = spend
+        .totals_by(
+            DailyEntity::Team,
+            bursar_store::TotalsBy::Entity,
+            &start,
+            &end,
+            10,
+        )
+        .await?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    for (_, t) in &by_day {
+        if !names.contains_key(&t.id) {
+            let alias = state
+                .store()
+                .teams()
+                .find(&t.id)
+                .await?
+                .and_then(|team| team.team_alias)
+                .unwrap_or_else(|| t.id.clone());
+            names.insert(t.id.clone(), alias);
+        }
+    }
+    let mut days: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for (date, t) in &by_day {
+        let day = days.entry(date.clone()).or_default();
+        day.insert("date".into(), json!(date));
+        day.insert(names[&t.id].clone(), json!(t.metrics.spend.as_usd()));
+    }
+    let mut teams: Vec<&String> = names.values().collect();
+    teams.sort();
+    teams.dedup();
+    Ok(Json(json!({
+        "daily_spend": days.into_values().collect::<Vec<_>>(),
+        "teams": teams,
+        "total_spend_per_team": top.iter().map(|t| json!({
+            "team_id": t.id,
+            "total_spend": t.metrics.spend.as_usd(),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /global/spend/report`: spend per day grouped by team or customer (with per-model
+/// details), or per key, between two dates.
+pub async fn global_report(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(params): Query<GlobalParams>,
+) -> Result<Json<Value>, ApiError> {
+    admins_only(&principal, "/global/spend/report")?;
+    let (Some(start), Some(end)) = (params.start_date.as_deref(), params.end_date.as_deref())
+    else {
+        return Err(ApiError::bad_request(
+            "Please provide start_date and end_date",
+        ));
+    };
+    let (start, end) = (date("start_date", start)?, date("end_date", end)?);
+    if end < start {
+        return Err(bad_field(
+            "end_date",
+            "end_date must be on or after start_date",
+        ));
+    }
+    let (entity, ids, label, list_name) = match params.group_by.as_deref().unwrap_or("team") {
+        "team" => (
+            DailyEntity::Team,
+            params.team_id.clone(),
+            "team_name",
+            "teams",
+        ),
+        "customer" => (
+            DailyEntity::EndUser,
+            params.customer_id.clone(),
+            "customer",
+            "customers",
+        ),
+        "api_key" => (DailyEntity::Key, None, "api_key", ""),
+        other => {
+            return Err(bad_field(
+                "group_by",
+                format!("Invalid group_by {other:?}: expected team, customer or api_key"),
+            ));
+        }
+    };
+    let mut rows = Vec::new();
+    let mut page = 1;
+    loop {
+        let q = DailyQuery {
+            entity,
+            entity_ids: ids.clone().map(|id| vec![id]),
+            exclude_entity_ids: Vec::new(),
+            start_date: Some(start.clone()),
+            end_date: Some(end.clone()),
+            model: None,
+            api_key: params.api_key.as_deref().map(key_hash),
+            api_keys: None,
+            page,
+            page_size: 1_000,
+        };
+        let result = state.store().spend().daily(&q).await?;
+        let done = page * 1_000 >= result.total_rows;
+        rows.extend(result.rows);
+        if done || rows.len() >= 100_000 {
+            break;
+        }
+        page += 1;
+    }
+    if entity == DailyEntity::Key {
+        let mut keys: BTreeMap<&str, (DailyMetrics, BTreeMap<&str, DailyMetrics>)> =
+            BTreeMap::new();
+        for r in &rows {
+            let (total, models) = keys.entry(r.api_key.as_str()).or_default();
+            total.add(&r.metrics);
+            models.entry(r.model.as_str()).or_default().add(&r.metrics);
+        }
+        let out: Vec<Value> = keys
+            .iter()
+            .map(|(key, (t, models))| {
+                json!({
+                    "api_key": key,
+                    "total_cost": t.spend.as_usd(),
+                    "total_input_tokens": t.prompt_tokens,
+                    "total_output_tokens": t.completion_tokens,
+                    "model_details": models.iter().map(|(m, d)| json!({
+                        "model": m,
+                        "total_cost": d.spend.as_usd(),
+                        "prompt_tokens": d.prompt_tokens,
+                        "completion_tokens": d.completion_tokens,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return Ok(Json(Value::Array(out)));
+    }
+    type Groups<'a> = BTreeMap<&'a str, (DailyMetrics, BTreeMap<(&'a str, &'a str), DailyMetrics>)>;
+    let mut days: BTreeMap<&str, Groups<'_>> = BTreeMap::new();
+    for r in &rows {
+        let (total, details) = days
+            .entry(r.date.as_str())
+            .or_default()
+            .entry(r.entity_id.as_str())
+            .or_default();
+        total.add(&r.metrics);
+        details
+            .entry((r.model.as_str(), r.api_key.as_str()))
+            .or_default()
+            .add(&r.metrics);
+    }
+    let out: Vec<Value> = days
+        .iter()
+        .map(|(day, groups)| {
+            let groups: Vec<Value> = groups
+                .iter()
+                .map(|(id, (t, details))| {
+                    json!({
+                        label: id,
+                        "total_spend": t.spend.as_usd(),
+                        "metadata": details.iter().map(|((model, key), d)| json!({
+                            "model": model,
+                            "api_key": key,
+                            "spend": d.spend.as_usd(),
+                            "total_tokens": d.total_tokens(),
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({"group_by_day": day, list_name: groups})
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
