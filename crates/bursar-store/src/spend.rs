@@ -194,6 +194,24 @@ pub struct DailyQuery {
     pub page_size: u64,
 }
 
+impl DailyQuery {
+    /// Every row of one entity kind: no filter, the first page of 1,000.
+    pub fn new(entity: DailyEntity) -> DailyQuery {
+        DailyQuery {
+            entity,
+            entity_ids: None,
+            exclude_entity_ids: Vec::new(),
+            start_date: None,
+            end_date: None,
+            model: None,
+            api_key: None,
+            api_keys: None,
+            page: 1,
+            page_size: 1_000,
+        }
+    }
+}
+
 /// A page of daily rows and the totals over every matching row.
 #[derive(Debug, Clone, Default)]
 pub struct DailyPage {
@@ -366,34 +384,7 @@ impl<'a> SpendStore<'a> {
     pub async fn daily(&self, q: &DailyQuery) -> Result<DailyPage, StoreError> {
         let page_size = q.page_size.max(1);
         let offset = q.page.max(1).saturating_sub(1).saturating_mul(page_size);
-        let mut b = SqlBuilder::new(
-            "SELECT entity_id, date, api_key, model, model_group, custom_llm_provider, endpoint, \
-             spend_nano, prompt_tokens, completion_tokens, cache_read_input_tokens, \
-             cache_creation_input_tokens, api_requests, successful_requests, failed_requests, \
-             total_response_time_ms FROM daily_spend WHERE entity_type = ",
-        );
-        b.bind(q.entity.as_str().to_string());
-        daily_filters(&mut b, q);
-        b.push(" ORDER BY date DESC, entity_id, api_key, model, custom_llm_provider, endpoint, model_group LIMIT ")
-            .bind(i64::try_from(page_size).unwrap_or(i64::MAX))
-            .push(" OFFSET ")
-            .bind(i64::try_from(offset).unwrap_or(i64::MAX));
-        let rows = b.build()?.fetch_all(self.pool).await?;
-        let rows = rows
-            .iter()
-            .map(|r| {
-                Ok(DailyRow {
-                    entity_id: r.try_get("entity_id")?,
-                    date: r.try_get("date")?,
-                    api_key: r.try_get("api_key")?,
-                    model: r.try_get("model")?,
-                    model_group: r.try_get("model_group")?,
-                    provider: r.try_get("custom_llm_provider")?,
-                    endpoint: r.try_get("endpoint")?,
-                    metrics: decode_metrics(r)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let rows = self.daily_select(q, page_size, offset).await?;
         let mut b = SqlBuilder::new(concat!(
             "SELECT COUNT(*) AS n, ",
             metric_sums!(),
@@ -409,6 +400,51 @@ impl<'a> SpendStore<'a> {
         })
     }
 
+    /// Every daily row matching `q` (its page and page size ignored), newest day first, at
+    /// most `max_rows` of them.
+    pub async fn daily_rows(
+        &self,
+        q: &DailyQuery,
+        max_rows: u64,
+    ) -> Result<Vec<DailyRow>, StoreError> {
+        self.daily_select(q, max_rows, 0).await
+    }
+
+    async fn daily_select(
+        &self,
+        q: &DailyQuery,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<DailyRow>, StoreError> {
+        let mut b = SqlBuilder::new(
+            "SELECT entity_id, date, api_key, model, model_group, custom_llm_provider, endpoint, \
+             spend_nano, prompt_tokens, completion_tokens, cache_read_input_tokens, \
+             cache_creation_input_tokens, api_requests, successful_requests, failed_requests, \
+             total_response_time_ms FROM daily_spend WHERE entity_type = ",
+        );
+        b.bind(q.entity.as_str().to_string());
+        daily_filters(&mut b, q);
+        b.push(" ORDER BY date DESC, entity_id, api_key, model, custom_llm_provider, endpoint, model_group LIMIT ")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = b.build()?.fetch_all(self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DailyRow {
+                    entity_id: r.try_get("entity_id")?,
+                    date: r.try_get("date")?,
+                    api_key: r.try_get("api_key")?,
+                    model: r.try_get("model")?,
+                    model_group: r.try_get("model_group")?,
+                    provider: r.try_get("custom_llm_provider")?,
+                    endpoint: r.try_get("endpoint")?,
+                    metrics: decode_metrics(r)?,
+                })
+            })
+            .collect()
+    }
+
     /// Daily rows of one kind summed by a dimension (`entity_id`, `api_key` or `model`)
     /// between two dates, largest spend first.
     pub async fn totals_by(
@@ -420,18 +456,8 @@ impl<'a> SpendStore<'a> {
         limit: u64,
     ) -> Result<Vec<SpendTotal>, StoreError> {
         let column = by.column();
-        let mut b = SqlBuilder::new("SELECT ");
-        b.push(column).push(concat!(
-            " AS id, ",
-            metric_sums!(),
-            " FROM daily_spend WHERE entity_type = "
-        ));
-        b.bind(entity.as_str().to_string())
-            .push(" AND date >= ")
-            .bind(start_date.to_string())
-            .push(" AND date <= ")
-            .bind(end_date.to_string())
-            .push(" GROUP BY ")
+        let mut b = sums_between("SELECT ", column, entity, start_date, end_date);
+        b.push(" GROUP BY ")
             .push(column)
             .push(" ORDER BY SUM(spend_nano) DESC, ")
             .push(column)
@@ -457,18 +483,8 @@ impl<'a> SpendStore<'a> {
         end_date: &str,
     ) -> Result<Vec<(String, SpendTotal)>, StoreError> {
         let column = by.column();
-        let mut b = SqlBuilder::new("SELECT date, ");
-        b.push(column).push(concat!(
-            " AS id, ",
-            metric_sums!(),
-            " FROM daily_spend WHERE entity_type = "
-        ));
-        b.bind(entity.as_str().to_string())
-            .push(" AND date >= ")
-            .bind(start_date.to_string())
-            .push(" AND date <= ")
-            .bind(end_date.to_string())
-            .push(" GROUP BY date, ")
+        let mut b = sums_between("SELECT date, ", column, entity, start_date, end_date);
+        b.push(" GROUP BY date, ")
             .push(column)
             .push(" ORDER BY date, ")
             .push(column);
@@ -526,6 +542,29 @@ use metric_sums;
 /// driver cannot read.
 fn sum_column(row: &AnyRow, column: &str) -> Result<i64, StoreError> {
     Ok(row.try_get::<i64, _>(column)?)
+}
+
+/// `<select> <column> AS id, <sums> FROM daily_spend` over one entity kind and a date range;
+/// the caller adds its grouping.
+fn sums_between(
+    select: &str,
+    column: &'static str,
+    entity: DailyEntity,
+    start_date: &str,
+    end_date: &str,
+) -> SqlBuilder {
+    let mut b = SqlBuilder::new(select);
+    b.push(column).push(concat!(
+        " AS id, ",
+        metric_sums!(),
+        " FROM daily_spend WHERE entity_type = "
+    ));
+    b.bind(entity.as_str().to_string())
+        .push(" AND date >= ")
+        .bind(start_date.to_string())
+        .push(" AND date <= ")
+        .bind(end_date.to_string());
+    b
 }
 
 fn decode_metrics(r: &AnyRow) -> Result<DailyMetrics, StoreError> {

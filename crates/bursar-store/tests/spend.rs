@@ -115,21 +115,6 @@ async fn spends(store: &Store) -> [NanoUsd; 6] {
     [key, user, team, member, org, end_user]
 }
 
-fn daily(entity: DailyEntity) -> DailyQuery {
-    DailyQuery {
-        entity,
-        entity_ids: None,
-        exclude_entity_ids: Vec::new(),
-        start_date: None,
-        end_date: None,
-        model: None,
-        api_key: None,
-        api_keys: None,
-        page: 1,
-        page_size: 1_000,
-    }
-}
-
 async fn the_same_request_counts_once(store: &Store) {
     seed(store).await;
     let batch = [event("r1", "k", 700, T0), event("r2", "k", 300, T0)];
@@ -155,7 +140,7 @@ async fn the_same_request_counts_once(store: &Store) {
     assert_eq!(store.spend().logged_total().await.unwrap(), NanoUsd(1_005));
     let page = store
         .spend()
-        .daily(&daily(DailyEntity::Team))
+        .daily(&DailyQuery::new(DailyEntity::Team))
         .await
         .unwrap();
     assert_eq!(page.totals.spend, NanoUsd(1_005));
@@ -213,7 +198,7 @@ async fn totals_equal_the_spend_logs_on_every_entity(store: &Store) {
         (DailyEntity::EndUser, owned),
         (DailyEntity::Tag, owned),
     ] {
-        let page = store.spend().daily(&daily(entity)).await.unwrap();
+        let page = store.spend().daily(&DailyQuery::new(entity)).await.unwrap();
         assert_eq!(page.totals.spend, want, "{entity:?}");
         let rows: NanoUsd = page
             .rows
@@ -254,7 +239,7 @@ async fn daily_activity_pages_and_filters(store: &Store) {
         .unwrap();
     let spend = store.spend();
     // Newest day first, two rows per page, totals over every page.
-    let mut q = daily(DailyEntity::Key);
+    let mut q = DailyQuery::new(DailyEntity::Key);
     q.page_size = 2;
     let first = spend.daily(&q).await.unwrap();
     assert_eq!(first.total_rows, 10);
@@ -267,20 +252,25 @@ async fn daily_activity_pages_and_filters(store: &Store) {
     assert_eq!(last.rows[0].date, "2026-11-20");
     q.page = 6;
     assert!(spend.daily(&q).await.unwrap().rows.is_empty());
+    // Every row at once, whatever the page, up to a bound.
+    let all = spend.daily_rows(&q, u64::MAX).await.unwrap();
+    assert_eq!(all.len(), 10);
+    assert_eq!(all[0].date, "2026-11-24");
+    assert_eq!(spend.daily_rows(&q, 3).await.unwrap().len(), 3);
     // Dates (inclusive), model, key, include and exclude lists.
-    let mut q = daily(DailyEntity::Key);
+    let mut q = DailyQuery::new(DailyEntity::Key);
     q.start_date = Some("2026-11-21".into());
     q.end_date = Some("2026-11-22".into());
     q.model = Some("embed".into());
     let page = spend.daily(&q).await.unwrap();
     assert_eq!(page.totals.spend, NanoUsd(2_000 + 3_000));
     assert!(page.rows.iter().all(|r| r.api_key == "solo"));
-    let mut q = daily(DailyEntity::Key);
+    let mut q = DailyQuery::new(DailyEntity::Key);
     q.exclude_entity_ids = vec!["solo".into()];
     assert_eq!(spend.daily(&q).await.unwrap().totals.api_requests, 5);
     q.api_keys = Some(Vec::new());
     assert_eq!(spend.daily(&q).await.unwrap().total_rows, 0);
-    let mut q = daily(DailyEntity::Team);
+    let mut q = DailyQuery::new(DailyEntity::Team);
     q.entity_ids = Some(vec!["t".into(), "other".into()]);
     q.api_key = Some("k".into());
     assert_eq!(spend.daily(&q).await.unwrap().totals.spend, NanoUsd(15_000));

@@ -178,21 +178,6 @@ async fn wait_for_logs(store: &Store, n: u64) {
     panic!("only {} of {n} requests were logged", logged(store).await);
 }
 
-fn daily(entity: DailyEntity) -> DailyQuery {
-    DailyQuery {
-        entity,
-        entity_ids: None,
-        exclude_entity_ids: Vec::new(),
-        start_date: None,
-        end_date: None,
-        model: None,
-        api_key: None,
-        api_keys: None,
-        page: 1,
-        page_size: 1_000,
-    }
-}
-
 async fn a_thousand_mixed_requests_add_up_everywhere(backend: Backend) {
     let Some((gw, _up)) = start(backend, FAST_FLUSH).await else {
         return;
@@ -243,7 +228,7 @@ async fn a_thousand_mixed_requests_add_up_everywhere(backend: Backend) {
         DailyEntity::EndUser,
         DailyEntity::Tag,
     ] {
-        let page = spend.daily(&daily(entity)).await.unwrap();
+        let page = spend.daily(&DailyQuery::new(entity)).await.unwrap();
         // Embedding requests carry no tags.
         let (want, requests) = if entity == DailyEntity::Tag {
             (NanoUsd(total.0 - 150 * 800), 850)
@@ -253,7 +238,11 @@ async fn a_thousand_mixed_requests_add_up_everywhere(backend: Backend) {
         assert_eq!(page.totals.spend, want, "{entity:?} daily spend");
         assert_eq!(page.totals.api_requests, requests, "{entity:?} requests");
     }
-    let key_daily = spend.daily(&daily(DailyEntity::Key)).await.unwrap().totals;
+    let key_daily = spend
+        .daily(&DailyQuery::new(DailyEntity::Key))
+        .await
+        .unwrap()
+        .totals;
     assert_eq!(key_daily.failed_requests, 100 + 50);
     assert_eq!(key_daily.successful_requests, 850);
     // The key's live figure (what /key/info shows) is the ledger's too.

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
+use bursar_core::NanoUsd;
 use bursar_core::roles::UserRole;
 use bursar_store::{DailyEntity, DailyMetrics, DailyPage, DailyQuery, DailyRow, KeyRow};
 use serde::Deserialize;
@@ -92,9 +93,6 @@ impl DailyParams {
             1_000,
         )?;
         Ok(DailyQuery {
-            entity,
-            entity_ids: None,
-            exclude_entity_ids: Vec::new(),
             start_date: Some(start),
             end_date: Some(end),
             model: self.model.clone().filter(|m| !m.is_empty()),
@@ -103,9 +101,9 @@ impl DailyParams {
                 .as_deref()
                 .filter(|k| !k.is_empty())
                 .map(key_hash),
-            api_keys: None,
             page: u64::from(page.page),
             page_size: u64::from(page.size),
+            ..DailyQuery::new(entity)
         })
     }
 }
@@ -250,19 +248,27 @@ pub async fn customer_daily(
     respond(&state, q).await
 }
 
+/// The keys with these hashes, by hash (for key metadata in reports).
+async fn keys_by_hash(
+    state: &AppState,
+    hashes: &[String],
+) -> Result<HashMap<String, KeyRow>, ApiError> {
+    Ok(state
+        .store()
+        .keys()
+        .find_many(hashes)
+        .await?
+        .into_iter()
+        .map(|k| (k.token.clone(), k))
+        .collect())
+}
+
 async fn respond(state: &AppState, q: DailyQuery) -> Result<Json<Value>, ApiError> {
     let page = state.store().spend().daily(&q).await?;
     let mut hashes: Vec<String> = page.rows.iter().map(|r| r.api_key.clone()).collect();
     hashes.sort();
     hashes.dedup();
-    let keys: HashMap<String, KeyRow> = state
-        .store()
-        .keys()
-        .find_many(&hashes)
-        .await?
-        .into_iter()
-        .map(|k| (k.token.clone(), k))
-        .collect();
+    let keys = keys_by_hash(state, &hashes).await?;
     let mut entity_meta: HashMap<String, Value> = HashMap::new();
     if q.entity == DailyEntity::Team {
         for row in &page.rows {
@@ -606,13 +612,9 @@ pub async fn logs(
     Ok(Json(Value::Array(rows.iter().map(log_json).collect())))
 }
 
-/// One day of `/spend/logs` summary: its totals and spend per user, model and key.
-type DaySummary = (
-    DailyMetrics,
-    Map<String, Value>,
-    Map<String, Value>,
-    Map<String, Value>,
-);
+/// One day of `/spend/logs` summary: its total and its spend per user, model and key.
+type Spends = BTreeMap<String, NanoUsd>;
+type DaySummary = (NanoUsd, Spends, Spends, Spends);
 
 async fn summary(
     state: &AppState,
@@ -644,51 +646,42 @@ async fn summary(
         days.entry(bursar_core::time::format_date(day)).or_default();
         day += 86_400_000;
     }
-    let mut page = 1;
-    loop {
-        let query = DailyQuery {
-            entity,
-            entity_ids: ids.clone(),
-            exclude_entity_ids: Vec::new(),
-            start_date: Some(start.to_string()),
-            end_date: Some(end.to_string()),
-            model: None,
-            api_key: q.api_key.clone(),
-            api_keys: None,
-            page,
-            page_size: 1_000,
+    let query = DailyQuery {
+        entity_ids: ids,
+        start_date: Some(start.to_string()),
+        end_date: Some(end.to_string()),
+        api_key: q.api_key.clone(),
+        ..DailyQuery::new(entity)
+    };
+    for row in state.store().spend().daily_rows(&query, u64::MAX).await? {
+        let (total, users, models, keys) = days.entry(row.date).or_default();
+        let spend = row.metrics.spend;
+        *total = total.saturating_add(spend);
+        let add = |map: &mut Spends, name: String| {
+            let sum = map.entry(name).or_default();
+            *sum = sum.saturating_add(spend);
         };
-        let result = state.store().spend().daily(&query).await?;
-        for row in &result.rows {
-            let (metrics, users, models, keys) = days.entry(row.date.clone()).or_default();
-            metrics.add(&row.metrics);
-            let add = |map: &mut Map<String, Value>, name: &str| {
-                let before = map.get(name).and_then(Value::as_f64).unwrap_or(0.0);
-                let total = bursar_core::NanoUsd::from_usd(before)
-                    .unwrap_or_default()
-                    .saturating_add(row.metrics.spend);
-                map.insert(name.to_string(), json!(total.as_usd()));
-            };
-            if entity == DailyEntity::User {
-                add(users, &row.entity_id);
-            }
-            add(models, &row.model_group);
-            add(keys, &row.api_key);
+        if entity == DailyEntity::User {
+            add(users, row.entity_id);
         }
-        if page * 1_000 >= result.total_rows {
-            break;
-        }
-        page += 1;
+        add(models, row.model_group);
+        add(keys, row.api_key);
     }
     let out: Vec<Value> = days
         .into_iter()
-        .map(|(date, (metrics, users, models, keys))| {
+        .map(|(date, (total, users, models, keys))| {
+            let usd = |spends: Spends| -> Map<String, Value> {
+                spends
+                    .into_iter()
+                    .map(|(name, n)| (name, json!(n.as_usd())))
+                    .collect()
+            };
             let mut entry = Map::new();
             entry.insert("startTime".into(), json!(date));
-            entry.insert("spend".into(), json!(metrics.spend.as_usd()));
-            entry.insert("users".into(), Value::Object(users));
-            entry.insert("models".into(), Value::Object(models));
-            entry.extend(keys);
+            entry.insert("spend".into(), json!(total.as_usd()));
+            entry.insert("users".into(), Value::Object(usd(users)));
+            entry.insert("models".into(), Value::Object(usd(models)));
+            entry.extend(usd(keys));
             Value::Object(entry)
         })
         .collect();
@@ -788,14 +781,7 @@ pub async fn global_keys(
         )
         .await?;
     let hashes: Vec<String> = totals.iter().map(|t| t.id.clone()).collect();
-    let keys: HashMap<String, KeyRow> = state
-        .store()
-        .keys()
-        .find_many(&hashes)
-        .await?
-        .into_iter()
-        .map(|k| (k.token.clone(), k))
-        .collect();
+    let keys = keys_by_hash(&state, &hashes).await?;
     let rows: Vec<Value> = totals
         .iter()
         .map(|t| {
@@ -903,6 +889,9 @@ pub async fn global_teams(
     })))
 }
 
+/// Daily rows a `/global/spend/report` reads at most.
+const MAX_REPORT_ROWS: u64 = 100_000;
+
 /// `GET /global/spend/report`: spend per day grouped by team or customer (with per-model
 /// details), or per key, between two dates.
 pub async fn global_report(
@@ -945,29 +934,18 @@ pub async fn global_report(
             ));
         }
     };
-    let mut rows = Vec::new();
-    let mut page = 1;
-    loop {
-        let q = DailyQuery {
-            entity,
-            entity_ids: ids.clone().map(|id| vec![id]),
-            exclude_entity_ids: Vec::new(),
-            start_date: Some(start.clone()),
-            end_date: Some(end.clone()),
-            model: None,
-            api_key: params.api_key.as_deref().map(key_hash),
-            api_keys: None,
-            page,
-            page_size: 1_000,
-        };
-        let result = state.store().spend().daily(&q).await?;
-        let done = page * 1_000 >= result.total_rows;
-        rows.extend(result.rows);
-        if done || rows.len() >= 100_000 {
-            break;
-        }
-        page += 1;
-    }
+    let q = DailyQuery {
+        entity_ids: ids.map(|id| vec![id]),
+        start_date: Some(start),
+        end_date: Some(end),
+        api_key: params.api_key.as_deref().map(key_hash),
+        ..DailyQuery::new(entity)
+    };
+    let rows = state
+        .store()
+        .spend()
+        .daily_rows(&q, MAX_REPORT_ROWS)
+        .await?;
     if entity == DailyEntity::Key {
         let mut keys: BTreeMap<&str, (DailyMetrics, BTreeMap<&str, DailyMetrics>)> =
             BTreeMap::new();
