@@ -18,6 +18,8 @@ pub struct TestGateway {
     /// A direct handle on the gateway's database, for fixtures and checks.
     pub store: Store,
     running: Option<Running>,
+    /// What the server was started with, for [`TestGateway::restart_server`].
+    settings: Settings,
     db: Option<TestDatabase>,
     switch: Option<Switchable>,
 }
@@ -86,7 +88,7 @@ impl TestGateway {
             host: "127.0.0.1".into(),
             port: 0,
         };
-        let running = bursar::start(settings, CancellationToken::new())
+        let running = bursar::start(settings.clone(), CancellationToken::new())
             .await
             .expect("gateway starts");
         let store = Store::connect(
@@ -104,6 +106,7 @@ impl TestGateway {
             http: reqwest::Client::new(),
             store,
             running: Some(running),
+            settings,
             db: Some(db),
             switch,
         })
@@ -205,6 +208,18 @@ impl TestGateway {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
+    }
+
+    /// Graceful shutdown of the server, then a new server on the same database and
+    /// configuration (a new port: `url` changes), as after a deploy. Nothing in memory
+    /// survives; what the new server knows it reads from the database.
+    pub async fn restart_server(&mut self) {
+        self.stop_server().await;
+        let running = bursar::start(self.settings.clone(), CancellationToken::new())
+            .await
+            .expect("gateway restarts");
+        self.url = format!("http://{}", running.addr);
+        self.running = Some(running);
     }
 
     /// Graceful shutdown, then removal of the test database.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 both_backends!(
     a_thousand_mixed_requests_add_up_everywhere,
+    a_restarted_gateway_enforces_the_recorded_spend,
     each_response_carries_its_cost_and_one_spend_log,
     shutdown_writes_every_event,
     no_spend_is_lost_while_the_database_is_away,
@@ -252,6 +253,59 @@ async fn a_thousand_mixed_requests_add_up_everywhere(backend: Backend) {
     assert_eq!(status, 200);
     let shown = NanoUsd::from_usd(info["info"]["spend"].as_f64().unwrap()).unwrap();
     assert_eq!(shown, total);
+    // So do the other info routes.
+    for (path, field) in [
+        ("/user/info?user_id=u", "/user_info/spend"),
+        ("/team/info?team_id=t", "/team_info/spend"),
+        ("/organization/info?organization_id=o", "/spend"),
+        ("/customer/info?end_user_id=eu-1", "/spend"),
+    ] {
+        let (status, info) = gw.send(Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}: {info}");
+        let usd = info.pointer(field).and_then(Value::as_f64);
+        let shown = usd.and_then(NanoUsd::from_usd);
+        assert_eq!(shown, Some(total), "{path}: {info}");
+    }
+    gw.stop().await;
+}
+
+/// Admission after a restart starts from the spend the ledger wrote, not from zero.
+async fn a_restarted_gateway_enforces_the_recorded_spend(backend: Backend) {
+    let Some((mut gw, _up)) = start(backend, FAST_FLUSH).await else {
+        return;
+    };
+    let (key, token) = owned_key(&gw).await;
+    for i in 0..5 {
+        assert_eq!(one(&gw, &key, i).await, 200);
+    }
+    wait_for_logs(&gw.store, 5).await;
+    let spent = gw
+        .store
+        .keys()
+        .find_by_hash(&token)
+        .await
+        .unwrap()
+        .unwrap()
+        .spend;
+    assert_eq!(spent, NanoUsd(5 * CALL_NANO));
+    gw.restart_server().await;
+    // A budget of exactly what was spent: only a gateway that read the spend back refuses.
+    post(
+        &gw,
+        "/key/update",
+        json!({"key": key, "max_budget": spent.as_usd()}),
+    )
+    .await;
+    let response = gw
+        .post_json_as(&key, "/v1/chat/completions", &chat("priced", false))
+        .await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["type"], "budget_exceeded", "{body}");
+    // Raising the budget admits again.
+    post(&gw, "/key/update", json!({"key": key, "max_budget": 1.0})).await;
+    assert_eq!(one(&gw, &key, 0).await, 200);
     gw.stop().await;
 }
 
