@@ -6,7 +6,7 @@
 //! retried, or replayed from the spool after a crash, without counting twice.
 
 use crate::sql::SqlBuilder;
-use crate::{StoreError, now_ms};
+use crate::{Backend, StoreError, now_ms};
 use bursar_core::NanoUsd;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -281,11 +281,55 @@ pub struct SpendTotal {
 
 pub struct SpendStore<'a> {
     pool: &'a AnyPool,
+    backend: Backend,
 }
 
-/// Rows per multi-row INSERT: 29 columns × 400 stays far below SQLite's and PostgreSQL's
-/// bound-parameter limits.
-const INSERT_CHUNK: usize = 400;
+/// At most this many rows per multi-row statement: 29 columns × 400 stays far below SQLite's
+/// and PostgreSQL's bound-parameter limits.
+const MAX_BULK_ROWS: usize = 400;
+
+/// Splits `rows` into runs for one multi-row statement each: at most [`MAX_BULK_ROWS`] rows
+/// and, on PostgreSQL, about 12 KiB of bound values. sqlx 0.9 leaves Nagle's algorithm on
+/// (sqlx issue #4335), and a message larger than one 16 KiB TLS record leaves in several
+/// writes, the last of which waits for the server's delayed ACK: 40 ms per statement. Over
+/// TLS that cut the ledger to 480 events/s; statements that fit in one record avoid it.
+fn bulk_chunks<T>(
+    rows: &[T],
+    backend: Backend,
+    size: impl Fn(&T) -> usize,
+) -> impl Iterator<Item = &[T]> {
+    let budget = match backend {
+        Backend::Postgres => 12 * 1024,
+        Backend::Sqlite => usize::MAX,
+    };
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes: usize = 0;
+        let mut n = 0;
+        while n < rest.len().min(MAX_BULK_ROWS) {
+            bytes = bytes.saturating_add(size(&rest[n]));
+            if n > 0 && bytes > budget {
+                break;
+            }
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// Bytes a bound value takes on the wire, roughly: its length word plus its text.
+fn wire(text: &str) -> usize {
+    4 + text.len()
+}
+
+fn wire_opt(text: &Option<String>) -> usize {
+    text.as_deref().map_or(4, wire)
+}
 
 const LOG_COLUMNS: &str = "request_id, call_type, api_key, spend_nano, prompt_tokens, completion_tokens, \
      total_tokens, cache_read_input_tokens, cache_creation_input_tokens, start_time, end_time, \
@@ -305,8 +349,8 @@ type DailyKey = (
 );
 
 impl<'a> SpendStore<'a> {
-    pub(crate) fn new(pool: &'a AnyPool) -> Self {
-        SpendStore { pool }
+    pub(crate) fn new(pool: &'a AnyPool, backend: Backend) -> Self {
+        SpendStore { pool, backend }
     }
 
     /// Applies a batch in one transaction: spend-log rows for requests not seen before, then
@@ -326,8 +370,9 @@ impl<'a> SpendStore<'a> {
         let mut tx = self.pool.begin().await?;
         let fresh: Vec<&SpendEvent> = if options.spend_logs {
             let mut inserted = HashSet::with_capacity(unique.len());
-            for chunk in unique.chunks(INSERT_CHUNK) {
-                let query = insert_logs(chunk).build()?;
+            let rows: Vec<LogRow> = unique.iter().map(|e| LogRow::of(e)).collect();
+            for chunk in bulk_chunks(&rows, self.backend, LogRow::wire_size) {
+                let query = insert_logs(chunk, self.backend).build()?;
                 for row in query.fetch_all(&mut *tx).await? {
                     inserted.insert(row.try_get::<String, _>("request_id")?);
                 }
@@ -340,8 +385,8 @@ impl<'a> SpendStore<'a> {
             unique
         };
         if options.totals {
-            add_entity_spend(&mut tx, &fresh).await?;
-            add_daily(&mut tx, &fresh).await?;
+            add_entity_spend(&mut tx, &fresh, self.backend).await?;
+            add_daily(&mut tx, &fresh, self.backend).await?;
         }
         tx.commit().await?;
         Ok(RecordReport {
@@ -385,14 +430,10 @@ impl<'a> SpendStore<'a> {
         let page_size = q.page_size.max(1);
         let offset = q.page.max(1).saturating_sub(1).saturating_mul(page_size);
         let rows = self.daily_select(q, page_size, offset).await?;
-        let mut b = SqlBuilder::new(concat!(
-            "SELECT COUNT(*) AS n, ",
-            metric_sums!(),
-            " FROM daily_spend WHERE entity_type = "
-        ));
-        b.bind(q.entity.as_str().to_string());
-        daily_filters(&mut b, q);
-        let row = b.build()?.fetch_one(self.pool).await?;
+        let row = daily_totals_sql("", q)
+            .build()?
+            .fetch_one(self.pool)
+            .await?;
         Ok(DailyPage {
             rows,
             totals: decode_metrics(&row)?,
@@ -416,19 +457,10 @@ impl<'a> SpendStore<'a> {
         limit: u64,
         offset: u64,
     ) -> Result<Vec<DailyRow>, StoreError> {
-        let mut b = SqlBuilder::new(
-            "SELECT entity_id, date, api_key, model, model_group, custom_llm_provider, endpoint, \
-             spend_nano, prompt_tokens, completion_tokens, cache_read_input_tokens, \
-             cache_creation_input_tokens, api_requests, successful_requests, failed_requests, \
-             total_response_time_ms FROM daily_spend WHERE entity_type = ",
-        );
-        b.bind(q.entity.as_str().to_string());
-        daily_filters(&mut b, q);
-        b.push(" ORDER BY date DESC, entity_id, api_key, model, custom_llm_provider, endpoint, model_group LIMIT ")
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .push(" OFFSET ")
-            .bind(i64::try_from(offset).unwrap_or(i64::MAX));
-        let rows = b.build()?.fetch_all(self.pool).await?;
+        let rows = daily_select_sql("", q, limit, offset)
+            .build()?
+            .fetch_all(self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(DailyRow {
@@ -536,7 +568,6 @@ macro_rules! metric_sums {
          CAST(COALESCE(SUM(total_response_time_ms), 0) AS BIGINT) AS total_response_time_ms"
     };
 }
-use metric_sums;
 
 /// Sums are cast to BIGINT in SQL: PostgreSQL's `SUM(bigint)` is NUMERIC, which the `Any`
 /// driver cannot read.
@@ -579,6 +610,43 @@ fn decode_metrics(r: &AnyRow) -> Result<DailyMetrics, StoreError> {
         failed_requests: sum_column(r, "failed_requests")?,
         total_response_time_ms: sum_column(r, "total_response_time_ms")?,
     })
+}
+
+/// The page of daily rows [`SpendStore::daily`] reads, after `prefix` (`EXPLAIN …` in
+/// benchmarks, else empty).
+pub(crate) fn daily_select_sql(
+    prefix: &'static str,
+    q: &DailyQuery,
+    limit: u64,
+    offset: u64,
+) -> SqlBuilder {
+    let mut b = SqlBuilder::new(prefix);
+    b.push(
+        "SELECT entity_id, date, api_key, model, model_group, custom_llm_provider, endpoint, \
+         spend_nano, prompt_tokens, completion_tokens, cache_read_input_tokens, \
+         cache_creation_input_tokens, api_requests, successful_requests, failed_requests, \
+         total_response_time_ms FROM daily_spend WHERE entity_type = ",
+    )
+    .bind(q.entity.as_str().to_string());
+    daily_filters(&mut b, q);
+    b.push(" ORDER BY date DESC, entity_id, api_key, model, custom_llm_provider, endpoint, model_group LIMIT ")
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .push(" OFFSET ")
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX));
+    b
+}
+
+/// The count and sums over every row matching `q`, after `prefix`.
+pub(crate) fn daily_totals_sql(prefix: &'static str, q: &DailyQuery) -> SqlBuilder {
+    let mut b = SqlBuilder::new(prefix);
+    b.push(concat!(
+        "SELECT COUNT(*) AS n, ",
+        metric_sums!(),
+        " FROM daily_spend WHERE entity_type = "
+    ))
+    .bind(q.entity.as_str().to_string());
+    daily_filters(&mut b, q);
+    b
 }
 
 fn daily_filters(b: &mut SqlBuilder, q: &DailyQuery) {
@@ -656,18 +724,69 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn insert_logs(events: &[&SpendEvent]) -> SqlBuilder {
-    let mut b = SqlBuilder::new(&format!("INSERT INTO spend_logs ({LOG_COLUMNS}) VALUES "));
-    for (i, e) in events.iter().enumerate() {
+/// An event with its JSON columns serialized, ready for [`insert_logs`].
+struct LogRow<'e> {
+    event: &'e SpendEvent,
+    tags: String,
+    metadata: String,
+}
+
+impl<'e> LogRow<'e> {
+    fn of(event: &'e SpendEvent) -> LogRow<'e> {
+        LogRow {
+            event,
+            tags: serde_json::to_string(&event.tags).unwrap_or_else(|_| "[]".into()),
+            metadata: if event.metadata.is_object() {
+                event.metadata.to_string()
+            } else {
+                "{}".to_string()
+            },
+        }
+    }
+
+    fn wire_size(&self) -> usize {
+        let e = self.event;
+        // 14 integer and flag columns, then the text.
+        14 * 12
+            + [
+                &e.request_id,
+                &e.call_type,
+                &e.api_key,
+                &e.model,
+                &e.model_id,
+                &e.model_group,
+                &e.provider,
+                &e.api_base,
+                &e.endpoint,
+                &self.tags,
+                &self.metadata,
+            ]
+            .into_iter()
+            .map(|t| wire(t))
+            .sum::<usize>()
+            + [
+                &e.user_id,
+                &e.team_id,
+                &e.organization_id,
+                &e.end_user,
+                &e.requester_ip,
+            ]
+            .into_iter()
+            .map(wire_opt)
+            .sum::<usize>()
+    }
+}
+
+fn insert_logs(rows: &[LogRow], backend: Backend) -> SqlBuilder {
+    let mut b = SqlBuilder::bulk(
+        &format!("INSERT INTO spend_logs ({LOG_COLUMNS}) VALUES "),
+        backend,
+    );
+    for (i, row) in rows.iter().enumerate() {
         if i > 0 {
             b.push(", ");
         }
-        let tags = serde_json::to_string(&e.tags).unwrap_or_else(|_| "[]".into());
-        let metadata = if e.metadata.is_object() {
-            e.metadata.to_string()
-        } else {
-            "{}".to_string()
-        };
+        let e = row.event;
         b.push("(")
             .bind(e.request_id.clone())
             .push(", ")
@@ -713,9 +832,9 @@ fn insert_logs(events: &[&SpendEvent]) -> SqlBuilder {
             .push(", ")
             .bind(e.end_user.clone())
             .push(", ")
-            .bind(tags)
+            .bind(row.tags.clone())
             .push(", ")
-            .bind(metadata)
+            .bind(row.metadata.clone())
             .push(", 'False', ")
             .bind(if e.success { "success" } else { "failure" }.to_string())
             .push(", NULL, ")
@@ -733,85 +852,165 @@ fn insert_logs(events: &[&SpendEvent]) -> SqlBuilder {
 async fn add_entity_spend(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     events: &[&SpendEvent],
+    backend: Backend,
 ) -> Result<(), StoreError> {
-    let mut keys: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut users: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut teams: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut members: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-    let mut orgs: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut keys: BTreeMap<[&str; 1], i64> = BTreeMap::new();
+    let mut users: BTreeMap<[&str; 1], i64> = BTreeMap::new();
+    let mut teams: BTreeMap<[&str; 1], i64> = BTreeMap::new();
+    let mut members: BTreeMap<[&str; 2], i64> = BTreeMap::new();
+    let mut orgs: BTreeMap<[&str; 1], i64> = BTreeMap::new();
     let mut end_users: BTreeMap<&str, i64> = BTreeMap::new();
     for e in events.iter().filter(|e| e.spend_nano != 0) {
         let d = e.spend_nano;
-        *keys.entry(e.api_key.as_str()).or_default() += d;
+        *keys.entry([e.api_key.as_str()]).or_default() += d;
         if let Some(u) = &e.user_id {
-            *users.entry(u).or_default() += d;
+            *users.entry([u]).or_default() += d;
         }
         if let Some(t) = &e.team_id {
-            *teams.entry(t).or_default() += d;
+            *teams.entry([t]).or_default() += d;
             if let Some(u) = &e.user_id {
-                *members.entry((t, u)).or_default() += d;
+                *members.entry([t, u]).or_default() += d;
             }
         }
         if let Some(o) = &e.organization_id {
-            *orgs.entry(o).or_default() += d;
+            *orgs.entry([o]).or_default() += d;
         }
         if let Some(eu) = &e.end_user {
             *end_users.entry(eu).or_default() += d;
         }
     }
-    for (sql, totals) in [
-        (
-            "UPDATE keys SET spend_nano = spend_nano + $1 WHERE token = $2",
-            &keys,
-        ),
-        (
-            "UPDATE users SET spend_nano = spend_nano + $1 WHERE user_id = $2",
-            &users,
-        ),
-        (
-            "UPDATE teams SET spend_nano = spend_nano + $1 WHERE team_id = $2",
-            &teams,
-        ),
-        (
-            "UPDATE organizations SET spend_nano = spend_nano + $1 WHERE organization_id = $2",
-            &orgs,
-        ),
-    ] {
-        for (id, delta) in totals {
-            sqlx::query(sql)
-                .bind(*delta)
-                .bind(*id)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    for ((team, user), delta) in &members {
-        sqlx::query(
-            "UPDATE team_members SET spend_nano = spend_nano + $1, \
-             total_spend_nano = total_spend_nano + $1 WHERE team_id = $2 AND user_id = $3",
-        )
-        .bind(*delta)
-        .bind(*team)
-        .bind(*user)
-        .execute(&mut **tx)
-        .await?;
-    }
+    let spend = "spend_nano = spend_nano + v.column2";
+    add_spend(tx, backend, "keys", ["token"], spend, &keys).await?;
+    add_spend(tx, backend, "users", ["user_id"], spend, &users).await?;
+    add_spend(tx, backend, "teams", ["team_id"], spend, &teams).await?;
+    add_spend(
+        tx,
+        backend,
+        "organizations",
+        ["organization_id"],
+        spend,
+        &orgs,
+    )
+    .await?;
+    add_spend(
+        tx,
+        backend,
+        "team_members",
+        ["team_id", "user_id"],
+        "spend_nano = spend_nano + v.column3, total_spend_nano = total_spend_nano + v.column3",
+        &members,
+    )
+    .await?;
+    // LiteLLM upserts end users here; Bursar creates them on first sight, so the insert only
+    // matters for an end user deleted while its request was in flight. Rows are written in
+    // id order, like every other lock the ledger takes.
     let now = now_ms();
-    for (id, delta) in &end_users {
-        // LiteLLM upserts end users here; Bursar creates them on first sight, so the insert
-        // only matters for an end user deleted while its request was in flight.
-        sqlx::query(
-            "INSERT INTO end_users (user_id, spend_nano, created_at, updated_at) \
-             VALUES ($1, $2, $3, $3) ON CONFLICT (user_id) DO UPDATE \
+    let entries: Vec<_> = end_users.into_iter().collect();
+    for chunk in bulk_chunks(&entries, backend, |(id, _)| 36 + wire(id)) {
+        let mut b = SqlBuilder::bulk(
+            "INSERT INTO end_users (user_id, spend_nano, created_at, updated_at) VALUES ",
+            backend,
+        );
+        for (i, (id, delta)) in chunk.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push("(")
+                .bind((*id).to_string())
+                .push(", ")
+                .bind(*delta)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(")");
+        }
+        b.push(
+            " ON CONFLICT (user_id) DO UPDATE \
              SET spend_nano = end_users.spend_nano + excluded.spend_nano",
-        )
-        .bind(*id)
-        .bind(*delta)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        );
+        b.build()?.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// Adds each delta to the spend of the row of `table` whose `columns` equal its key, a few
+/// hundred rows per statement (`UPDATE … FROM (VALUES …)`; the values' columns are
+/// `column1, column2, …` on both databases). On PostgreSQL the rows are first locked in key
+/// order, so ledger writers on several instances never deadlock; SQLite has one writer.
+async fn add_spend<const N: usize>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    table: &'static str,
+    columns: [&'static str; N],
+    set: &'static str,
+    deltas: &BTreeMap<[&str; N], i64>,
+) -> Result<(), StoreError> {
+    let entries: Vec<_> = deltas.iter().collect();
+    let size = |(key, _): &(&[&str; N], &i64)| 12 + key.iter().map(|k| wire(k)).sum::<usize>();
+    for chunk in bulk_chunks(&entries, backend, size) {
+        if backend == Backend::Postgres {
+            let mut lock = SqlBuilder::new("SELECT 1 FROM ");
+            lock.push(table).push(" WHERE (");
+            push_list(&mut lock, &columns);
+            lock.push(") IN (");
+            for (i, (key, _)) in chunk.iter().enumerate() {
+                lock.push(if i > 0 { ", (" } else { "(" });
+                bind_key(&mut lock, key.as_slice());
+                lock.push(")");
+            }
+            lock.push(") ORDER BY ");
+            push_list(&mut lock, &columns);
+            lock.push(" FOR UPDATE");
+            lock.build()?.execute(&mut **tx).await?;
+        }
+        let mut update = SqlBuilder::bulk("UPDATE ", backend);
+        update
+            .push(table)
+            .push(" SET ")
+            .push(set)
+            .push(" FROM (VALUES ");
+        for (i, (key, delta)) in chunk.iter().enumerate() {
+            update.push(if i > 0 { ", (" } else { "(" });
+            bind_key(&mut update, key.as_slice());
+            update.push(", ").bind(**delta).push(")");
+        }
+        update.push(") AS v WHERE ");
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                update.push(" AND ");
+            }
+            update
+                .push(table)
+                .push(".")
+                .push(column)
+                .push(" = v.")
+                .push(VALUES_COLUMNS[i]);
+        }
+        update.build()?.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The names PostgreSQL and SQLite give the columns of a `VALUES` list.
+const VALUES_COLUMNS: [&str; 3] = ["column1", "column2", "column3"];
+
+fn push_list(b: &mut SqlBuilder, columns: &[&'static str]) {
+    for (i, column) in columns.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.push(column);
+    }
+}
+
+fn bind_key(b: &mut SqlBuilder, key: &[&str]) {
+    for (i, part) in key.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind((*part).to_string());
+    }
 }
 
 /// Adds the batch to the daily tables: one upsert per (entity, day, key, model, provider,
@@ -819,6 +1018,7 @@ async fn add_entity_spend(
 async fn add_daily(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     events: &[&SpendEvent],
+    backend: Backend,
 ) -> Result<(), StoreError> {
     let mut daily: BTreeMap<DailyKey, DailyMetrics> = BTreeMap::new();
     let mut dates: HashMap<i64, String> = HashMap::new();
@@ -851,12 +1051,20 @@ async fn add_daily(
     }
     let now = now_ms();
     let entries: Vec<_> = daily.into_iter().collect();
-    for chunk in entries.chunks(INSERT_CHUNK / 2) {
-        let mut b = SqlBuilder::new(
+    let size = |((_, id, date, key, model, group, provider, endpoint), _): &(DailyKey, _)| {
+        11 * 12
+            + [id, date, key, model, group, provider, endpoint]
+                .into_iter()
+                .map(|t| wire(t))
+                .sum::<usize>()
+    };
+    for chunk in bulk_chunks(&entries, backend, size) {
+        let mut b = SqlBuilder::bulk(
             "INSERT INTO daily_spend (entity_type, entity_id, date, api_key, model, model_group, \
              custom_llm_provider, endpoint, prompt_tokens, completion_tokens, \
              cache_read_input_tokens, cache_creation_input_tokens, spend_nano, api_requests, \
              successful_requests, failed_requests, total_response_time_ms, created_at, updated_at) VALUES ",
+            backend,
         );
         for (i, ((kind, id, date, key, model, group, provider, endpoint), m)) in
             chunk.iter().enumerate()
@@ -959,4 +1167,40 @@ fn decode_log(row: &AnyRow) -> Result<SpendLogRow, StoreError> {
         requester_ip_address: row.try_get("requester_ip_address")?,
         endpoint: row.try_get("endpoint")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(sizes: &[usize], backend: Backend) -> Vec<Vec<usize>> {
+        bulk_chunks(sizes, backend, |s| *s)
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+
+    #[test]
+    fn postgres_statements_stay_within_one_tls_record() {
+        let sizes = vec![1_000; 50];
+        let chunks = split(&sizes, Backend::Postgres);
+        assert_eq!(chunks.len(), 5);
+        assert!(chunks.iter().all(|c| c.iter().sum::<usize>() <= 12 * 1024));
+        assert_eq!(chunks.concat(), sizes, "every row once, in order");
+    }
+
+    #[test]
+    fn an_oversized_row_still_gets_a_statement_of_its_own() {
+        let chunks = split(&[100, 20_000, 100], Backend::Postgres);
+        assert_eq!(chunks, vec![vec![100], vec![20_000], vec![100]]);
+    }
+
+    #[test]
+    fn sqlite_statements_are_bounded_by_rows_only() {
+        let chunks = split(&vec![1_000; MAX_BULK_ROWS + 1], Backend::Sqlite);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![MAX_BULK_ROWS, 1]
+        );
+        assert!(split(&[], Backend::Sqlite).is_empty());
+    }
 }

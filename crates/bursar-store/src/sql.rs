@@ -2,6 +2,7 @@
 //! (sqlx's `QueryBuilder` emits `?` for `Any`, which PostgreSQL rejects). Values are always
 //! bound, never formatted into the SQL text.
 
+use crate::Backend;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments, Encode, Type};
 use std::fmt::Write;
@@ -10,6 +11,8 @@ pub(crate) struct SqlBuilder {
     sql: String,
     args: AnyArguments,
     count: usize,
+    /// Anonymous `?` placeholders instead of `$n` (SQLite only).
+    anonymous: bool,
     error: Option<sqlx::error::BoxDynError>,
 }
 
@@ -19,7 +22,20 @@ impl SqlBuilder {
             sql: sql.to_string(),
             args: AnyArguments::default(),
             count: 0,
+            anonymous: false,
             error: None,
+        }
+    }
+
+    /// For statements with thousands of parameters (multi-row inserts): on SQLite the
+    /// placeholders are anonymous `?`, bound in order of appearance. sqlx maps each numbered
+    /// placeholder to its argument through `sqlite3_bind_parameter_name`, which scans the
+    /// statement's list of names, so binding `$n` placeholders costs time quadratic in their
+    /// number (it was 60 % of the ledger writer's CPU at 11,600 parameters per statement).
+    pub fn bulk(sql: &str, backend: Backend) -> SqlBuilder {
+        SqlBuilder {
+            anonymous: backend == Backend::Sqlite,
+            ..SqlBuilder::new(sql)
         }
     }
 
@@ -35,7 +51,11 @@ impl SqlBuilder {
         T: for<'q> Encode<'q, Any> + Type<Any> + 'static,
     {
         self.count += 1;
-        let _ = write!(self.sql, "${}", self.count);
+        if self.anonymous {
+            self.sql.push('?');
+        } else {
+            let _ = write!(self.sql, "${}", self.count);
+        }
         if let Err(e) = self.args.add(value) {
             self.error.get_or_insert(e);
         }
