@@ -6,6 +6,10 @@
 # usage: tools/bench/admission.sh            (after: cargo build --release -p bursar)
 # env:   BENCH=<harness dir>  RATES="200 500 1000 2000"  ENDPOINTS="chat stream embeddings"
 #        PORT=4000  plus any knob of run_gateway_bench.sh (DURATION, PROBE, MAX_DURATION…)
+#        RUNS="direct master governed"  which runs to make (direct is the baseline the
+#          others compare with: keep it unless a direct-latest result exists)
+#        SPEND=off  the spend ledger writes nothing (disable_spend_logs and
+#          disable_spend_updates); runs are labelled …-nospend
 # Results: /tmp/bursar-bench/results/{direct,bursar-master,bursar-governed}-latest/summary.md
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -13,6 +17,10 @@ BENCH="${BENCH:-$ROOT/../shared/bench}"
 BIN="$ROOT/target/release/bursar"
 PORT="${PORT:-4000}"
 export RATES="${RATES:-200 500 1000 2000}"
+RUNS="${RUNS:-direct master governed}"
+SPEND="${SPEND:-on}"
+SUFFIX=""
+[ "$SPEND" = off ] && SUFFIX="-nospend"
 MASTER="sk-bench-master-key"
 WORK="$(mktemp -d /tmp/bursar-admission-bench.XXXXXX)"
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p bursar" >&2; exit 2; }
@@ -33,6 +41,9 @@ general_settings:
   master_key: $MASTER
   database_url: sqlite://$WORK/bench.db
 EOF
+if [ "$SPEND" = off ]; then
+  printf '  disable_spend_logs: true\n  disable_spend_updates: true\n' >>"$WORK/config.yaml"
+fi
 
 "$BENCH/start_upstream.sh" >/dev/null
 taskset -c 1 "$BIN" serve --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" \
@@ -64,12 +75,27 @@ curl -sD - -o /dev/null "http://127.0.0.1:$PORT/v1/chat/completions" -H "Authori
   grep -qi '^x-ratelimit-api_key-remaining-requests' || { echo "governed key shows no limits" >&2; exit 1; }
 
 cd "$BENCH"
-./run_gateway_bench.sh http://127.0.0.1:18180/v1 none direct
-BASELINE=/tmp/bursar-bench/results/direct-latest \
-  NOTE="bursar $(git -C "$ROOT" rev-parse --short HEAD), CPU1, master key" \
-  ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$MASTER" bursar-master
-BASELINE=/tmp/bursar-bench/results/direct-latest \
-  NOTE="bursar $(git -C "$ROOT" rev-parse --short HEAD), CPU1, key+user+team+org budgets, rpm/tpm" \
-  ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$KEY" bursar-governed
-python3 lib/report.py compare --baseline /tmp/bursar-bench/results/direct-latest \
-  /tmp/bursar-bench/results/bursar-master-latest /tmp/bursar-bench/results/bursar-governed-latest
+RESULTS=/tmp/bursar-bench/results
+NOTE_BASE="bursar $(git -C "$ROOT" rev-parse --short HEAD), CPU1, spend ledger $SPEND"
+COMPARED=()
+for run in $RUNS; do
+  case "$run" in
+    direct) ./run_gateway_bench.sh http://127.0.0.1:18180/v1 none direct ;;
+    master)
+      BASELINE=$RESULTS/direct-latest NOTE="$NOTE_BASE, master key" \
+        ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$MASTER" "bursar-master$SUFFIX"
+      COMPARED+=("$RESULTS/bursar-master$SUFFIX-latest") ;;
+    governed)
+      BASELINE=$RESULTS/direct-latest NOTE="$NOTE_BASE, key+user+team+org budgets, rpm/tpm" \
+        ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$KEY" "bursar-governed$SUFFIX"
+      COMPARED+=("$RESULTS/bursar-governed$SUFFIX-latest") ;;
+    *) echo "unknown run: $run" >&2; exit 2 ;;
+  esac
+done
+if [ ${#COMPARED[@]} -gt 0 ]; then
+  python3 lib/report.py compare --baseline "$RESULTS/direct-latest" "${COMPARED[@]}"
+fi
+# What the ledger recorded for the governed key (nothing with SPEND=off).
+echo "spend ledger ($SPEND), top key:"
+curl -s "http://127.0.0.1:$PORT/global/spend/keys?limit=1" -H "Authorization: Bearer $MASTER" || true
+echo

@@ -6,7 +6,9 @@
 //! skipped with a printed notice, except under CI (`CI` set), where a missing database is a
 //! failure: a green CI must mean both backends ran.
 
-use crate::{Store, StoreError, StoreOptions};
+use crate::spend::{daily_select_sql, daily_totals_sql};
+use crate::{DailyQuery, Store, StoreError, StoreOptions};
+use sqlx::Row;
 use std::path::PathBuf;
 
 pub const POSTGRES_URL_VAR: &str = "BURSAR_TEST_POSTGRES_URL";
@@ -91,6 +93,33 @@ impl TestDatabase {
             admin.close().await;
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// The database's plan for the two statements behind a page of daily activity (the
+    /// page of rows, then the count and totals): `EXPLAIN QUERY PLAN` on SQLite,
+    /// `EXPLAIN (ANALYZE, BUFFERS)` on PostgreSQL. For benchmarks.
+    pub async fn explain_daily(
+        &self,
+        q: &DailyQuery,
+        page_size: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let (prefix, column) = match self.backend {
+            crate::Backend::Sqlite => ("EXPLAIN QUERY PLAN ", 3),
+            crate::Backend::Postgres => ("EXPLAIN (ANALYZE, BUFFERS) ", 0),
+        };
+        let mut lines = Vec::new();
+        for (name, sql) in [
+            ("page", daily_select_sql(prefix, q, page_size, 0)),
+            ("totals", daily_totals_sql(prefix, q)),
+        ] {
+            lines.push(format!("-- {name}"));
+            for row in sql.build()?.fetch_all(&self.pool).await? {
+                lines.push(row.try_get::<String, _>(column)?);
+            }
+        }
+        Ok(lines)
     }
 }
 
