@@ -29,6 +29,8 @@ pub struct Origin<'a> {
     pub end_user: Option<&'a str>,
     pub model_group: &'a str,
     pub body: &'a JsonObject,
+    /// The client's address.
+    pub requester_ip: Option<String>,
 }
 
 /// How a request ended.
@@ -105,6 +107,7 @@ impl Charge {
                 success: false,
                 tags: tags(origin.principal, body_metadata.as_ref(), origin.body),
                 metadata: Value::Object(metadata),
+                requester_ip: origin.requester_ip,
                 ..SpendEvent::default()
             },
             admitted,

@@ -220,9 +220,12 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
     tasks.spawn(resets);
     let token = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "server stopped with an error");
         }

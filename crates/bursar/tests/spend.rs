@@ -14,6 +14,7 @@ use std::time::Duration;
 both_backends!(
     a_thousand_mixed_requests_add_up_everywhere,
     a_restarted_gateway_enforces_the_recorded_spend,
+    the_forwarded_client_address_is_logged_when_trusted,
     each_response_carries_its_cost_and_one_spend_log,
     shutdown_writes_every_event,
     no_spend_is_lost_while_the_database_is_away,
@@ -269,6 +270,49 @@ async fn a_thousand_mixed_requests_add_up_everywhere(backend: Backend) {
     gw.stop().await;
 }
 
+/// With `use_x_forwarded_for`, the spend log names the first forwarded address; a header
+/// that is not an address falls back to the connection's peer.
+async fn the_forwarded_client_address_is_logged_when_trusted(backend: Backend) {
+    let Some((gw, _up)) = start(
+        backend,
+        &format!("{FAST_FLUSH}  use_x_forwarded_for: true\n"),
+    )
+    .await
+    else {
+        return;
+    };
+    let (key, _) = owned_key(&gw).await;
+    for forwarded in ["203.0.113.7, 10.0.0.1", "2001:db8::1", "not-an-address"] {
+        let response = gw
+            .http
+            .post(gw.endpoint("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("x-forwarded-for", forwarded)
+            .json(&chat("priced", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    wait_for_logs(&gw.store, 3).await;
+    let logs = gw
+        .store
+        .spend()
+        .logs(&SpendLogQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seen: Vec<String> = logs
+        .into_iter()
+        .filter_map(|l| l.requester_ip_address)
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["127.0.0.1", "2001:db8::1", "203.0.113.7"]);
+    gw.stop().await;
+}
+
 /// Admission after a restart starts from the spend the ledger wrote, not from zero.
 async fn a_restarted_gateway_enforces_the_recorded_spend(backend: Backend) {
     let Some((mut gw, _up)) = start(backend, FAST_FLUSH).await else {
@@ -319,6 +363,8 @@ async fn each_response_carries_its_cost_and_one_spend_log(backend: Backend) {
         .post(gw.endpoint("/v1/chat/completions"))
         .bearer_auth(&key)
         .header("x-litellm-call-id", "client-chosen")
+        // Not trusted unless `use_x_forwarded_for` is set.
+        .header("x-forwarded-for", "203.0.113.9")
         .json(&chat("priced", false))
         .send()
         .await
@@ -378,6 +424,10 @@ async fn each_response_carries_its_cost_and_one_spend_log(backend: Backend) {
     assert_eq!(ok.end_user.as_deref(), Some("eu-1"));
     assert_eq!(ok.request_tags, json!(["load"]));
     assert_ne!(ok.request_id, "client-chosen");
+    assert!(
+        logs.iter()
+            .all(|l| l.requester_ip_address.as_deref() == Some("127.0.0.1"))
+    );
     let bad = logs.iter().find(|l| l.status == "failure").unwrap();
     assert_eq!(bad.spend, NanoUsd::ZERO);
     assert!(bad.metadata["error_information"]["error_message"].is_string());

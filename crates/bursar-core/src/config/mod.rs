@@ -161,6 +161,9 @@ pub struct GeneralSettings {
     pub database_url: Option<String>,
     pub database_connection_pool_limit: Option<u32>,
     pub max_request_bytes: usize,
+    /// `use_x_forwarded_for`: a request's client address (in its spend log) is the first
+    /// address of `X-Forwarded-For` instead of the connection's peer.
+    pub use_x_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +283,7 @@ impl Default for Config {
                 database_url: None,
                 database_connection_pool_limit: None,
                 max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+                use_x_forwarded_for: false,
             },
             router: RouterSettings {
                 routing_strategy: "simple-shuffle".to_string(),
@@ -443,6 +447,7 @@ pub fn load(
     }
     config.general.database_url = general.database_url.clone();
     config.general.database_connection_pool_limit = general.database_connection_pool_limit;
+    config.general.use_x_forwarded_for = general.use_x_forwarded_for.unwrap_or(false);
     if let Some(mb) = general.max_request_size_mb {
         if mb <= 0.0 {
             problems.push(ConfigProblem {

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bursar_core::money::NanoUsd;
@@ -20,6 +20,7 @@ use bursar_providers::{Answer, Call, Endpoint, JsonObject, StreamSummary, tokens
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -45,6 +46,25 @@ pub async fn embeddings(
     request: Request,
 ) -> Result<Response, ApiError> {
     proxy(state, principal, Endpoint::Embeddings, request).await
+}
+
+/// The client's address for the spend log: the first valid address of `X-Forwarded-For`
+/// when the gateway is configured to trust it, else the connection's peer.
+fn requester_ip(parts: &axum::http::request::Parts, use_forwarded: bool) -> Option<String> {
+    let forwarded = use_forwarded
+        .then(|| parts.headers.get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|first| first.trim().parse::<IpAddr>().ok());
+    forwarded
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
+        .map(|ip| ip.to_string())
 }
 
 async fn proxy(
@@ -116,6 +136,7 @@ async fn proxy(
             end_user: end_user.as_ref().map(|e| e.row.user_id.as_str()),
             model_group: &model,
             body: &parsed.body,
+            requester_ip: requester_ip(&parts, state.config().general.use_x_forwarded_for),
         },
         admitted,
         price,
