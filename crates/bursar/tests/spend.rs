@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use bursar_core::NanoUsd;
-use bursar_store::{DailyEntity, DailyQuery, SpendLogQuery, Store};
+use bursar_store::{DailyEntity, DailyQuery, SpendLogQuery, SpendLogRow, Store};
 use bursar_testkit::{Backend, MockBehaviour, MockUpstream, TestGateway, both_backends};
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -170,6 +170,18 @@ async fn logged(store: &Store) -> u64 {
         .unwrap()
 }
 
+/// The newest ten spend-log rows.
+async fn recent_logs(store: &Store) -> Vec<SpendLogRow> {
+    store
+        .spend()
+        .logs(&SpendLogQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 async fn wait_for_logs(store: &Store, n: u64) {
     for _ in 0..600 {
         if logged(store).await >= n {
@@ -295,15 +307,7 @@ async fn the_forwarded_client_address_is_logged_when_trusted(backend: Backend) {
         assert_eq!(response.status(), 200);
     }
     wait_for_logs(&gw.store, 3).await;
-    let logs = gw
-        .store
-        .spend()
-        .logs(&SpendLogQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let logs = recent_logs(&gw.store).await;
     let mut seen: Vec<String> = logs
         .into_iter()
         .filter_map(|l| l.requester_ip_address)
@@ -399,15 +403,7 @@ async fn each_response_carries_its_cost_and_one_spend_log(backend: Backend) {
     assert_eq!(failed.status(), 500);
     let id = failed.headers().get("x-litellm-call-id").cloned();
     wait_for_logs(&gw.store, 3).await;
-    let logs = gw
-        .store
-        .spend()
-        .logs(&SpendLogQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let logs = recent_logs(&gw.store).await;
     assert_eq!(logs.len(), 3);
     let ok = logs.iter().find(|l| l.status == "success").unwrap();
     assert_eq!(ok.spend, NanoUsd(CALL_NANO));
