@@ -224,9 +224,7 @@ impl TestGateway {
 
     /// Graceful shutdown, then removal of the test database.
     pub async fn stop(mut self) {
-        if let Some(running) = self.running.take() {
-            running.shutdown().await;
-        }
+        self.stop_server().await;
         self.store.close().await;
         if let Some(db) = self.db.take() {
             db.cleanup().await.expect("drop test schema");
