@@ -18,6 +18,9 @@ pub enum StoreError {
     Conflict { what: &'static str },
     #[error("{0}")]
     Misconfigured(String),
+    /// Concurrent writers kept changing the rows a write depends on; retrying is safe.
+    #[error("{0} changed while being written; retry")]
+    Contended(&'static str),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("stored value in {column} is not valid JSON: {source}")]

@@ -122,7 +122,7 @@ impl Store {
                         // An 8 MiB page cache per connection (default 2 MiB) and reads through
                         // a memory map: the spend ledger's index updates read far fewer pages
                         // through system calls (+10–15 % events/s in `spend_bench`).
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8192; PRAGMA mmap_size = 268435456;")
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8192; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;")
                             .await?;
                     }
                     Ok(())

@@ -337,15 +337,16 @@ const LOG_COLUMNS: &str = "request_id, call_type, api_key, spend_nano, prompt_to
      api_base, user_id, team_id, organization_id, end_user, request_tags, metadata, cache_hit, \
      status, session_id, requester_ip_address, endpoint";
 
-type DailyKey = (
+/// (entity kind, entity id, date, api key, model, model group, provider, endpoint)
+type DailyKey<'e> = (
     DailyEntity,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
+    &'e str,
+    &'e str,
+    &'e str,
+    &'e str,
+    &'e str,
+    &'e str,
+    &'e str,
 );
 
 impl<'a> SpendStore<'a> {
@@ -367,22 +368,37 @@ impl<'a> SpendStore<'a> {
             .iter()
             .filter(|e| seen.insert(e.request_id.as_str()))
             .collect();
-        let mut tx = self.pool.begin().await?;
-        let fresh: Vec<&SpendEvent> = if options.spend_logs {
-            let mut inserted = HashSet::with_capacity(unique.len());
-            let rows: Vec<LogRow> = unique.iter().map(|e| LogRow::of(e)).collect();
+        // Optimistic first attempt: every request is new (the normal case), so the rows are
+        // inserted without reading anything back. If the database skipped some as already
+        // recorded (a retried or replayed batch, or another writer), the transaction is rolled
+        // back and the batch retried without the ids now found in the table.
+        let mut known: HashSet<String> = HashSet::new();
+        let mut attempt = 0;
+        let (mut tx, fresh) = loop {
+            attempt += 1;
+            let fresh: Vec<&SpendEvent> = unique
+                .iter()
+                .copied()
+                .filter(|e| !known.contains(&e.request_id))
+                .collect();
+            let mut tx = self.pool.begin().await?;
+            if !options.spend_logs {
+                break (tx, fresh);
+            }
+            let rows: Vec<LogRow> = fresh.iter().map(|e| LogRow::of(e)).collect();
+            let mut inserted = 0u64;
             for chunk in bulk_chunks(&rows, self.backend, LogRow::wire_size) {
                 let query = insert_logs(chunk, self.backend).build()?;
-                for row in query.fetch_all(&mut *tx).await? {
-                    inserted.insert(row.try_get::<String, _>("request_id")?);
-                }
+                inserted += query.execute(&mut *tx).await?.rows_affected();
             }
-            unique
-                .into_iter()
-                .filter(|e| inserted.contains(&e.request_id))
-                .collect()
-        } else {
-            unique
+            if inserted == fresh.len() as u64 {
+                break (tx, fresh);
+            }
+            tx.rollback().await?;
+            if attempt >= 3 {
+                return Err(StoreError::Contended("spend_logs"));
+            }
+            known = self.recorded_ids(&unique).await?;
         };
         if options.totals {
             add_entity_spend(&mut tx, &fresh, self.backend).await?;
@@ -393,6 +409,29 @@ impl<'a> SpendStore<'a> {
             applied: fresh.len(),
             duplicates: events.len() - fresh.len(),
         })
+    }
+
+    /// The request ids among `events` that already have a spend-log row.
+    async fn recorded_ids(&self, events: &[&SpendEvent]) -> Result<HashSet<String>, StoreError> {
+        let mut found = HashSet::new();
+        // 200 ids stay under one TLS record on PostgreSQL (see `bulk_chunks`).
+        for chunk in events.chunks(200) {
+            let mut b = SqlBuilder::bulk(
+                "SELECT request_id FROM spend_logs WHERE request_id IN (",
+                self.backend,
+            );
+            for (i, e) in chunk.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.bind(e.request_id.clone());
+            }
+            b.push(")");
+            for row in b.build()?.fetch_all(self.pool).await? {
+                found.insert(row.try_get::<String, _>("request_id")?);
+            }
+        }
+        Ok(found)
     }
 
     /// Spend-log rows, newest first.
@@ -843,7 +882,7 @@ fn insert_logs(rows: &[LogRow], backend: Backend) -> SqlBuilder {
             .bind(e.endpoint.clone())
             .push(")");
     }
-    b.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    b.push(" ON CONFLICT (request_id) DO NOTHING");
     b
 }
 
@@ -1020,11 +1059,16 @@ async fn add_daily(
     events: &[&SpendEvent],
     backend: Backend,
 ) -> Result<(), StoreError> {
-    let mut daily: BTreeMap<DailyKey, DailyMetrics> = BTreeMap::new();
+    // Dates first, so the aggregation below can borrow every key part instead of copying it.
     let mut dates: HashMap<i64, String> = HashMap::new();
     for e in events {
-        let day = e.start_time.div_euclid(86_400_000);
-        let date = dates.entry(day).or_insert_with(|| e.date()).clone();
+        dates
+            .entry(e.start_time.div_euclid(86_400_000))
+            .or_insert_with(|| e.date());
+    }
+    let mut daily: BTreeMap<DailyKey<'_>, DailyMetrics> = BTreeMap::new();
+    for e in events {
+        let date = dates[&e.start_time.div_euclid(86_400_000)].as_str();
         let metrics = DailyMetrics::of(e);
         let entities = [
             (DailyEntity::Key, Some(&e.api_key)),
@@ -1038,20 +1082,20 @@ async fn add_daily(
             let Some(id) = id else { continue };
             let key = (
                 kind,
-                id.clone(),
-                date.clone(),
-                e.api_key.clone(),
-                e.model.clone(),
-                e.model_group.clone(),
-                e.provider.clone(),
-                e.endpoint.clone(),
+                id.as_str(),
+                date,
+                e.api_key.as_str(),
+                e.model.as_str(),
+                e.model_group.as_str(),
+                e.provider.as_str(),
+                e.endpoint.as_str(),
             );
             daily.entry(key).or_default().add(&metrics);
         }
     }
     let now = now_ms();
     let entries: Vec<_> = daily.into_iter().collect();
-    let size = |((_, id, date, key, model, group, provider, endpoint), _): &(DailyKey, _)| {
+    let size = |((_, id, date, key, model, group, provider, endpoint), _): &(DailyKey<'_>, _)| {
         11 * 12
             + [id, date, key, model, group, provider, endpoint]
                 .into_iter()
@@ -1075,19 +1119,19 @@ async fn add_daily(
             b.push("(")
                 .bind(kind.as_str().to_string())
                 .push(", ")
-                .bind(id.clone())
+                .bind(id.to_string())
                 .push(", ")
-                .bind(date.clone())
+                .bind(date.to_string())
                 .push(", ")
-                .bind(key.clone())
+                .bind(key.to_string())
                 .push(", ")
-                .bind(model.clone())
+                .bind(model.to_string())
                 .push(", ")
-                .bind(group.clone())
+                .bind(group.to_string())
                 .push(", ")
-                .bind(provider.clone())
+                .bind(provider.to_string())
                 .push(", ")
-                .bind(endpoint.clone())
+                .bind(endpoint.to_string())
                 .push(", ")
                 .bind(m.prompt_tokens)
                 .push(", ")

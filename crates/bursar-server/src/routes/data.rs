@@ -393,7 +393,9 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 /// client chose the call id: ledger writes are idempotent by request id, so a repeated
 /// client id must not make a second request count as a duplicate of the first.
 fn call_id(headers: &HeaderMap) -> (String, String) {
-    let fresh = uuid::Uuid::new_v4().to_string();
+    // Time-ordered (v7): spend-log rows are keyed by this id, so new rows land at the end of
+    // the primary-key index instead of on a random page (far fewer pages written per batch).
+    let fresh = uuid::Uuid::now_v7().to_string();
     match headers
         .get("x-litellm-call-id")
         .and_then(|v| v.to_str().ok())
