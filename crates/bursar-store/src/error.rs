@@ -14,6 +14,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the spend ledger's own SQLite connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("a row with this {what} already exists")]
     Conflict { what: &'static str },
     #[error("{0}")]

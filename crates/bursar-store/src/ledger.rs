@@ -331,11 +331,14 @@ impl Writer {
     async fn flush(&mut self) {
         while !self.buffer.is_empty() {
             let n = self.buffer.len().min(self.options.batch_size);
-            let batch: Vec<SpendEvent> = self.buffer.range(..n).cloned().collect();
-            if !self.write(&batch).await {
+            let batch: Arc<[SpendEvent]> = self.buffer.drain(..n).collect();
+            if !self.write(batch.clone()).await {
+                // Kept, in order, for the next attempt.
+                for event in batch.iter().rev() {
+                    self.buffer.push_front(event.clone());
+                }
                 return;
             }
-            self.buffer.drain(..n);
         }
         if self.spool_pending {
             self.replay_spool().await;
@@ -343,10 +346,11 @@ impl Writer {
     }
 
     /// One batch, one transaction. On failure the caller keeps the events and retries.
-    async fn write(&mut self, batch: &[SpendEvent]) -> bool {
+    async fn write(&mut self, batch: Arc<[SpendEvent]>) -> bool {
+        let len = batch.len() as u64;
         let attempt = tokio::time::timeout(
             self.options.write_timeout,
-            self.store.spend().record(batch, self.options.record),
+            self.store.spend().record_shared(batch, self.options.record),
         )
         .await;
         let error = match attempt {
@@ -357,7 +361,7 @@ impl Writer {
                 c.duplicates
                     .fetch_add(report.duplicates as u64, Ordering::Relaxed);
                 c.pending.fetch_sub(
-                    (batch.len() as u64).min(c.pending.load(Ordering::Relaxed)),
+                    len.min(c.pending.load(Ordering::Relaxed)),
                     Ordering::Relaxed,
                 );
                 if self.backoff.take().is_some() {
@@ -426,14 +430,14 @@ impl Writer {
                 true
             });
             let mut ok = complete;
-            for batch in &batches {
-                if !self.write(batch).await {
+            let events = batches.iter().map(Vec::len).sum::<usize>();
+            for batch in batches {
+                let len = batch.len() as u64;
+                if !self.write(batch.into()).await {
                     ok = false;
                     break;
                 }
-                self.counters
-                    .replayed
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.counters.replayed.fetch_add(len, Ordering::Relaxed);
             }
             if !ok {
                 return;
@@ -442,10 +446,7 @@ impl Writer {
                 tracing::error!(error = %e, "spend ledger: cannot remove the replayed spool");
                 return;
             }
-            tracing::info!(
-                events = batches.iter().map(Vec::len).sum::<usize>(),
-                "spend ledger: spooled events written"
-            );
+            tracing::info!(events, "spend ledger: spooled events written");
         }
     }
 

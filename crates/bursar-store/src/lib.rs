@@ -17,6 +17,7 @@ mod resets;
 mod settings;
 mod spend;
 mod sql;
+mod sqlite_ledger;
 mod teams;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -42,9 +43,12 @@ pub use teams::{
 };
 pub use users::{NewUser, UserPatch, UserQuery, UserRow, UserSort, UserStore, UserTeam};
 
+use sqlite_ledger::SqliteLedger;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -96,6 +100,8 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The spend ledger's own connection, for a SQLite file (see [`sqlite_ledger`]).
+    sqlite_ledger: Option<Arc<SqliteLedger>>,
 }
 
 impl Store {
@@ -134,7 +140,15 @@ impl Store {
                 url: redact_url(&url),
                 source: e,
             })?;
-        Ok(Store { pool, backend })
+        let sqlite_ledger = match backend {
+            Backend::Sqlite => sqlite_file(&url).map(|path| Arc::new(SqliteLedger::new(path))),
+            Backend::Postgres => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            sqlite_ledger,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -191,7 +205,7 @@ impl Store {
     }
 
     pub fn spend(&self) -> SpendStore<'_> {
-        SpendStore::new(&self.pool, self.backend)
+        SpendStore::new(&self.pool, self.backend, self.sqlite_ledger.as_ref())
     }
 
     pub fn settings(&self) -> SettingsStore<'_> {
@@ -213,6 +227,18 @@ pub fn now_ms() -> i64 {
 }
 
 /// SQLite refuses to create a missing file unless the URL asks for it (`mode=rwc`).
+/// The file a SQLite URL names; `None` for an in-memory database (no second connection can
+/// reach it).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    let name = path.to_string_lossy();
+    if url.contains(":memory:") || url.contains("mode=memory") || name.contains("sqlx-in-memory") {
+        return None;
+    }
+    Some(path.to_path_buf())
+}
+
 fn sqlite_url_with_create(url: &str) -> String {
     if url.contains("mode=") || url.contains(":memory:") {
         return url.to_string();

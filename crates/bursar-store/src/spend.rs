@@ -6,6 +6,7 @@
 //! retried, or replayed from the spool after a crash, without counting twice.
 
 use crate::sql::SqlBuilder;
+use crate::sqlite_ledger::SqliteLedger;
 use crate::{Backend, StoreError, now_ms};
 use bursar_core::NanoUsd;
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,8 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The attribution used for requests made with the master key.
 pub const MASTER_KEY_ATTRIBUTION: &str = "litellm_proxy_master_key";
@@ -282,6 +285,7 @@ pub struct SpendTotal {
 pub struct SpendStore<'a> {
     pool: &'a AnyPool,
     backend: Backend,
+    sqlite_ledger: Option<&'a Arc<SqliteLedger>>,
 }
 
 /// At most this many rows per multi-row statement: 29 columns × 400 stays far below SQLite's
@@ -331,14 +335,14 @@ fn wire_opt(text: &Option<String>) -> usize {
     text.as_deref().map_or(4, wire)
 }
 
-const LOG_COLUMNS: &str = "request_id, call_type, api_key, spend_nano, prompt_tokens, completion_tokens, \
+pub(crate) const LOG_COLUMNS: &str = "request_id, call_type, api_key, spend_nano, prompt_tokens, completion_tokens, \
      total_tokens, cache_read_input_tokens, cache_creation_input_tokens, start_time, end_time, \
      completion_start_time, request_duration_ms, model, model_id, model_group, custom_llm_provider, \
      api_base, user_id, team_id, organization_id, end_user, request_tags, metadata, cache_hit, \
      status, session_id, requester_ip_address, endpoint";
 
 /// (entity kind, entity id, date, api key, model, model group, provider, endpoint)
-type DailyKey<'e> = (
+pub(crate) type DailyKey<'e> = (
     DailyEntity,
     &'e str,
     &'e str,
@@ -350,14 +354,61 @@ type DailyKey<'e> = (
 );
 
 impl<'a> SpendStore<'a> {
-    pub(crate) fn new(pool: &'a AnyPool, backend: Backend) -> Self {
-        SpendStore { pool, backend }
+    pub(crate) fn new(
+        pool: &'a AnyPool,
+        backend: Backend,
+        sqlite_ledger: Option<&'a Arc<SqliteLedger>>,
+    ) -> Self {
+        SpendStore {
+            pool,
+            backend,
+            sqlite_ledger,
+        }
     }
 
     /// Applies a batch in one transaction: spend-log rows for requests not seen before, then
     /// their spend added to key, user, team, team membership, organization and end user, and
     /// their counts to the daily tables. Nothing is written if any statement fails.
     pub async fn record(
+        &self,
+        events: &[SpendEvent],
+        options: RecordOptions,
+    ) -> Result<RecordReport, StoreError> {
+        match self.sqlite_ledger {
+            Some(_) => self.record_shared(events.into(), options).await,
+            None => self.record_pooled(events, options).await,
+        }
+    }
+
+    /// [`Self::record`] for a batch the caller already shares, so a SQLite file's blocking
+    /// write (on its own thread) needs no copy of it.
+    pub async fn record_shared(
+        &self,
+        events: Arc<[SpendEvent]>,
+        options: RecordOptions,
+    ) -> Result<RecordReport, StoreError> {
+        let Some(ledger) = self.sqlite_ledger.cloned() else {
+            return self.record_pooled(&events, options).await;
+        };
+        // Dropping this future (a timeout) tells the blocking write to roll back.
+        struct CancelOnDrop(Arc<AtomicBool>);
+        impl Drop for CancelOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let cancelled = cancel.0.clone();
+        let write =
+            tokio::task::spawn_blocking(move || ledger.record(&events, options, &cancelled));
+        let result = write
+            .await
+            .map_err(|e| StoreError::Misconfigured(format!("spend ledger write stopped: {e}")))?;
+        drop(cancel);
+        result
+    }
+
+    async fn record_pooled(
         &self,
         events: &[SpendEvent],
         options: RecordOptions,
@@ -759,7 +810,7 @@ fn log_filters(b: &mut SqlBuilder, q: &SpendLogQuery) {
     }
 }
 
-fn count(n: u64) -> i64 {
+pub(crate) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -886,6 +937,123 @@ fn insert_logs(rows: &[LogRow], backend: Backend) -> SqlBuilder {
     b
 }
 
+/// Each entity's share of a batch's spend, keyed (and so written) in id order.
+pub(crate) struct EntityDeltas<'e> {
+    pub keys: BTreeMap<[&'e str; 1], i64>,
+    pub users: BTreeMap<[&'e str; 1], i64>,
+    pub teams: BTreeMap<[&'e str; 1], i64>,
+    pub members: BTreeMap<[&'e str; 2], i64>,
+    pub orgs: BTreeMap<[&'e str; 1], i64>,
+    pub end_users: BTreeMap<&'e str, i64>,
+}
+
+impl<'e> EntityDeltas<'e> {
+    pub fn of(events: &[&'e SpendEvent]) -> EntityDeltas<'e> {
+        let mut d = EntityDeltas {
+            keys: BTreeMap::new(),
+            users: BTreeMap::new(),
+            teams: BTreeMap::new(),
+            members: BTreeMap::new(),
+            orgs: BTreeMap::new(),
+            end_users: BTreeMap::new(),
+        };
+        for e in events.iter().filter(|e| e.spend_nano != 0) {
+            let spend = e.spend_nano;
+            *d.keys.entry([e.api_key.as_str()]).or_default() += spend;
+            if let Some(u) = &e.user_id {
+                *d.users.entry([u]).or_default() += spend;
+            }
+            if let Some(t) = &e.team_id {
+                *d.teams.entry([t]).or_default() += spend;
+                if let Some(u) = &e.user_id {
+                    *d.members.entry([t, u]).or_default() += spend;
+                }
+            }
+            if let Some(o) = &e.organization_id {
+                *d.orgs.entry([o]).or_default() += spend;
+            }
+            if let Some(eu) = &e.end_user {
+                *d.end_users.entry(eu).or_default() += spend;
+            }
+        }
+        d
+    }
+}
+
+/// LiteLLM upserts end users here; Bursar creates them on first sight, so the insert only
+/// matters for an end user deleted while its request was in flight.
+pub(crate) const END_USER_INSERT: &str =
+    "INSERT INTO end_users (user_id, spend_nano, created_at, updated_at) VALUES ";
+pub(crate) const END_USER_CONFLICT: &str =
+    " ON CONFLICT (user_id) DO UPDATE SET spend_nano = end_users.spend_nano + excluded.spend_nano";
+
+/// The date (`YYYY-MM-DD`, UTC) of every day the events started on, by day number.
+pub(crate) fn event_dates(events: &[&SpendEvent]) -> HashMap<i64, String> {
+    let mut dates = HashMap::new();
+    for e in events {
+        dates
+            .entry(e.start_time.div_euclid(86_400_000))
+            .or_insert_with(|| e.date());
+    }
+    dates
+}
+
+/// The batch summed per daily row: (entity, day, key, model, provider, endpoint), in key
+/// order. Every key part borrows from the events (or `dates`, from [`event_dates`]).
+pub(crate) fn daily_rows<'e>(
+    events: &[&'e SpendEvent],
+    dates: &'e HashMap<i64, String>,
+) -> BTreeMap<DailyKey<'e>, DailyMetrics> {
+    let mut daily: BTreeMap<DailyKey<'e>, DailyMetrics> = BTreeMap::new();
+    for e in events {
+        let Some(date) = dates.get(&e.start_time.div_euclid(86_400_000)) else {
+            continue;
+        };
+        let metrics = DailyMetrics::of(e);
+        let entities = [
+            (DailyEntity::Key, Some(&e.api_key)),
+            (DailyEntity::User, e.user_id.as_ref()),
+            (DailyEntity::Team, e.team_id.as_ref()),
+            (DailyEntity::Organization, e.organization_id.as_ref()),
+            (DailyEntity::EndUser, e.end_user.as_ref()),
+        ];
+        let tags = e.tags.iter().map(|t| (DailyEntity::Tag, Some(t)));
+        for (kind, id) in entities.into_iter().chain(tags) {
+            let Some(id) = id else { continue };
+            let key = (
+                kind,
+                id.as_str(),
+                date.as_str(),
+                e.api_key.as_str(),
+                e.model.as_str(),
+                e.model_group.as_str(),
+                e.provider.as_str(),
+                e.endpoint.as_str(),
+            );
+            daily.entry(key).or_default().add(&metrics);
+        }
+    }
+    daily
+}
+
+pub(crate) const DAILY_INSERT: &str = "INSERT INTO daily_spend (entity_type, entity_id, date, \
+     api_key, model, model_group, custom_llm_provider, endpoint, prompt_tokens, \
+     completion_tokens, cache_read_input_tokens, cache_creation_input_tokens, spend_nano, \
+     api_requests, successful_requests, failed_requests, total_response_time_ms, created_at, \
+     updated_at) VALUES ";
+pub(crate) const DAILY_CONFLICT: &str = " ON CONFLICT (entity_type, entity_id, date, api_key, \
+     model, model_group, custom_llm_provider, endpoint) DO UPDATE SET \
+     prompt_tokens = daily_spend.prompt_tokens + excluded.prompt_tokens, \
+     completion_tokens = daily_spend.completion_tokens + excluded.completion_tokens, \
+     cache_read_input_tokens = daily_spend.cache_read_input_tokens + excluded.cache_read_input_tokens, \
+     cache_creation_input_tokens = daily_spend.cache_creation_input_tokens + excluded.cache_creation_input_tokens, \
+     spend_nano = daily_spend.spend_nano + excluded.spend_nano, \
+     api_requests = daily_spend.api_requests + excluded.api_requests, \
+     successful_requests = daily_spend.successful_requests + excluded.successful_requests, \
+     failed_requests = daily_spend.failed_requests + excluded.failed_requests, \
+     total_response_time_ms = daily_spend.total_response_time_ms + excluded.total_response_time_ms, \
+     updated_at = excluded.updated_at";
+
 /// Adds the batch's spend to each entity's running total. Statements run in a fixed order
 /// (table, then id) so concurrent writers on several instances cannot deadlock.
 async fn add_entity_spend(
@@ -893,42 +1061,18 @@ async fn add_entity_spend(
     events: &[&SpendEvent],
     backend: Backend,
 ) -> Result<(), StoreError> {
-    let mut keys: BTreeMap<[&str; 1], i64> = BTreeMap::new();
-    let mut users: BTreeMap<[&str; 1], i64> = BTreeMap::new();
-    let mut teams: BTreeMap<[&str; 1], i64> = BTreeMap::new();
-    let mut members: BTreeMap<[&str; 2], i64> = BTreeMap::new();
-    let mut orgs: BTreeMap<[&str; 1], i64> = BTreeMap::new();
-    let mut end_users: BTreeMap<&str, i64> = BTreeMap::new();
-    for e in events.iter().filter(|e| e.spend_nano != 0) {
-        let d = e.spend_nano;
-        *keys.entry([e.api_key.as_str()]).or_default() += d;
-        if let Some(u) = &e.user_id {
-            *users.entry([u]).or_default() += d;
-        }
-        if let Some(t) = &e.team_id {
-            *teams.entry([t]).or_default() += d;
-            if let Some(u) = &e.user_id {
-                *members.entry([t, u]).or_default() += d;
-            }
-        }
-        if let Some(o) = &e.organization_id {
-            *orgs.entry([o]).or_default() += d;
-        }
-        if let Some(eu) = &e.end_user {
-            *end_users.entry(eu).or_default() += d;
-        }
-    }
+    let d = EntityDeltas::of(events);
     let spend = "spend_nano = spend_nano + v.column2";
-    add_spend(tx, backend, "keys", ["token"], spend, &keys).await?;
-    add_spend(tx, backend, "users", ["user_id"], spend, &users).await?;
-    add_spend(tx, backend, "teams", ["team_id"], spend, &teams).await?;
+    add_spend(tx, backend, "keys", ["token"], spend, &d.keys).await?;
+    add_spend(tx, backend, "users", ["user_id"], spend, &d.users).await?;
+    add_spend(tx, backend, "teams", ["team_id"], spend, &d.teams).await?;
     add_spend(
         tx,
         backend,
         "organizations",
         ["organization_id"],
         spend,
-        &orgs,
+        &d.orgs,
     )
     .await?;
     add_spend(
@@ -937,19 +1081,14 @@ async fn add_entity_spend(
         "team_members",
         ["team_id", "user_id"],
         "spend_nano = spend_nano + v.column3, total_spend_nano = total_spend_nano + v.column3",
-        &members,
+        &d.members,
     )
     .await?;
-    // LiteLLM upserts end users here; Bursar creates them on first sight, so the insert only
-    // matters for an end user deleted while its request was in flight. Rows are written in
-    // id order, like every other lock the ledger takes.
+    // End users in id order, like every other lock the ledger takes.
     let now = now_ms();
-    let entries: Vec<_> = end_users.into_iter().collect();
+    let entries: Vec<_> = d.end_users.into_iter().collect();
     for chunk in bulk_chunks(&entries, backend, |(id, _)| 36 + wire(id)) {
-        let mut b = SqlBuilder::bulk(
-            "INSERT INTO end_users (user_id, spend_nano, created_at, updated_at) VALUES ",
-            backend,
-        );
+        let mut b = SqlBuilder::bulk(END_USER_INSERT, backend);
         for (i, (id, delta)) in chunk.iter().enumerate() {
             if i > 0 {
                 b.push(", ");
@@ -964,10 +1103,7 @@ async fn add_entity_spend(
                 .bind(now)
                 .push(")");
         }
-        b.push(
-            " ON CONFLICT (user_id) DO UPDATE \
-             SET spend_nano = end_users.spend_nano + excluded.spend_nano",
-        );
+        b.push(END_USER_CONFLICT);
         b.build()?.execute(&mut **tx).await?;
     }
     Ok(())
@@ -1059,40 +1195,8 @@ async fn add_daily(
     events: &[&SpendEvent],
     backend: Backend,
 ) -> Result<(), StoreError> {
-    // Dates first, so the aggregation below can borrow every key part instead of copying it.
-    let mut dates: HashMap<i64, String> = HashMap::new();
-    for e in events {
-        dates
-            .entry(e.start_time.div_euclid(86_400_000))
-            .or_insert_with(|| e.date());
-    }
-    let mut daily: BTreeMap<DailyKey<'_>, DailyMetrics> = BTreeMap::new();
-    for e in events {
-        let date = dates[&e.start_time.div_euclid(86_400_000)].as_str();
-        let metrics = DailyMetrics::of(e);
-        let entities = [
-            (DailyEntity::Key, Some(&e.api_key)),
-            (DailyEntity::User, e.user_id.as_ref()),
-            (DailyEntity::Team, e.team_id.as_ref()),
-            (DailyEntity::Organization, e.organization_id.as_ref()),
-            (DailyEntity::EndUser, e.end_user.as_ref()),
-        ];
-        let tags = e.tags.iter().map(|t| (DailyEntity::Tag, Some(t)));
-        for (kind, id) in entities.into_iter().chain(tags) {
-            let Some(id) = id else { continue };
-            let key = (
-                kind,
-                id.as_str(),
-                date,
-                e.api_key.as_str(),
-                e.model.as_str(),
-                e.model_group.as_str(),
-                e.provider.as_str(),
-                e.endpoint.as_str(),
-            );
-            daily.entry(key).or_default().add(&metrics);
-        }
-    }
+    let dates = event_dates(events);
+    let daily = daily_rows(events, &dates);
     let now = now_ms();
     let entries: Vec<_> = daily.into_iter().collect();
     let size = |((_, id, date, key, model, group, provider, endpoint), _): &(DailyKey<'_>, _)| {
@@ -1103,13 +1207,7 @@ async fn add_daily(
                 .sum::<usize>()
     };
     for chunk in bulk_chunks(&entries, backend, size) {
-        let mut b = SqlBuilder::bulk(
-            "INSERT INTO daily_spend (entity_type, entity_id, date, api_key, model, model_group, \
-             custom_llm_provider, endpoint, prompt_tokens, completion_tokens, \
-             cache_read_input_tokens, cache_creation_input_tokens, spend_nano, api_requests, \
-             successful_requests, failed_requests, total_response_time_ms, created_at, updated_at) VALUES ",
-            backend,
-        );
+        let mut b = SqlBuilder::bulk(DAILY_INSERT, backend);
         for (i, ((kind, id, date, key, model, group, provider, endpoint), m)) in
             chunk.iter().enumerate()
         {
@@ -1156,20 +1254,7 @@ async fn add_daily(
                 .bind(now)
                 .push(")");
         }
-        b.push(
-            " ON CONFLICT (entity_type, entity_id, date, api_key, model, model_group, \
-             custom_llm_provider, endpoint) DO UPDATE SET \
-             prompt_tokens = daily_spend.prompt_tokens + excluded.prompt_tokens, \
-             completion_tokens = daily_spend.completion_tokens + excluded.completion_tokens, \
-             cache_read_input_tokens = daily_spend.cache_read_input_tokens + excluded.cache_read_input_tokens, \
-             cache_creation_input_tokens = daily_spend.cache_creation_input_tokens + excluded.cache_creation_input_tokens, \
-             spend_nano = daily_spend.spend_nano + excluded.spend_nano, \
-             api_requests = daily_spend.api_requests + excluded.api_requests, \
-             successful_requests = daily_spend.successful_requests + excluded.successful_requests, \
-             failed_requests = daily_spend.failed_requests + excluded.failed_requests, \
-             total_response_time_ms = daily_spend.total_response_time_ms + excluded.total_response_time_ms, \
-             updated_at = excluded.updated_at",
-        );
+        b.push(DAILY_CONFLICT);
         b.build()?.execute(&mut **tx).await?;
     }
     Ok(())

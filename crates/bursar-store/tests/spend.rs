@@ -18,6 +18,39 @@ bursar_store::contract_tests!(
     switches_leave_out_logs_or_totals,
 );
 
+/// A SQLite file's batches go through the ledger's own connection; an in-memory database has
+/// no file to open again, so its batches take the pool's path (PostgreSQL's). Both must count
+/// the same.
+mod sqlite_in_memory {
+    async fn store() -> bursar_store::Store {
+        // One connection: each of sqlx's in-memory connections is a database of its own.
+        let options = bursar_store::StoreOptions {
+            max_connections: 1,
+            ..Default::default()
+        };
+        let store = bursar_store::Store::connect("sqlite::memory:", &options)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn the_same_request_counts_once() {
+        super::the_same_request_counts_once(&store().await).await;
+    }
+
+    #[tokio::test]
+    async fn totals_equal_the_spend_logs_on_every_entity() {
+        super::totals_equal_the_spend_logs_on_every_entity(&store().await).await;
+    }
+
+    #[tokio::test]
+    async fn switches_leave_out_logs_or_totals() {
+        super::switches_leave_out_logs_or_totals(&store().await).await;
+    }
+}
+
 const DAY: i64 = 86_400_000;
 /// 2026-11-20T00:00:00Z.
 const T0: i64 = 1_795_132_800_000;

@@ -1,0 +1,255 @@
+//! The spend ledger's write path on a SQLite file, over its own connection (rusqlite).
+//!
+//! Every request adds one spend-log row, so on the embedded backend this write shares the
+//! data plane's core. Through sqlx's `Any` driver a batch cost as much CPU outside SQLite as
+//! inside it: each value is copied into the driver's argument types twice, bound as a fresh
+//! allocation, and every statement travels to the connection's worker thread and back. Here
+//! one blocking call runs the whole transaction with prepared statements that are reused for
+//! every row, binding borrowed values. The SQL and the aggregation are the ones the sqlx path
+//! uses for PostgreSQL (and for in-memory SQLite, which a second connection cannot reach), so
+//! both paths write the same rows; the ledger tests run against each.
+
+use crate::spend::{
+    DAILY_CONFLICT, DAILY_INSERT, END_USER_CONFLICT, END_USER_INSERT, EntityDeltas, LOG_COLUMNS,
+    count, daily_rows, event_dates,
+};
+use crate::{RecordOptions, RecordReport, SpendEvent, StoreError, now_ms};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The ledger's connection to a SQLite file, opened on first use and again after an error.
+pub(crate) struct SqliteLedger {
+    path: PathBuf,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLedger")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteLedger {
+    pub fn new(path: PathBuf) -> SqliteLedger {
+        SqliteLedger {
+            path,
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Applies a batch in one transaction; see [`crate::SpendStore::record`]. Blocking.
+    /// Once `cancelled` is set (the caller gave up waiting) it stops waiting for the write
+    /// lock and rolls back instead of committing, so an abandoned attempt never counts behind
+    /// the back of the retry that follows it.
+    pub fn record(
+        &self,
+        events: &[SpendEvent],
+        options: RecordOptions,
+        cancelled: &AtomicBool,
+    ) -> Result<RecordReport, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match guard.as_mut() {
+            Some(conn) => conn,
+            None => guard.insert(self.open()?),
+        };
+        let result = apply(conn, events, options, cancelled);
+        if result.is_err() {
+            // A connection in an unknown state is not reused: the retry opens a new one.
+            *guard = None;
+        }
+        result.map_err(StoreError::from)
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open(&self.path)?;
+        // The same settings as the pool's connections (see `Store::connect`).
+        // Short waits for the write lock, retried until the caller gives up (see `begin`).
+        conn.busy_timeout(LOCK_WAIT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -8192)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        Ok(conn)
+    }
+}
+
+/// How long one attempt to take SQLite's write lock waits (the pool's connections hold it for
+/// single writes of a few milliseconds).
+const LOCK_WAIT: Duration = Duration::from_millis(100);
+
+/// The outcome of a batch that was rolled back because its caller stopped waiting.
+fn abandoned() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+        Some("spend ledger write abandoned by its caller".into()),
+    )
+}
+
+/// Takes the write lock (`BEGIN IMMEDIATE`), waiting while it is busy unless cancelled.
+fn begin<'c>(conn: &'c Connection, cancelled: &AtomicBool) -> rusqlite::Result<Transaction<'c>> {
+    loop {
+        match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && !cancelled.load(Ordering::Relaxed) => {}
+            other => return other,
+        }
+    }
+}
+
+fn apply(
+    conn: &Connection,
+    events: &[SpendEvent],
+    options: RecordOptions,
+    cancelled: &AtomicBool,
+) -> Result<RecordReport, rusqlite::Error> {
+    // The same request twice in one batch counts once.
+    let mut seen = HashSet::with_capacity(events.len());
+    let unique: Vec<&SpendEvent> = events
+        .iter()
+        .filter(|e| seen.insert(e.request_id.as_str()))
+        .collect();
+    // Rolled back on every early return (and if the commit itself fails).
+    let tx = begin(conn, cancelled)?;
+    let fresh: Vec<&SpendEvent> = if options.spend_logs {
+        let placeholders = vec!["?"; LOG_COLUMNS.split(',').count()].join(", ");
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO spend_logs ({LOG_COLUMNS}) VALUES ({placeholders}) \
+             ON CONFLICT (request_id) DO NOTHING"
+        ))?;
+        let mut fresh = Vec::with_capacity(unique.len());
+        for e in unique {
+            if insert_log(&mut insert, e)? == 1 {
+                fresh.push(e);
+            }
+        }
+        fresh
+    } else {
+        unique
+    };
+    if options.totals {
+        add_entity_spend(&tx, &fresh)?;
+        add_daily(&tx, &fresh)?;
+    }
+    if cancelled.load(Ordering::Relaxed) {
+        return Err(abandoned());
+    }
+    tx.commit()?;
+    Ok(RecordReport {
+        applied: fresh.len(),
+        duplicates: events.len() - fresh.len(),
+    })
+}
+
+/// One spend-log row, in [`LOG_COLUMNS`] order; 0 rows changed means already recorded.
+fn insert_log(stmt: &mut rusqlite::CachedStatement<'_>, e: &SpendEvent) -> rusqlite::Result<usize> {
+    let tags = serde_json::to_string(&e.tags).unwrap_or_else(|_| "[]".into());
+    let metadata = if e.metadata.is_object() {
+        e.metadata.to_string()
+    } else {
+        "{}".to_string()
+    };
+    stmt.execute(params![
+        e.request_id,
+        e.call_type,
+        e.api_key,
+        e.spend_nano,
+        count(e.prompt_tokens),
+        count(e.completion_tokens),
+        count(e.total_tokens),
+        count(e.cache_read_input_tokens),
+        count(e.cache_creation_input_tokens),
+        e.start_time,
+        e.end_time,
+        e.completion_start_time,
+        (e.end_time - e.start_time).max(0),
+        e.model,
+        e.model_id,
+        e.model_group,
+        e.provider,
+        e.api_base,
+        e.user_id,
+        e.team_id,
+        e.organization_id,
+        e.end_user,
+        tags,
+        metadata,
+        "False",
+        if e.success { "success" } else { "failure" },
+        None::<&str>,
+        e.requester_ip,
+        e.endpoint,
+    ])
+}
+
+/// Adds each entity's share, table by table and in id order (as the sqlx path does).
+fn add_entity_spend(tx: &Connection, events: &[&SpendEvent]) -> rusqlite::Result<()> {
+    let d = EntityDeltas::of(events);
+    let tables = [
+        ("keys", "token", &d.keys),
+        ("users", "user_id", &d.users),
+        ("teams", "team_id", &d.teams),
+        ("organizations", "organization_id", &d.orgs),
+    ];
+    for (table, column, deltas) in tables {
+        let mut update = tx.prepare_cached(&format!(
+            "UPDATE {table} SET spend_nano = spend_nano + ?1 WHERE {column} = ?2"
+        ))?;
+        for ([id], delta) in deltas {
+            update.execute(params![delta, id])?;
+        }
+    }
+    let mut update = tx.prepare_cached(
+        "UPDATE team_members SET spend_nano = spend_nano + ?1, \
+         total_spend_nano = total_spend_nano + ?1 WHERE team_id = ?2 AND user_id = ?3",
+    )?;
+    for ([team, user], delta) in &d.members {
+        update.execute(params![delta, team, user])?;
+    }
+    let now = now_ms();
+    let mut upsert = tx.prepare_cached(&format!(
+        "{END_USER_INSERT}(?1, ?2, ?3, ?3){END_USER_CONFLICT}"
+    ))?;
+    for (id, delta) in &d.end_users {
+        upsert.execute(params![id, delta, now])?;
+    }
+    Ok(())
+}
+
+fn add_daily(tx: &Connection, events: &[&SpendEvent]) -> rusqlite::Result<()> {
+    let dates = event_dates(events);
+    let now = now_ms();
+    let mut upsert = tx.prepare_cached(&format!(
+        "{DAILY_INSERT}(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+         ?17, ?18, ?18){DAILY_CONFLICT}"
+    ))?;
+    for ((kind, id, date, key, model, group, provider, endpoint), m) in daily_rows(events, &dates) {
+        upsert.execute(params![
+            kind.as_str(),
+            id,
+            date,
+            key,
+            model,
+            group,
+            provider,
+            endpoint,
+            m.prompt_tokens,
+            m.completion_tokens,
+            m.cache_read_input_tokens,
+            m.cache_creation_input_tokens,
+            m.spend.0,
+            m.api_requests,
+            m.successful_requests,
+            m.failed_requests,
+            m.total_response_time_ms,
+            now,
+        ])?;
+    }
+    Ok(())
+}
