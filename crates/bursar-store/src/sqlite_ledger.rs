@@ -45,8 +45,9 @@ impl SqliteLedger {
 
     /// Applies a batch in one transaction; see [`crate::SpendStore::record`]. Blocking.
     /// Once `cancelled` is set (the caller gave up waiting) it stops waiting for the write
-    /// lock and rolls back instead of committing, so an abandoned attempt never counts behind
-    /// the back of the retry that follows it.
+    /// lock and rolls back instead of committing, so an abandoned attempt does not count behind
+    /// the back of the retry that follows it (unless it was already committing; the retry then
+    /// finds its rows and skips them as duplicates, which keeps every total right).
     pub fn record(
         &self,
         events: &[SpendEvent],
@@ -68,9 +69,9 @@ impl SqliteLedger {
 
     fn open(&self) -> Result<Connection, StoreError> {
         let conn = Connection::open(&self.path)?;
-        // The same settings as the pool's connections (see `Store::connect`).
         // Short waits for the write lock, retried until the caller gives up (see `begin`).
         conn.busy_timeout(LOCK_WAIT)?;
+        // Otherwise the same settings as the pool's connections (see `Store::connect`).
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -8192)?;
