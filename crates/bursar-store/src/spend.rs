@@ -68,6 +68,11 @@ impl SpendEvent {
     pub fn date(&self) -> String {
         bursar_core::time::format_date(self.start_time)
     }
+
+    /// Days since the epoch (UTC) of the start: the key [`Self::date`] is formatted from.
+    fn day(&self) -> i64 {
+        self.start_time.div_euclid(86_400_000)
+    }
 }
 
 /// Which parts of the ledger a batch writes (`disable_spend_logs`, `disable_spend_updates`).
@@ -413,12 +418,7 @@ impl<'a> SpendStore<'a> {
         events: &[SpendEvent],
         options: RecordOptions,
     ) -> Result<RecordReport, StoreError> {
-        // The same request twice in one batch counts once.
-        let mut seen = HashSet::with_capacity(events.len());
-        let unique: Vec<&SpendEvent> = events
-            .iter()
-            .filter(|e| seen.insert(e.request_id.as_str()))
-            .collect();
+        let unique = unique_requests(events);
         // Optimistic first attempt: every request is new (the normal case), so the rows are
         // inserted without reading anything back. If the database skipped some as already
         // recorded (a retried or replayed batch, or another writer), the transaction is rolled
@@ -810,19 +810,28 @@ fn log_filters(b: &mut SqlBuilder, q: &SpendLogQuery) {
     }
 }
 
+/// The batch with each request id once: the same request twice in one batch counts once.
+pub(crate) fn unique_requests(events: &[SpendEvent]) -> Vec<&SpendEvent> {
+    let mut seen = HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .filter(|e| seen.insert(e.request_id.as_str()))
+        .collect()
+}
+
 pub(crate) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// An event with its JSON columns serialized, ready for [`insert_logs`].
-struct LogRow<'e> {
-    event: &'e SpendEvent,
-    tags: String,
-    metadata: String,
+pub(crate) struct LogRow<'e> {
+    pub event: &'e SpendEvent,
+    pub tags: String,
+    pub metadata: String,
 }
 
 impl<'e> LogRow<'e> {
-    fn of(event: &'e SpendEvent) -> LogRow<'e> {
+    pub fn of(event: &'e SpendEvent) -> LogRow<'e> {
         LogRow {
             event,
             tags: serde_json::to_string(&event.tags).unwrap_or_else(|_| "[]".into()),
@@ -991,9 +1000,7 @@ pub(crate) const END_USER_CONFLICT: &str =
 pub(crate) fn event_dates(events: &[&SpendEvent]) -> HashMap<i64, String> {
     let mut dates = HashMap::new();
     for e in events {
-        dates
-            .entry(e.start_time.div_euclid(86_400_000))
-            .or_insert_with(|| e.date());
+        dates.entry(e.day()).or_insert_with(|| e.date());
     }
     dates
 }
@@ -1006,7 +1013,7 @@ pub(crate) fn daily_rows<'e>(
 ) -> BTreeMap<DailyKey<'e>, DailyMetrics> {
     let mut daily: BTreeMap<DailyKey<'e>, DailyMetrics> = BTreeMap::new();
     for e in events {
-        let Some(date) = dates.get(&e.start_time.div_euclid(86_400_000)) else {
+        let Some(date) = dates.get(&e.day()) else {
             continue;
         };
         let metrics = DailyMetrics::of(e);

@@ -11,11 +11,10 @@
 
 use crate::spend::{
     DAILY_CONFLICT, DAILY_INSERT, END_USER_CONFLICT, END_USER_INSERT, EntityDeltas, LOG_COLUMNS,
-    count, daily_rows, event_dates,
+    LogRow, count, daily_rows, event_dates, unique_requests,
 };
 use crate::{RecordOptions, RecordReport, SpendEvent, StoreError, now_ms};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,12 +109,7 @@ fn apply(
     options: RecordOptions,
     cancelled: &AtomicBool,
 ) -> Result<RecordReport, rusqlite::Error> {
-    // The same request twice in one batch counts once.
-    let mut seen = HashSet::with_capacity(events.len());
-    let unique: Vec<&SpendEvent> = events
-        .iter()
-        .filter(|e| seen.insert(e.request_id.as_str()))
-        .collect();
+    let unique = unique_requests(events);
     // Rolled back on every early return (and if the commit itself fails).
     let tx = begin(conn, cancelled)?;
     let fresh: Vec<&SpendEvent> = if options.spend_logs {
@@ -126,7 +120,7 @@ fn apply(
         ))?;
         let mut fresh = Vec::with_capacity(unique.len());
         for e in unique {
-            if insert_log(&mut insert, e)? == 1 {
+            if insert_log(&mut insert, &LogRow::of(e))? == 1 {
                 fresh.push(e);
             }
         }
@@ -149,13 +143,11 @@ fn apply(
 }
 
 /// One spend-log row, in [`LOG_COLUMNS`] order; 0 rows changed means already recorded.
-fn insert_log(stmt: &mut rusqlite::CachedStatement<'_>, e: &SpendEvent) -> rusqlite::Result<usize> {
-    let tags = serde_json::to_string(&e.tags).unwrap_or_else(|_| "[]".into());
-    let metadata = if e.metadata.is_object() {
-        e.metadata.to_string()
-    } else {
-        "{}".to_string()
-    };
+fn insert_log(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    row: &LogRow<'_>,
+) -> rusqlite::Result<usize> {
+    let e = row.event;
     stmt.execute(params![
         e.request_id,
         e.call_type,
@@ -179,8 +171,8 @@ fn insert_log(stmt: &mut rusqlite::CachedStatement<'_>, e: &SpendEvent) -> rusql
         e.team_id,
         e.organization_id,
         e.end_user,
-        tags,
-        metadata,
+        row.tags,
+        row.metadata,
         "False",
         if e.success { "success" } else { "failure" },
         None::<&str>,
