@@ -12,10 +12,10 @@ use crate::{RecordOptions, SpendEvent, Store, StoreError};
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 /// How the writer batches, buffers and spools.
@@ -84,6 +84,32 @@ pub struct Ledger {
     tx: mpsc::Sender<SpendEvent>,
     counters: Arc<Counters>,
     spool: Arc<Spool>,
+    ready: Arc<Ready>,
+}
+
+/// Wakes the writer once a batch is waiting in the channel, rather than for every event:
+/// at thousands of requests a second, a wake-up per event (a task poll and a timer
+/// re-armed each time) cost more than writing the event.
+#[derive(Debug)]
+struct Ready {
+    /// Events in the channel that the writer has not taken yet. It can dip below zero for a
+    /// moment: the writer may take an event before its sender counts it.
+    queued: AtomicI64,
+    batch_size: i64,
+    notify: Notify,
+}
+
+impl Ready {
+    fn sent(&self) {
+        if self.queued.fetch_add(1, Ordering::AcqRel) + 1 == self.batch_size {
+            self.notify.notify_one();
+        }
+    }
+
+    fn taken(&self, n: usize) {
+        self.queued
+            .fetch_sub(i64::try_from(n).unwrap_or(i64::MAX), Ordering::AcqRel);
+    }
 }
 
 /// Stops the writer: see [`LedgerWriter::shutdown`].
@@ -104,11 +130,17 @@ impl Ledger {
         });
         let (tx, rx) = mpsc::channel(options.buffer_events.max(1024));
         let (stop_tx, stop_rx) = oneshot::channel();
+        let ready = Arc::new(Ready {
+            queued: AtomicI64::new(0),
+            batch_size: i64::try_from(options.batch_size.max(1)).unwrap_or(i64::MAX),
+            notify: Notify::new(),
+        });
         let mut writer = Writer {
             store,
             options,
             counters: counters.clone(),
             spool: spool.clone(),
+            ready: ready.clone(),
             buffer: VecDeque::new(),
             backoff: None,
             spool_pending: false,
@@ -123,6 +155,7 @@ impl Ledger {
                 tx,
                 counters,
                 spool,
+                ready,
             },
             LedgerWriter {
                 stop: Some(stop_tx),
@@ -137,12 +170,13 @@ impl Ledger {
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
         self.counters.pending.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(event) {
-            Ok(()) => {}
+            Ok(()) => self.ready.sent(),
             Err(mpsc::error::TrySendError::Full(event)) => {
                 let ledger = self.clone();
                 tokio::spawn(async move {
-                    if let Err(mpsc::error::SendError(event)) = ledger.tx.send(event).await {
-                        ledger.spool_late(event);
+                    match ledger.tx.send(event).await {
+                        Ok(()) => ledger.ready.sent(),
+                        Err(mpsc::error::SendError(event)) => ledger.spool_late(event),
                     }
                 });
             }
@@ -278,6 +312,7 @@ struct Writer {
     options: LedgerOptions,
     counters: Arc<Counters>,
     spool: Arc<Spool>,
+    ready: Arc<Ready>,
     buffer: VecDeque<SpendEvent>,
     /// Set while writes fail: when to try again and the current delay.
     backoff: Option<(Instant, Duration)>,
@@ -288,6 +323,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Writer {
+    /// Wakes when a batch is waiting, at the flush interval, or when a retry is due; writes
+    /// full batches at once and anything at all once the interval (or the retry delay) is up.
     async fn run(mut self, mut rx: mpsc::Receiver<SpendEvent>, mut stop: oneshot::Receiver<()>) {
         let mut deadline = Instant::now() + self.options.flush_interval;
         loop {
@@ -297,34 +334,43 @@ impl Writer {
             };
             tokio::select! {
                 _ = &mut stop => break,
-                received = rx.recv() => match received {
-                    Some(event) => {
-                        self.buffer.push_back(event);
-                        while self.buffer.len() < self.options.batch_size {
-                            match rx.try_recv() {
-                                Ok(event) => self.buffer.push_back(event),
-                                Err(_) => break,
-                            }
-                        }
-                        self.overflow_to_spool();
-                        if self.buffer.len() >= self.options.batch_size && self.backoff.is_none() {
-                            self.flush().await;
-                            deadline = Instant::now() + self.options.flush_interval;
-                        }
-                    }
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(wake) => {
-                    if !self.buffer.is_empty() || self.spool_pending {
-                        self.flush().await;
-                    } else {
-                        self.backoff = None;
-                    }
-                    deadline = Instant::now() + self.options.flush_interval;
+                () = self.ready.notify.notified() => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            let open = self.receive(&mut rx);
+            self.overflow_to_spool();
+            let full = self.buffer.len() >= self.options.batch_size && self.backoff.is_none();
+            if full || Instant::now() >= wake {
+                if !self.buffer.is_empty() || self.spool_pending {
+                    self.flush().await;
+                } else {
+                    self.backoff = None;
                 }
+                deadline = Instant::now() + self.options.flush_interval;
+            }
+            if !open {
+                break;
             }
         }
         self.drain(rx).await;
+    }
+
+    /// Moves every event waiting in the channel to the buffer; false once the channel is
+    /// closed (every [`Ledger`] handle dropped).
+    fn receive(&mut self, rx: &mut mpsc::Receiver<SpendEvent>) -> bool {
+        let mut taken = 0;
+        let open = loop {
+            match rx.try_recv() {
+                Ok(event) => {
+                    self.buffer.push_back(event);
+                    taken += 1;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break true,
+                Err(mpsc::error::TryRecvError::Disconnected) => break false,
+            }
+        };
+        self.ready.taken(taken);
+        open
     }
 
     /// Writes the buffer in batches until it is empty or a write fails.

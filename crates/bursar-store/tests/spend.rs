@@ -13,6 +13,7 @@ use std::time::Duration;
 
 bursar_store::contract_tests!(
     the_same_request_counts_once,
+    every_log_row_keeps_its_own_values,
     totals_equal_the_spend_logs_on_every_entity,
     daily_activity_pages_and_filters,
     switches_leave_out_logs_or_totals,
@@ -38,6 +39,11 @@ mod sqlite_in_memory {
     #[tokio::test]
     async fn the_same_request_counts_once() {
         super::the_same_request_counts_once(&store().await).await;
+    }
+
+    #[tokio::test]
+    async fn every_log_row_keeps_its_own_values() {
+        super::every_log_row_keeps_its_own_values(&store().await).await;
     }
 
     #[tokio::test]
@@ -178,6 +184,101 @@ async fn the_same_request_counts_once(store: &Store) {
         .unwrap();
     assert_eq!(page.totals.spend, NanoUsd(1_005));
     assert_eq!(page.totals.api_requests, 3);
+}
+
+/// Rows of one batch that differ from their neighbours in every column, in runs and one by
+/// one, from a value to another, to NULL and back: each is stored as its own event says (the
+/// SQLite path leaves a value bound when the next row repeats it).
+async fn every_log_row_keeps_its_own_values(store: &Store) {
+    seed(store).await;
+    let pick = |i: usize, values: &[&str]| values[(i / 2 + i % 3) % values.len()].to_string();
+    let optional = |i: usize, values: &[&str]| Some(pick(i, values)).filter(|v| !v.is_empty());
+    let events: Vec<SpendEvent> = (0..40)
+        .map(|i| {
+            let n = i as i64;
+            let mut e = event(
+                &format!("v{i:02}"),
+                if i % 4 < 2 { "k" } else { "solo" },
+                10 + n,
+                T0 + n,
+            );
+            e.call_type = pick(i, &["acompletion", "aembedding"]);
+            e.endpoint = pick(i, &["/chat/completions", "/embeddings"]);
+            e.user_id = optional(i, &["u", "", "u2"]);
+            e.team_id = optional(i, &["", "t"]);
+            e.organization_id = optional(i, &["o", "", "", "o2"]);
+            e.end_user = optional(i, &["", "eu", "eu2"]);
+            e.model_group = pick(i, &["gpt", "claude", "gpt"]);
+            e.model = pick(i, &["openai/gpt-4o-mini", "anthropic/claude"]);
+            e.model_id = pick(i, &["d1", "d2", "d3"]);
+            e.provider = pick(i, &["openai", "anthropic"]);
+            e.api_base = pick(i, &["", "http://a", "http://b"]);
+            e.requester_ip = optional(i, &["10.0.0.1", "", "10.0.0.2"]);
+            e.success = i % 5 != 0;
+            e.tags = match i % 3 {
+                0 => vec![],
+                1 => vec!["prod".into()],
+                _ => vec!["prod".into(), "batch".into()],
+            };
+            e.metadata = if i % 4 == 0 {
+                json!({"note": i})
+            } else {
+                json!({})
+            };
+            e.completion_start_time = (i % 2 == 0).then(|| T0 + n + 5);
+            e.prompt_tokens = 3 * i as u64;
+            e.cache_read_input_tokens = i as u64;
+            e
+        })
+        .collect();
+    let report = store
+        .spend()
+        .record(&events, RecordOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.applied, events.len());
+    let query = SpendLogQuery {
+        limit: 1_000,
+        ..Default::default()
+    };
+    let mut rows = store.spend().logs(&query).await.unwrap();
+    rows.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    assert_eq!(rows.len(), events.len());
+    for (row, e) in rows.iter().zip(&events) {
+        let id = &e.request_id;
+        assert_eq!(row.request_id, *id);
+        assert_eq!(row.call_type, e.call_type, "{id}");
+        assert_eq!(row.endpoint, e.endpoint, "{id}");
+        assert_eq!(row.api_key, e.api_key, "{id}");
+        assert_eq!(row.user_id, e.user_id, "{id}");
+        assert_eq!(row.team_id, e.team_id, "{id}");
+        assert_eq!(row.organization_id, e.organization_id, "{id}");
+        assert_eq!(row.end_user, e.end_user, "{id}");
+        assert_eq!(row.model_group, e.model_group, "{id}");
+        assert_eq!(row.model, e.model, "{id}");
+        assert_eq!(row.model_id, e.model_id, "{id}");
+        assert_eq!(row.custom_llm_provider, e.provider, "{id}");
+        assert_eq!(row.api_base, e.api_base, "{id}");
+        assert_eq!(row.requester_ip_address, e.requester_ip, "{id}");
+        assert_eq!(
+            row.status,
+            if e.success { "success" } else { "failure" },
+            "{id}"
+        );
+        assert_eq!(row.request_tags, json!(e.tags), "{id}");
+        assert_eq!(row.metadata, e.metadata, "{id}");
+        assert_eq!(row.spend, e.spend(), "{id}");
+        assert_eq!(row.prompt_tokens, e.prompt_tokens as i64, "{id}");
+        assert_eq!(
+            row.cache_read_input_tokens, e.cache_read_input_tokens as i64,
+            "{id}"
+        );
+        assert_eq!(row.start_time, e.start_time, "{id}");
+        assert_eq!(row.end_time, e.end_time, "{id}");
+        assert_eq!(row.completion_start_time, e.completion_start_time, "{id}");
+        assert_eq!(row.cache_hit, "False", "{id}");
+        assert_eq!(row.session_id, None, "{id}");
+    }
 }
 
 async fn totals_equal_the_spend_logs_on_every_entity(store: &Store) {
@@ -494,4 +595,38 @@ async fn no_event_is_lost_while_the_database_is_away(db: &TestDatabase) {
         .unwrap();
     assert_eq!(logged, 431);
     admin.close().await;
+}
+
+/// The writer wakes for a full batch at once, and for a partial one only at its flush
+/// interval (or at shutdown, which drains everything).
+#[tokio::test]
+async fn full_batches_are_written_at_once_and_the_rest_at_the_interval() {
+    let db = TestDatabase::sqlite().unwrap();
+    let store = db.store().await.unwrap();
+    seed(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = LedgerOptions {
+        batch_size: 10,
+        flush_interval: Duration::from_secs(3_600),
+        ..LedgerOptions::new(dir.path().join("spend.spool"))
+    };
+    let (ledger, writer) = Ledger::start(store.clone(), options).await;
+    let submit = |range: std::ops::Range<i64>| {
+        for i in range {
+            ledger.submit(event(&format!("b{i}"), "k", 10, T0 + i));
+        }
+    };
+    submit(0..5);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        ledger.stats().written,
+        0,
+        "a partial batch waits for its interval"
+    );
+    submit(5..25);
+    wait_for("two full batches", || ledger.stats().written >= 20).await;
+    writer.shutdown().await;
+    assert_eq!(ledger.stats().written, 25);
+    assert_eq!(store.spend().logged_total().await.unwrap(), NanoUsd(250));
+    store.close().await;
 }
