@@ -10,8 +10,8 @@
 //! both paths write the same rows; the ledger tests run against each.
 
 use crate::spend::{
-    DAILY_CONFLICT, DAILY_INSERT, END_USER_CONFLICT, END_USER_INSERT, EntityDeltas, LOG_COLUMNS,
-    LogRow, count, daily_rows, event_dates, unique_requests,
+    BatchTotals, DAILY_CONFLICT, DAILY_INSERT, END_USER_CONFLICT, END_USER_INSERT, EntityDeltas,
+    LOG_COLUMNS, LogRow, count, unique_requests,
 };
 use crate::{RecordOptions, RecordReport, SpendEvent, StoreError, now_ms};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
@@ -113,24 +113,24 @@ fn apply(
     // Rolled back on every early return (and if the commit itself fails).
     let tx = begin(conn, cancelled)?;
     let fresh: Vec<&SpendEvent> = if options.spend_logs {
-        let placeholders = vec!["?"; LOG_COLUMNS.split(',').count()].join(", ");
-        let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO spend_logs ({LOG_COLUMNS}) VALUES ({placeholders}) \
-             ON CONFLICT (request_id) DO NOTHING"
-        ))?;
+        let mut insert = tx.prepare_cached(&insert_log_sql())?;
         let mut fresh = Vec::with_capacity(unique.len());
+        let mut previous: Option<LogRow<'_>> = None;
         for e in unique {
-            if insert_log(&mut insert, &LogRow::of(e))? == 1 {
+            let row = LogRow::of(e);
+            if insert_log(&mut insert, &row, previous.as_ref())? == 1 {
                 fresh.push(e);
             }
+            previous = Some(row);
         }
         fresh
     } else {
         unique
     };
     if options.totals {
-        add_entity_spend(&tx, &fresh)?;
-        add_daily(&tx, &fresh)?;
+        let totals = BatchTotals::of(&fresh);
+        add_entity_spend(&tx, &totals)?;
+        add_daily(&tx, &totals)?;
     }
     if cancelled.load(Ordering::Relaxed) {
         return Err(abandoned());
@@ -142,48 +142,95 @@ fn apply(
     })
 }
 
-/// One spend-log row, in [`LOG_COLUMNS`] order; 0 rows changed means already recorded.
+/// The spend-log insert: parameters `?1`… in [`LOG_COLUMNS`] order, except for the two
+/// columns the gateway never sets (`cache_hit`, `session_id`), written as constants.
+fn insert_log_sql() -> String {
+    let mut n = 0;
+    let values: Vec<String> = LOG_COLUMNS
+        .split(',')
+        .map(|column| match column.trim() {
+            "cache_hit" => "'False'".to_string(),
+            "session_id" => "NULL".to_string(),
+            _ => {
+                n += 1;
+                format!("?{n}")
+            }
+        })
+        .collect();
+    format!(
+        "INSERT INTO spend_logs ({LOG_COLUMNS}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+        values.join(", ")
+    )
+}
+
+/// Binds one spend-log row (see [`insert_log_sql`]) and inserts it; 0 rows changed means
+/// already recorded. SQLite keeps a statement's bindings from one run to the next, so a text
+/// value equal to the previous row's stays bound: binding text costs SQLite an allocation
+/// and a copy per value, and the rows of a batch mostly share their key, owners, model and
+/// deployment.
 fn insert_log(
     stmt: &mut rusqlite::CachedStatement<'_>,
     row: &LogRow<'_>,
+    previous: Option<&LogRow<'_>>,
 ) -> rusqlite::Result<usize> {
     let e = row.event;
-    stmt.execute(params![
-        e.request_id,
-        e.call_type,
-        e.api_key,
-        e.spend_nano,
-        count(e.prompt_tokens),
-        count(e.completion_tokens),
-        count(e.total_tokens),
-        count(e.cache_read_input_tokens),
-        count(e.cache_creation_input_tokens),
-        e.start_time,
-        e.end_time,
-        e.completion_start_time,
-        (e.end_time - e.start_time).max(0),
-        e.model,
-        e.model_id,
-        e.model_group,
-        e.provider,
-        e.api_base,
-        e.user_id,
-        e.team_id,
-        e.organization_id,
-        e.end_user,
-        row.tags,
-        row.metadata,
-        "False",
-        if e.success { "success" } else { "failure" },
-        None::<&str>,
-        e.requester_ip,
-        e.endpoint,
-    ])
+    let numbers = [
+        (4, e.spend_nano),
+        (5, count(e.prompt_tokens)),
+        (6, count(e.completion_tokens)),
+        (7, count(e.total_tokens)),
+        (8, count(e.cache_read_input_tokens)),
+        (9, count(e.cache_creation_input_tokens)),
+        (10, e.start_time),
+        (11, e.end_time),
+        (13, (e.end_time - e.start_time).max(0)),
+    ];
+    for (index, value) in numbers {
+        stmt.raw_bind_parameter(index, value)?;
+    }
+    stmt.raw_bind_parameter(12, e.completion_start_time)?;
+    let now = log_texts(row);
+    let before = previous.map(log_texts);
+    for (i, (index, value)) in TEXT_PARAMETERS.into_iter().zip(now).enumerate() {
+        if before.is_none_or(|b| b[i] != value) {
+            stmt.raw_bind_parameter(index, value)?;
+        }
+    }
+    stmt.raw_execute()
+}
+
+/// The parameter numbers of [`log_texts`]' values.
+const TEXT_PARAMETERS: [usize; 17] = [
+    1, 2, 3, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+];
+
+/// A row's text (and NULL) values, bound at [`TEXT_PARAMETERS`].
+fn log_texts<'r>(row: &'r LogRow<'_>) -> [Option<&'r str>; 17] {
+    let e = row.event;
+    [
+        Some(&e.request_id),
+        Some(&e.call_type),
+        Some(&e.api_key),
+        Some(&e.model),
+        Some(&e.model_id),
+        Some(&e.model_group),
+        Some(&e.provider),
+        Some(&e.api_base),
+        e.user_id.as_deref(),
+        e.team_id.as_deref(),
+        e.organization_id.as_deref(),
+        e.end_user.as_deref(),
+        Some(&row.tags),
+        Some(&row.metadata),
+        Some(if e.success { "success" } else { "failure" }),
+        e.requester_ip.as_deref(),
+        Some(&e.endpoint),
+    ]
 }
 
 /// Adds each entity's share, table by table and in id order (as the sqlx path does).
-fn add_entity_spend(tx: &Connection, events: &[&SpendEvent]) -> rusqlite::Result<()> {
-    let d = EntityDeltas::of(events);
+fn add_entity_spend(tx: &Connection, totals: &BatchTotals<'_>) -> rusqlite::Result<()> {
+    let d = EntityDeltas::of(totals);
     let tables = [
         ("keys", "token", &d.keys),
         ("users", "user_id", &d.users),
@@ -215,14 +262,13 @@ fn add_entity_spend(tx: &Connection, events: &[&SpendEvent]) -> rusqlite::Result
     Ok(())
 }
 
-fn add_daily(tx: &Connection, events: &[&SpendEvent]) -> rusqlite::Result<()> {
-    let dates = event_dates(events);
+fn add_daily(tx: &Connection, totals: &BatchTotals<'_>) -> rusqlite::Result<()> {
     let now = now_ms();
     let mut upsert = tx.prepare_cached(&format!(
         "{DAILY_INSERT}(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
          ?17, ?18, ?18){DAILY_CONFLICT}"
     ))?;
-    for ((kind, id, date, key, model, group, provider, endpoint), m) in daily_rows(events, &dates) {
+    for ((kind, id, date, key, model, group, provider, endpoint), m) in totals.daily_rows() {
         upsert.execute(params![
             kind.as_str(),
             id,
