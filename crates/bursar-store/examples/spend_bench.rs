@@ -4,6 +4,8 @@
 //! cargo run --release -p bursar-store --features testing --example spend_bench -- \
 //!     <sqlite|postgres> ledger [EVENTS]     # events/s the ledger writer flushes
 //! cargo run --release -p bursar-store --features testing --example spend_bench -- \
+//!     <sqlite|postgres> ledger-one [EVENTS] # the same with one key's traffic, in order
+//! cargo run --release -p bursar-store --features testing --example spend_bench -- \
 //!     <sqlite|postgres> daily [EVENTS]      # daily activity over 90 days of EVENTS logs
 //! ```
 //!
@@ -14,6 +16,11 @@
 //! 1,000 end users, 8 models and 5 tags; 5 % of requests fail and 10 % are embeddings. The
 //! ledger run's requests are live (the last ten minutes), the daily run's spread evenly over
 //! the last 90 days.
+//!
+//! `ledger-one` is the traffic of the governed gateway benchmark (`tools/bench/admission.sh`):
+//! one key of one user, team and organization, chat requests arriving in order with
+//! time-ordered (v7) request ids, no end user and no tags. It prints the CPU time the process
+//! spent per event, the figure to compare when changing the write path.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a CLI tool
 
 use bursar_core::NanoUsd;
@@ -79,7 +86,8 @@ async fn main() {
     let store = db.store().await.expect("database");
     seed(&store).await;
     match mode.as_str() {
-        "ledger" => ledger(&store, events).await,
+        "ledger" => ledger(&store, events, Traffic::new(10)).await,
+        "ledger-one" => ledger(&store, events, Traffic::one_key()).await,
         "daily" => daily(&store, events).await,
         _ => {
             eprintln!("{usage}");
@@ -165,6 +173,8 @@ struct Traffic {
     now: i64,
     /// Requests start within this many minutes before `now`.
     spread_minutes: usize,
+    /// The governed benchmark's traffic: see the module documentation.
+    one_key: bool,
 }
 
 impl Traffic {
@@ -177,6 +187,14 @@ impl Traffic {
             state: 0x9e37_79b9_7f4a_7c15,
             now: i64::try_from(now).unwrap(),
             spread_minutes,
+            one_key: false,
+        }
+    }
+
+    fn one_key() -> Traffic {
+        Traffic {
+            one_key: true,
+            ..Traffic::new(1)
         }
     }
 
@@ -188,6 +206,9 @@ impl Traffic {
     }
 
     fn event(&mut self, i: usize) -> SpendEvent {
+        if self.one_key {
+            return self.one_key_event(i);
+        }
         let k = self.next(KEYS);
         let (user, team) = owners(k);
         let embedding = self.next(10) == 0;
@@ -254,11 +275,48 @@ impl Traffic {
     }
 }
 
+impl Traffic {
+    /// Request `i` of the governed benchmark's traffic (12,000 requests a second).
+    fn one_key_event(&mut self, i: usize) -> SpendEvent {
+        let start = self.now + i64::try_from(i / 12).unwrap();
+        let ms = u64::try_from(start).unwrap();
+        let prompt = 20 + self.next(20) as u64;
+        let completion = 10 + self.next(40) as u64;
+        SpendEvent {
+            request_id: uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                ms / 1_000,
+                u32::try_from(ms % 1_000).unwrap() * 1_000_000,
+            ))
+            .to_string(),
+            call_type: "acompletion".into(),
+            endpoint: "/chat/completions".into(),
+            api_key: "key-0".into(),
+            user_id: Some("user-0".into()),
+            team_id: Some("team-0".into()),
+            organization_id: Some("org-0".into()),
+            model_group: "gpt-4o-mini".into(),
+            model: "openai/gpt-4o-mini".into(),
+            model_id: "deployment-gpt-4o-mini".into(),
+            provider: "openai".into(),
+            api_base: "http://127.0.0.1:18180/v1".into(),
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+            spend_nano: i64::try_from(prompt * 150 + completion * 600).unwrap(),
+            start_time: start,
+            end_time: start + 1,
+            success: true,
+            metadata: json!({}),
+            requester_ip: Some("127.0.0.1".into()),
+            ..Default::default()
+        }
+    }
+}
+
 /// Submits `n` events to a ledger writer at once (production settings: batches of 500 every
 /// 500 ms) and reports how fast they are flushed to the database.
-async fn ledger(store: &Store, n: usize) {
-    // Live traffic: the last ten minutes.
-    let mut traffic = Traffic::new(10);
+async fn ledger(store: &Store, n: usize, mut traffic: Traffic) {
     let events: Vec<SpendEvent> = (0..n).map(|i| traffic.event(i)).collect();
     let expected: i64 = events.iter().map(|e| e.spend_nano).sum();
     let spool = std::env::temp_dir().join(format!("spend-bench-{}.spool", std::process::id()));
@@ -266,6 +324,7 @@ async fn ledger(store: &Store, n: usize) {
     // Room for every event in memory: this measures the database, not the spool.
     options.buffer_events = n;
     let (ledger, writer) = Ledger::start(store.clone(), options).await;
+    let cpu_before = process_cpu();
     let started = Instant::now();
     for event in events {
         ledger.submit(event);
@@ -276,6 +335,9 @@ async fn ledger(store: &Store, n: usize) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let flushed = started.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     writer.shutdown().await;
     let stats = ledger.stats();
     let logged = store.spend().logged_total().await.unwrap();
@@ -289,6 +351,13 @@ async fn ledger(store: &Store, n: usize) {
         stats.failed_writes,
         stats.spooled,
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "cpu: {:.2}s user+system, {:.1} µs per event",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / n as f64
+        );
+    }
     println!(
         "consistent: spend logs {} = events {} = organizations {}: {}",
         logged.0,
@@ -296,6 +365,16 @@ async fn ledger(store: &Store, n: usize) {
         org_spend.0,
         logged.0 == expected && org_spend.0 == expected
     );
+}
+
+/// The CPU time (user and system) this process has used so far, where `/proc` tells.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 a second).
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 async fn org_total(store: &Store) -> NanoUsd {
