@@ -36,25 +36,22 @@ mod sqlite_in_memory {
         store
     }
 
-    #[tokio::test]
-    async fn the_same_request_counts_once() {
-        super::the_same_request_counts_once(&store().await).await;
+    /// Each named contract test, run on an in-memory database.
+    macro_rules! in_memory {
+        ($($name:ident),+ $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                super::$name(&store().await).await;
+            }
+        )+};
     }
 
-    #[tokio::test]
-    async fn every_log_row_keeps_its_own_values() {
-        super::every_log_row_keeps_its_own_values(&store().await).await;
-    }
-
-    #[tokio::test]
-    async fn totals_equal_the_spend_logs_on_every_entity() {
-        super::totals_equal_the_spend_logs_on_every_entity(&store().await).await;
-    }
-
-    #[tokio::test]
-    async fn switches_leave_out_logs_or_totals() {
-        super::switches_leave_out_logs_or_totals(&store().await).await;
-    }
+    in_memory!(
+        the_same_request_counts_once,
+        every_log_row_keeps_its_own_values,
+        totals_equal_the_spend_logs_on_every_entity,
+        switches_leave_out_logs_or_totals,
+    );
 }
 
 const DAY: i64 = 86_400_000;
