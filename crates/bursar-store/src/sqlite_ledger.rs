@@ -16,8 +16,8 @@ use crate::spend::{
 use crate::{RecordOptions, RecordReport, SpendEvent, StoreError, now_ms};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 /// The ledger's connection to a SQLite file, opened on first use and again after an error.
@@ -113,7 +113,7 @@ fn apply(
     // Rolled back on every early return (and if the commit itself fails).
     let tx = begin(conn, cancelled)?;
     let fresh: Vec<&SpendEvent> = if options.spend_logs {
-        let mut insert = tx.prepare_cached(&insert_log_sql())?;
+        let mut insert = tx.prepare_cached(&INSERT_LOG)?;
         let mut fresh = Vec::with_capacity(unique.len());
         let mut previous: Option<LogRow<'_>> = None;
         for e in unique {
@@ -143,7 +143,10 @@ fn apply(
 }
 
 /// The spend-log insert: parameters `?1`… in [`LOG_COLUMNS`] order, except for the two
-/// columns the gateway never sets (`cache_hit`, `session_id`), written as constants.
+/// columns the gateway never sets (`cache_hit`, `session_id`), written as constants. Built
+/// once: its text is also the prepared-statement cache's key for every batch.
+static INSERT_LOG: LazyLock<String> = LazyLock::new(insert_log_sql);
+
 fn insert_log_sql() -> String {
     let mut n = 0;
     let values: Vec<String> = LOG_COLUMNS
@@ -163,7 +166,7 @@ fn insert_log_sql() -> String {
     )
 }
 
-/// Binds one spend-log row (see [`insert_log_sql`]) and inserts it; 0 rows changed means
+/// Binds one spend-log row (see [`INSERT_LOG`]) and inserts it; 0 rows changed means
 /// already recorded. SQLite keeps a statement's bindings from one run to the next, so a text
 /// value equal to the previous row's stays bound: binding text costs SQLite an allocation
 /// and a copy per value, and the rows of a batch mostly share their key, owners, model and
