@@ -3,8 +3,8 @@
 //! and parallel-request limits).
 //!
 //! The [`Limiter`] trait is the whole contract. It takes the caller's clock and hands back a
-//! [`Reservation`] that carries everything needed to settle it, so a backend shared by many
-//! processes (Redis) can implement it as well as the in-process [`MemoryLimiter`].
+//! [`Reservation`] that carries everything needed to settle it, so the backend shared by many
+//! processes ([`RedisLimiter`]) implements it as well as the in-process [`MemoryLimiter`].
 //!
 //! Rules every backend keeps:
 //! - **All or nothing.** A request is admitted only if every scope has room; a refused
@@ -20,10 +20,14 @@
 //! - **Budget periods roll over** at `reset_at`: spend returns to zero and the next reset is
 //!   one duration later.
 
+mod failover;
 mod memory;
+mod shared;
 mod types;
 
-pub use memory::MemoryLimiter;
+pub use failover::{FailMode, Failover};
+pub use memory::{DEFAULT_RESERVATION_TTL_MS, DEFAULT_WINDOW_MS, MemoryLimiter};
+pub use shared::{Health, KeyLayout, LAYOUT_VERSION, RedisLimiter, RedisOptions};
 pub use types::{
     Admission, Budget, Demand, Headroom, Limits, Period, RateKind, Refusal, Reservation, Scope,
     ScopeId, ScopeKind, Taken,

@@ -216,6 +216,7 @@ impl State {
             expires_at,
             held,
             headroom,
+            local: false,
         })
     }
 }

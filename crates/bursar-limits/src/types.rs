@@ -141,6 +141,9 @@ pub struct Reservation {
     pub held: Arc<[(ScopeId, Taken)]>,
     /// Room left after this request, per rate-limited scope, for response headers.
     pub headroom: Vec<Headroom>,
+    /// Granted by this instance's own counters while the shared backend was unreachable
+    /// (see [`crate::Failover`]); settled there too.
+    pub local: bool,
 }
 
 /// Room left on one scope's rate limits.

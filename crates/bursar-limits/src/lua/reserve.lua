@@ -1,0 +1,149 @@
+-- Bursar admission, key layout v1: reserve one request on every scope, or on none.
+--
+-- KEYS[1] open reservations (sorted set: id scored by deadline)
+-- KEYS[2] what each open reservation holds (hash: id -> JSON [scope key, cost, tokens, ...])
+-- KEYS[3] reservation id sequence
+-- KEYS[4..] one hash per scope (fields below), each named once
+-- ARGV[1] now (ms)            ARGV[2] rate window (ms)      ARGV[3] reservation TTL (ms)
+-- ARGV[4] demand cost (nano-USD, decimal string)            ARGV[5] demand tokens
+-- ARGV[6] scope hash TTL (ms)
+-- then 9 values per scope: rpm, tpm, max_parallel (-1 = none), has_budget (0/1),
+--   max_budget, store_spent (decimal strings), store_reset_at (0 = no period),
+--   period_end_now (end of the period containing now, 0 = none), period_after (the end after it)
+--
+-- Scope hash fields: ws (window start), req, tok (settled tokens this window),
+-- tokr (tokens held by open reservations), infl (in flight), spent, resv (cost held),
+-- pend (end of the period `spent` belongs to, 0 = none), pnext (the end after pend, 0 =
+-- unknown), seeded, reseed.
+--
+-- Money stays a decimal string whenever it is stored: Lua numbers are doubles, and Redis
+-- formats them with 14 significant digits. Arithmetic on money uses HINCRBY (exact 64-bit);
+-- comparisons use doubles, exact below 2^53 nano-USD (about 9 million USD).
+
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local cost_s = ARGV[4]
+local cost = tonumber(cost_s)
+local tokens = tonumber(ARGV[5])
+local keep = tonumber(ARGV[6])
+local open, held, seq = KEYS[1], KEYS[2], KEYS[3]
+
+local function give_back(key, c, t)
+  if redis.call('EXISTS', key) == 0 then return end
+  -- ("-0" is not an integer to Redis, so zero holds are skipped rather than negated.)
+  if c ~= '0' and redis.call('HINCRBY', key, 'resv', '-' .. c) < 0 then
+    redis.call('HSET', key, 'resv', 0)
+  end
+  if t ~= 0 and redis.call('HINCRBY', key, 'tokr', -t) < 0 then
+    redis.call('HSET', key, 'tokr', 0)
+  end
+  if redis.call('HINCRBY', key, 'infl', -1) < 0 then redis.call('HSET', key, 'infl', 0) end
+end
+
+-- Release reservations past their deadline (a bounded batch per call). Every key shares the
+-- layout's hash tag, so touching the scopes they name is safe on a cluster too.
+local expired = redis.call('ZRANGEBYSCORE', open, '-inf', now, 'LIMIT', 0, 64)
+for _, id in ipairs(expired) do
+  local list = redis.call('HGET', held, id)
+  if list then
+    local h = cjson.decode(list)
+    for i = 1, #h, 3 do give_back(h[i], h[i + 1], tonumber(h[i + 2])) end
+    redis.call('HDEL', held, id)
+  end
+  redis.call('ZREM', open, id)
+end
+
+local n = #KEYS - 3
+local scopes = {}
+for i = 1, n do
+  local a = 6 + (i - 1) * 9
+  local key = KEYS[3 + i]
+  local f = redis.call('HMGET', key, 'ws', 'req', 'tok', 'tokr', 'infl', 'spent', 'resv',
+    'pend', 'pnext', 'seeded', 'reseed')
+  local s = {
+    key = key,
+    rpm = tonumber(ARGV[a + 1]), tpm = tonumber(ARGV[a + 2]), par = tonumber(ARGV[a + 3]),
+    budget = ARGV[a + 4] == '1', max = tonumber(ARGV[a + 5]),
+    ws = tonumber(f[1]) or 0, req = tonumber(f[2]) or 0, tok = tonumber(f[3]) or 0,
+    tokr = tonumber(f[4]) or 0, infl = tonumber(f[5]) or 0,
+    spent_s = f[6] or '0', resv_s = f[7] or '0', resv = tonumber(f[7]) or 0,
+    pend = tonumber(f[8]) or 0, pnext = tonumber(f[9]) or 0,
+    seeded = f[10] == '1', reseed = f[11] == '1',
+  }
+  -- The rate window opens at the first request and lasts `window`.
+  if now >= s.ws + window then s.ws = now; s.req = 0; s.tok = 0 end
+  if s.budget then
+    local store_s, store_end = ARGV[a + 6], tonumber(ARGV[a + 7])
+    local end_now, after = tonumber(ARGV[a + 8]), ARGV[a + 9]
+    -- A store figure from a period that already ended counts as nothing.
+    if store_end ~= 0 and store_end <= now then store_s = '0' end
+    if not s.seeded or s.reseed then
+      s.spent_s = store_s; s.pend = end_now; s.pnext = tonumber(after)
+    else
+      if s.pend ~= 0 and s.pend <= now then
+        s.spent_s = '0'; s.pend = end_now; s.pnext = tonumber(after)
+      end
+      if s.pend == end_now or s.pend == 0 or end_now == 0 then
+        -- Same period (or one side has none): the store lags settlements made here, so
+        -- the larger figure wins.
+        s.pend = end_now; s.pnext = tonumber(after)
+        if tonumber(store_s) > tonumber(s.spent_s) then s.spent_s = store_s end
+      elseif end_now > s.pend then
+        -- The store moved on to a later period (reset elsewhere): follow it.
+        s.spent_s = store_s; s.pend = end_now; s.pnext = tonumber(after)
+      end
+    end
+    s.spent = tonumber(s.spent_s)
+  end
+  scopes[i] = s
+end
+
+-- Stores what refreshing learned (window, period, the store's figure); holds and counts
+-- are changed only by a grant.
+local function refreshed(s)
+  redis.call('HSET', s.key, 'ws', s.ws, 'req', s.req, 'tok', s.tok, 'seeded', 1, 'reseed', 0)
+  if s.budget then
+    redis.call('HSET', s.key, 'spent', s.spent_s, 'pend', s.pend, 'pnext', s.pnext)
+  end
+  redis.call('PEXPIRE', s.key, keep)
+end
+
+-- Check every scope before taking anything: a refusal consumes nothing.
+for i, s in ipairs(scopes) do
+  local refusal
+  if s.budget and cost > 0 and s.spent + s.resv + cost > s.max then
+    refusal = {0, i, 1, s.spent_s, s.resv_s}
+  elseif s.rpm >= 0 and s.req + 1 > s.rpm then
+    refusal = {0, i, 2, s.req, s.ws}
+  elseif s.tpm >= 0 and s.tok + s.tokr + tokens > s.tpm then
+    refusal = {0, i, 3, s.tok + s.tokr, s.ws}
+  elseif s.par >= 0 and s.infl + 1 > s.par then
+    refusal = {0, i, 4, s.infl, s.ws}
+  end
+  if refusal then
+    for j = 1, i do refreshed(scopes[j]) end
+    return refusal
+  end
+end
+
+local id = redis.call('INCR', seq)
+local deadline = now + ttl
+local list = {}
+local out = {1, id, deadline}
+for _, s in ipairs(scopes) do
+  local taken = s.budget and cost_s or '0'
+  s.req = s.req + 1
+  refreshed(s)
+  redis.call('HINCRBY', s.key, 'resv', taken)
+  redis.call('HSET', s.key, 'tokr', s.tokr + tokens, 'infl', s.infl + 1)
+  list[#list + 1] = s.key
+  list[#list + 1] = taken
+  list[#list + 1] = tostring(tokens)
+  out[#out + 1] = s.req
+  out[#out + 1] = s.tok + s.tokr + tokens
+  out[#out + 1] = s.ws
+end
+redis.call('ZADD', open, deadline, id)
+redis.call('HSET', held, id, cjson.encode(list))
+return out
