@@ -6,6 +6,7 @@
 //! briefly, and [`AuthCache::invalidate`] is the hook every management write calls.
 
 use crate::error::ApiError;
+use crate::invalidation::{Broadcast, Invalidation};
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderMap;
@@ -24,6 +25,7 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/health/liveliness",
     "/health/liveness",
     "/health/readiness",
+    "/metrics",
 ];
 
 /// LiteLLM's user id for the master key.
@@ -96,20 +98,26 @@ impl Principal {
     }
 }
 
-/// Cache of principal snapshots keyed by key hash.
+/// Cache of principal snapshots keyed by key hash. The `invalidate*` methods drop entries
+/// here and broadcast the same to the other instances; `forget*` only drop them here.
 pub struct AuthCache {
     found: moka::future::Cache<String, Arc<KeySnapshot>>,
     missing: moka::future::Cache<String, ()>,
+    broadcast: Broadcast,
 }
 
 impl Default for AuthCache {
     fn default() -> Self {
-        AuthCache::new(Duration::from_secs(60), Duration::from_secs(5))
+        AuthCache::new(
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            Broadcast::default(),
+        )
     }
 }
 
 impl AuthCache {
-    pub fn new(ttl: Duration, negative_ttl: Duration) -> AuthCache {
+    pub fn new(ttl: Duration, negative_ttl: Duration, broadcast: Broadcast) -> AuthCache {
         AuthCache {
             found: moka::future::Cache::builder()
                 .max_capacity(1_000_000)
@@ -120,6 +128,7 @@ impl AuthCache {
                 .max_capacity(100_000)
                 .time_to_live(negative_ttl)
                 .build(),
+            broadcast,
         }
     }
 
@@ -155,8 +164,28 @@ impl AuthCache {
         }
     }
 
-    /// Forgets a key so the next request reloads it (management writes call this).
+    /// Forgets a key on every instance so the next request reloads it (management writes
+    /// call this).
     pub async fn invalidate(&self, token: &str) {
+        self.forget(token).await;
+        self.broadcast.send(Invalidation::Key(token.to_string()));
+    }
+
+    /// Forgets every cached key of a team on every instance, so team changes (blocked,
+    /// limits, models) apply on the keys' next request.
+    pub fn invalidate_team(&self, team_id: &str) {
+        self.forget_team(team_id);
+        self.broadcast.send(Invalidation::Team(team_id.to_string()));
+    }
+
+    /// Forgets everything on every instance.
+    pub fn invalidate_all(&self) {
+        self.forget_all();
+        self.broadcast.send(Invalidation::All);
+    }
+
+    /// Forgets a key on this instance.
+    pub async fn forget(&self, token: &str) {
         self.found.invalidate(token).await;
         self.missing.invalidate(token).await;
         // Old secrets of a rotated key are cached under their own hash but stand for this key.
@@ -170,9 +199,9 @@ impl AuthCache {
         }
     }
 
-    /// Forgets every cached key of a team, so team changes (blocked, limits, models) apply
-    /// on the keys' next request. One pass over the cache; no database read.
-    pub fn invalidate_team(&self, team_id: &str) {
+    /// Forgets every cached key of a team on this instance. One pass over the cache; no
+    /// database read.
+    pub fn forget_team(&self, team_id: &str) {
         let team = team_id.to_string();
         if let Err(e) = self.found.invalidate_entries_if(move |_, snapshot| {
             snapshot.key.team_id.as_deref() == Some(&team)
@@ -182,7 +211,7 @@ impl AuthCache {
         }
     }
 
-    pub fn invalidate_all(&self) {
+    pub fn forget_all(&self) {
         self.found.invalidate_all();
         self.missing.invalidate_all();
     }

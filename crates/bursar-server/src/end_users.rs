@@ -6,6 +6,7 @@
 //! creation is an insert-if-absent, so racing requests and instances make one row.
 
 use crate::error::ApiError;
+use crate::invalidation::{Broadcast, Invalidation};
 use bursar_core::config::AdmissionSettings;
 use bursar_limits::Scope;
 use bursar_providers::json::JsonObject;
@@ -79,20 +80,26 @@ pub struct EndUserSnapshot {
 /// write invalidates what it touched.
 pub struct EndUserCache {
     cache: moka::future::Cache<String, Arc<EndUserSnapshot>>,
+    broadcast: Broadcast,
 }
 
 impl Default for EndUserCache {
     fn default() -> Self {
+        EndUserCache::new(Broadcast::default())
+    }
+}
+
+impl EndUserCache {
+    pub fn new(broadcast: Broadcast) -> EndUserCache {
         EndUserCache {
             cache: moka::future::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            broadcast,
         }
     }
-}
 
-impl EndUserCache {
     /// The end user `id`, created with the default budget row if it is new.
     pub async fn resolve(
         &self,
@@ -121,11 +128,24 @@ impl EndUserCache {
             .await
     }
 
+    /// Forgets an end user on every instance.
     pub async fn invalidate(&self, id: &str) {
+        self.forget(id).await;
+        self.broadcast.send(Invalidation::EndUser(id.to_string()));
+    }
+
+    /// Forgets every end user on every instance.
+    pub fn invalidate_all(&self) {
+        self.forget_all();
+        self.broadcast.send(Invalidation::All);
+    }
+
+    /// Forgets an end user on this instance.
+    pub async fn forget(&self, id: &str) {
         self.cache.invalidate(id).await;
     }
 
-    pub fn invalidate_all(&self) {
+    pub fn forget_all(&self) {
         self.cache.invalidate_all();
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod charge;
 mod end_users;
 pub mod error;
+pub mod invalidation;
 mod management;
 mod resets;
 mod routes;
@@ -13,7 +14,7 @@ pub mod state;
 
 pub use error::ApiError;
 pub use resets::run_budget_resets;
-pub use state::AppState;
+pub use state::{AdmissionStatus, AppState, Cluster, RedisStatus};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -166,7 +167,8 @@ pub fn app(state: AppState) -> Router {
     let public = Router::new()
         .route(auth::PUBLIC_ROUTES[0], get(routes::health::liveliness))
         .route(auth::PUBLIC_ROUTES[1], get(routes::health::liveliness))
-        .route(auth::PUBLIC_ROUTES[2], get(routes::health::readiness));
+        .route(auth::PUBLIC_ROUTES[2], get(routes::health::readiness))
+        .route(auth::PUBLIC_ROUTES[3], get(routes::health::metrics));
     Router::new()
         .merge(protected)
         .merge(public)

@@ -2,13 +2,15 @@
 
 use crate::auth::AuthCache;
 use crate::end_users::EndUserCache;
+use crate::invalidation::{Broadcast, Invalidation};
 use bursar_core::config::Config;
 use bursar_core::keys::Secret;
 use bursar_core::models::Catalog;
-use bursar_limits::{Limiter, MemoryLimiter};
+use bursar_limits::{FailMode, Health, Limiter, MemoryLimiter};
 use bursar_providers::Router;
 use bursar_store::{Ledger, Store};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,8 +25,59 @@ struct Inner {
     end_users: EndUserCache,
     master_key: Option<Secret>,
     limiter: Arc<dyn Limiter>,
+    admission: AdmissionStatus,
+    instance_id: String,
+    counters: Counters,
     catalog: Catalog,
     ledger: Option<Ledger>,
+}
+
+/// How this instance shares limits and cache invalidations with the others.
+pub struct Cluster {
+    pub limiter: Arc<dyn Limiter>,
+    pub admission: AdmissionStatus,
+    /// Where management writes announce what they changed.
+    pub broadcast: Broadcast,
+    /// This process's id among the instances (leases, skipping its own broadcasts).
+    pub instance_id: String,
+}
+
+impl Cluster {
+    /// A lone instance: in-process counters, nothing broadcast.
+    pub fn single() -> Cluster {
+        Cluster {
+            limiter: Arc::new(MemoryLimiter::default()),
+            admission: AdmissionStatus::default(),
+            broadcast: Broadcast::default(),
+            instance_id: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+}
+
+/// What this instance did, for `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    /// Passes of the budget reset job this instance ran (as the lease holder).
+    pub reset_runs: AtomicU64,
+    /// Budgets (keys, users, teams, budget rows) this instance reset.
+    pub budgets_reset: AtomicU64,
+    /// Invalidations received from other instances.
+    pub invalidations_received: AtomicU64,
+}
+
+/// The admission backend's state, for `/health/readiness` and `/metrics`.
+#[derive(Clone, Default)]
+pub struct AdmissionStatus {
+    /// `None` for the in-process backend.
+    pub redis: Option<RedisStatus>,
+}
+
+#[derive(Clone)]
+pub struct RedisStatus {
+    pub health: Health,
+    pub fail_mode: FailMode,
+    /// Requests admitted on per-instance counters while Redis was unreachable.
+    pub fallbacks: Arc<AtomicU64>,
 }
 
 impl AppState {
@@ -34,6 +87,7 @@ impl AppState {
         router: Router,
         master_key: Option<Secret>,
         ledger: Option<Ledger>,
+        cluster: Cluster,
     ) -> AppState {
         let catalog = Catalog::new(config.models.iter().map(|d| {
             (
@@ -45,12 +99,19 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 catalog,
-                limiter: Arc::new(MemoryLimiter::default()),
+                limiter: cluster.limiter,
+                admission: cluster.admission,
+                instance_id: cluster.instance_id,
+                counters: Counters::default(),
                 config,
                 store,
                 router,
-                auth: AuthCache::default(),
-                end_users: EndUserCache::default(),
+                auth: AuthCache::new(
+                    std::time::Duration::from_secs(60),
+                    std::time::Duration::from_secs(5),
+                    cluster.broadcast.clone(),
+                ),
+                end_users: EndUserCache::new(cluster.broadcast),
                 master_key,
                 ledger,
             }),
@@ -79,6 +140,32 @@ impl AppState {
 
     pub fn limiter(&self) -> &Arc<dyn Limiter> {
         &self.inner.limiter
+    }
+
+    pub fn admission_status(&self) -> &AdmissionStatus {
+        &self.inner.admission
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Drops what another instance changed from this instance's caches.
+    pub async fn forget(&self, change: &Invalidation) {
+        let auth = self.auth_cache();
+        match change {
+            Invalidation::Key(token) => auth.forget(token).await,
+            Invalidation::Team(team) => auth.forget_team(team),
+            Invalidation::EndUser(id) => self.end_users().forget(id).await,
+            Invalidation::All => {
+                auth.forget_all();
+                self.end_users().forget_all();
+            }
+        }
     }
 
     /// The served models, their access groups and providers, for model access checks.

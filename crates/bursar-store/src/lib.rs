@@ -95,6 +95,17 @@ impl Default for StoreOptions {
     }
 }
 
+/// A PostgreSQL `LISTEN` connection (see [`Store::listen`]).
+pub struct Listener(sqlx::postgres::PgListener);
+
+impl Listener {
+    /// The next notification's payload, or `None` when the connection was lost: messages
+    /// sent meanwhile were missed, and the next call reconnects.
+    pub async fn recv(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(self.0.try_recv().await?.map(|n| n.payload().to_string()))
+    }
+}
+
 /// The database handle. Cheap to clone (the pool is shared).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -102,6 +113,8 @@ pub struct Store {
     backend: Backend,
     /// The spend ledger's own connection, for a SQLite file (see [`sqlite_ledger`]).
     sqlite_ledger: Option<Arc<SqliteLedger>>,
+    /// PostgreSQL's URL, for `LISTEN` connections outside the pool.
+    postgres_url: Option<Arc<str>>,
 }
 
 impl Store {
@@ -151,7 +164,31 @@ impl Store {
             pool,
             backend,
             sqlite_ledger,
+            postgres_url: (backend == Backend::Postgres).then(|| Arc::from(url.as_str())),
         })
+    }
+
+    /// Sends `payload` to every `LISTEN`er of `channel` (PostgreSQL `NOTIFY`); a no-op on
+    /// SQLite, which serves one instance.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A dedicated connection listening on `channel` (PostgreSQL); `None` on SQLite.
+    pub async fn listen(&self, channel: &str) -> Result<Option<Listener>, StoreError> {
+        let Some(url) = &self.postgres_url else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(channel).await?;
+        Ok(Some(Listener(listener)))
     }
 
     pub fn backend(&self) -> Backend {

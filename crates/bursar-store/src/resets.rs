@@ -54,6 +54,30 @@ impl<'a> ResetStore<'a> {
         ResetStore { pool }
     }
 
+    /// Takes or renews the lease on job `name` for `holder` until `now + ttl_ms`. True when
+    /// `holder` holds it: it was free, expired, or already `holder`'s. One statement, so two
+    /// instances asking at once cannot both get it.
+    pub async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let taken = sqlx::query(
+            "INSERT INTO job_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE job_leases.holder = excluded.holder OR job_leases.expires_at <= $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now.saturating_add(ttl_ms))
+        .bind(now)
+        .execute(self.pool)
+        .await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
     /// Resets every budget whose period ended at or before `now`.
     pub async fn reset_due(&self, now: i64) -> Result<ResetReport, StoreError> {
         let mut report = ResetReport::default();

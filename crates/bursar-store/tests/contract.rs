@@ -10,6 +10,7 @@ use bursar_store::{
 use serde_json::json;
 
 bursar_store::contract_tests!(
+    job_leases_have_one_holder_until_they_expire,
     migrations_are_idempotent,
     ping_succeeds_on_a_live_database,
     inserted_key_is_found_by_hash,
@@ -893,6 +894,64 @@ async fn budget_delete_unlinks_its_users(store: &Store) {
     assert!(store.budgets().delete("shared").await.unwrap().is_none());
     let c = store.end_users().find("c").await.unwrap().unwrap();
     assert_eq!(c.budget_id, None);
+}
+
+async fn job_leases_have_one_holder_until_they_expire(store: &Store) {
+    let resets = store.resets();
+    let t = 1_000_000;
+    // Many instances ask at once: exactly one gets the lease.
+    let mut asks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        asks.spawn(async move {
+            let got = store
+                .resets()
+                .lease("budget_resets", &format!("i{i}"), t, 30_000)
+                .await
+                .unwrap();
+            (i, got)
+        });
+    }
+    let mut granted = [false; 8];
+    while let Some(done) = asks.join_next().await {
+        let (i, got) = done.unwrap();
+        granted[i] = got;
+    }
+    assert_eq!(granted.iter().filter(|g| **g).count(), 1, "{granted:?}");
+    let holder = format!("i{}", granted.iter().position(|g| *g).unwrap());
+    let other = if holder == "i0" { "i1" } else { "i0" };
+    // The holder renews; the others are refused until it lapses.
+    assert!(
+        resets
+            .lease("budget_resets", &holder, t + 10_000, 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !resets
+            .lease("budget_resets", other, t + 39_999, 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        resets
+            .lease("budget_resets", other, t + 40_000, 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !resets
+            .lease("budget_resets", &holder, t + 40_001, 30_000)
+            .await
+            .unwrap()
+    );
+    // Leases are per job.
+    assert!(
+        resets
+            .lease("other_job", &holder, t + 40_001, 30_000)
+            .await
+            .unwrap()
+    );
 }
 
 async fn due_budgets_reset_exactly_once_across_instances(store: &Store) {

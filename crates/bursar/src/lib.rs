@@ -5,11 +5,15 @@
 use anyhow::{Context, bail};
 use bursar_core::config::{self, Config, ConfigProblem};
 use bursar_core::keys::{Secret, generate_key};
+use bursar_limits::{FailMode, Failover, MemoryLimiter, RedisLimiter, RedisOptions};
 use bursar_providers::Router;
-use bursar_server::AppState;
-use bursar_store::{Ledger, LedgerOptions, RecordOptions, Store, StoreOptions, redact_url};
+use bursar_server::{AppState, Cluster, RedisStatus, invalidation};
+use bursar_store::{
+    Backend, Ledger, LedgerOptions, RecordOptions, Store, StoreOptions, redact_url,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -172,6 +176,55 @@ fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// How this instance shares state with the others: with Redis, shared admission counters
+/// (under the configured fail mode) and invalidations over pub/sub; without it, per-instance
+/// counters, and invalidations over PostgreSQL `LISTEN/NOTIFY` when the database is shared.
+type ClusterParts = (
+    Cluster,
+    Option<invalidation::Channel>,
+    Option<tokio::sync::mpsc::UnboundedReceiver<invalidation::Invalidation>>,
+);
+
+fn cluster(config: &Config, store: &Store) -> anyhow::Result<ClusterParts> {
+    let mut cluster = Cluster::single();
+    let channel = match &config.redis {
+        Some(redis) => {
+            let url = redis.url.expose();
+            let shared = RedisLimiter::new(&RedisOptions {
+                namespace: redis.namespace.clone(),
+                timeout: redis.timeout,
+                ..RedisOptions::new(url)
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mode = if redis.fail_open {
+                FailMode::Open
+            } else {
+                FailMode::Closed
+            };
+            let health = shared.health();
+            let limiter = Failover::new(shared, mode, MemoryLimiter::default());
+            cluster.admission.redis = Some(RedisStatus {
+                health,
+                fail_mode: mode,
+                fallbacks: limiter.fallback_counter(),
+            });
+            cluster.limiter = Arc::new(limiter);
+            Some(invalidation::Channel::redis(url, &redis.namespace).map_err(anyhow::Error::msg)?)
+        }
+        None if store.backend() == Backend::Postgres => Some(invalidation::Channel::Postgres {
+            store: store.clone(),
+            channel: invalidation::POSTGRES_CHANNEL.to_string(),
+        }),
+        None => None,
+    };
+    let receiver = channel.as_ref().map(|_| {
+        let (broadcast, rx) = invalidation::broadcast();
+        cluster.broadcast = broadcast;
+        rx
+    });
+    Ok((cluster, channel, receiver))
+}
+
 /// A running gateway.
 pub struct Running {
     pub addr: SocketAddr,
@@ -203,21 +256,50 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         ledger_options(&settings.config, &settings.database_url),
     )
     .await;
+    let (cluster, channel, invalidations) = cluster(&settings.config, &store)?;
+    let instance = cluster.instance_id.clone();
     let state = AppState::new(
         settings.config.clone(),
         store.clone(),
         router,
         Some(settings.master_key.clone()),
         Some(ledger),
+        cluster,
     );
     let resets = bursar_server::run_budget_resets(state.clone(), shutdown.clone());
-    let app = bursar_server::app(state);
+    let app = bursar_server::app(state.clone());
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
     let tasks = TaskTracker::new();
     tasks.spawn(resets);
+    if let (Some(channel), Some(rx)) = (channel, invalidations) {
+        tasks.spawn(invalidation::publish(
+            channel.clone(),
+            instance.clone(),
+            rx,
+            shutdown.clone(),
+        ));
+        let (subscribed, ready) = tokio::sync::oneshot::channel();
+        tasks.spawn(invalidation::subscribe(
+            state.clone(),
+            channel,
+            instance,
+            subscribed,
+            shutdown.clone(),
+        ));
+        // Serve once this instance hears invalidations; if the channel is down, serve anyway
+        // (cached entries expire within a minute) and keep trying in the background.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), ready)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "not subscribed to cache invalidations yet; serving anyway, retrying in the background"
+            );
+        }
+    }
     let token = shutdown.clone();
     tasks.spawn(async move {
         let served = axum::serve(

@@ -8,9 +8,12 @@ mod env;
 mod flex;
 mod provider;
 mod raw;
+mod redis;
 
 pub use env::{ENV_PREFIX, MissingEnv, resolve_env_refs};
 pub use provider::{Provider, ProviderError, ProviderKind, parse_model};
+
+pub use redis::RedisSettings;
 
 use crate::keys::{KEY_PREFIX, Secret};
 use crate::pricing::PriceTable;
@@ -200,6 +203,8 @@ pub struct Config {
     pub key_rotation_grace_period: Option<crate::duration::BudgetDuration>,
     pub admission: AdmissionSettings,
     pub ledger: LedgerSettings,
+    /// Shared counters and invalidations for several instances (`None`: one instance).
+    pub redis: Option<RedisSettings>,
 }
 
 /// How spend events reach the database (the ledger writer).
@@ -297,6 +302,7 @@ impl Default for Config {
             key_rotation_grace_period: None,
             admission: AdmissionSettings::default(),
             ledger: LedgerSettings::default(),
+            redis: None,
         }
     }
 }
@@ -468,6 +474,7 @@ pub fn load(
         None => {}
     }
     load_ledger(&general, &mut config.ledger, &mut problems);
+    config.redis = redis::load(&general, &litellm, &router, &combined, &mut problems);
     let price_table = general.model_cost_map_path.as_deref().and_then(|path| {
         let problem = |message: String| ConfigProblem {
             path: "general_settings.model_cost_map_path".into(),

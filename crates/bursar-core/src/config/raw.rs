@@ -60,6 +60,30 @@ pub struct RawGeneralSettings {
     /// Bursar: the file unwritten spend events are spooled to.
     #[serde(default, deserialize_with = "flex::opt_string")]
     pub spend_spool_path: Option<String>,
+    /// LiteLLM's Redis connection settings (also read from `litellm_settings` and
+    /// `router_settings`, then from `REDIS_URL` / `REDIS_HOST` / `REDIS_PORT` /
+    /// `REDIS_PASSWORD` / `REDIS_USERNAME` / `REDIS_SSL`).
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_url: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_host: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub redis_port: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_password: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_username: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub redis_ssl: Option<bool>,
+    /// Bursar: `fail_closed` (default) or `fail_open` when Redis is unreachable.
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_fail_mode: Option<String>,
+    /// Bursar: the hash tag of every key (keeps deployments sharing a Redis apart).
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_namespace: Option<String>,
+    /// Bursar: the longest one Redis operation may take, in milliseconds.
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub redis_timeout_ms: Option<u64>,
     /// Bursar: a price file in LiteLLM's `model_prices_and_context_window.json` format whose
     /// entries win over the shipped table.
     #[serde(default, deserialize_with = "flex::opt_string")]
@@ -92,6 +116,21 @@ pub struct RawLitellmSettings {
     pub max_end_user_budget: Option<f64>,
     #[serde(default, deserialize_with = "flex::opt_string")]
     pub max_end_user_budget_id: Option<String>,
+    /// LiteLLM's Redis connection settings (also read from `litellm_settings` and
+    /// `router_settings`, then from `REDIS_URL` / `REDIS_HOST` / `REDIS_PORT` /
+    /// `REDIS_PASSWORD` / `REDIS_USERNAME` / `REDIS_SSL`).
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_url: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_host: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub redis_port: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_password: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_username: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub redis_ssl: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +156,21 @@ pub struct RawRouterSettings {
     pub num_retries: Option<u32>,
     #[serde(default, deserialize_with = "flex::opt_f64")]
     pub timeout: Option<f64>,
+    /// LiteLLM's Redis connection settings (also read from `litellm_settings` and
+    /// `router_settings`, then from `REDIS_URL` / `REDIS_HOST` / `REDIS_PORT` /
+    /// `REDIS_PASSWORD` / `REDIS_USERNAME` / `REDIS_SSL`).
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_url: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_host: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub redis_port: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_password: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    pub redis_username: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub redis_ssl: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

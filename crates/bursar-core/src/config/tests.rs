@@ -339,3 +339,89 @@ fn ledger_settings() {
     let problems = load("general_settings:\n  spend_batch_size: 0\n", &env(&[])).unwrap_err();
     assert_eq!(problems[0].path, "general_settings.spend_batch_size");
 }
+
+#[test]
+fn redis_is_off_unless_configured() {
+    let loaded = load("", &env(&[])).unwrap();
+    assert!(loaded.config.redis.is_none());
+}
+
+#[test]
+fn redis_settings_come_from_litellm_names_then_the_environment() {
+    // host/port/password in router_settings (where LiteLLM documents them).
+    let yaml = "router_settings:\n  redis_host: cache.internal\n  redis_port: \"6380\"\n  redis_password: \"p@ss/word\"\n";
+    let redis = load(yaml, &env(&[])).unwrap().config.redis.unwrap();
+    assert_eq!(
+        redis.url.expose(),
+        "redis://:p%40ss%2Fword@cache.internal:6380"
+    );
+    assert!(!redis.fail_open);
+    assert_eq!(redis.namespace, "bursar");
+    assert_eq!(redis.timeout, std::time::Duration::from_millis(500));
+
+    // general_settings wins over litellm_settings; a URL wins over a host.
+    let yaml = "general_settings:\n  redis_url: rediss://u:p@a:1/2\n  redis_fail_mode: fail_open\n  redis_namespace: prod\n  redis_timeout_ms: 50\nlitellm_settings:\n  redis_host: b\n";
+    let redis = load(yaml, &env(&[])).unwrap().config.redis.unwrap();
+    assert_eq!(redis.url.expose(), "rediss://u:p@a:1/2");
+    assert!(redis.fail_open);
+    assert_eq!(redis.namespace, "prod");
+    assert_eq!(redis.timeout, std::time::Duration::from_millis(50));
+
+    // The environment: REDIS_URL, else REDIS_HOST with its companions.
+    let url = load("", &env(&[("REDIS_URL", "redis://env:6379")])).unwrap();
+    assert_eq!(url.config.redis.unwrap().url.expose(), "redis://env:6379");
+    let host = load(
+        "",
+        &env(&[
+            ("REDIS_HOST", "h"),
+            ("REDIS_PORT", "7000"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD", "pw"),
+            ("REDIS_SSL", "True"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        host.config.redis.unwrap().url.expose(),
+        "rediss://app:pw@h:7000"
+    );
+    // A configured host beats REDIS_URL from the environment; its password may come from there.
+    let mixed = load(
+        "general_settings:\n  redis_host: cfg\n",
+        &env(&[("REDIS_URL", "redis://env:1"), ("REDIS_PASSWORD", "pw")]),
+    )
+    .unwrap();
+    assert_eq!(
+        mixed.config.redis.unwrap().url.expose(),
+        "redis://:pw@cfg:6379"
+    );
+}
+
+#[test]
+fn bad_redis_settings_are_reported() {
+    let yaml = "general_settings:\n  redis_url: http://x\n";
+    let problems = load(yaml, &env(&[])).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "general_settings.redis_url"),
+        "{problems:?}"
+    );
+    let yaml = "general_settings:\n  redis_host: x\n  redis_fail_mode: sometimes\n  redis_namespace: \"a{b}\"\n  redis_timeout_ms: 0\n";
+    let problems = load(yaml, &env(&[])).unwrap_err();
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for field in ["redis_fail_mode", "redis_namespace", "redis_timeout_ms"] {
+        assert!(
+            paths.contains(&format!("general_settings.{field}").as_str()),
+            "{paths:?}"
+        );
+    }
+    let yaml = "general_settings:\n  redis_host: x\n  redis_port: 70000\n";
+    let problems = load(yaml, &env(&[])).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "general_settings.redis_port"),
+        "{problems:?}"
+    );
+}

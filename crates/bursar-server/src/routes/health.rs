@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use bursar_core::config::{Deployment, ModelMode};
+use bursar_limits::FailMode;
 use bursar_providers::{Answer, Call, Endpoint, JsonObject};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -25,17 +26,99 @@ pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value
         Ok(Ok(())) => "connected",
         _ => "disconnected",
     };
+    // Under fail_closed an unreachable Redis refuses every admitted request: not ready.
+    let redis = state.admission_status().redis.as_ref();
+    let cache = redis.map(|r| {
+        if r.health.is_up() {
+            "redis"
+        } else {
+            "redis (unreachable)"
+        }
+    });
+    let ready = redis.is_none_or(|r| r.health.is_up() || r.fail_mode == FailMode::Open);
     let body = json!({
-        "status": "healthy",
+        "status": if ready { "healthy" } else { "unhealthy" },
         "db": db,
-        "cache": null,
+        "cache": cache,
         "litellm_version": env!("CARGO_PKG_VERSION"),
         "success_callbacks": [],
         "use_aiohttp_transport": false,
         "log_level": "INFO",
         "is_detailed_debug": false,
     });
-    (StatusCode::OK, Json(body))
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Prometheus text exposition of this instance's admission backend and shared-state
+/// figures. Public, like LiteLLM's `/metrics` by default.
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    let counters = state.counters();
+    let admission = state.admission_status();
+    metric(
+        "bursar_redis_admission",
+        "gauge",
+        "1 when admission counters are shared through Redis, 0 when they are per instance.",
+        u64::from(admission.redis.is_some()),
+    );
+    if let Some(redis) = &admission.redis {
+        metric(
+            "bursar_redis_up",
+            "gauge",
+            "1 while Redis answers admission calls, 0 from a failure until it answers again.",
+            u64::from(redis.health.is_up()),
+        );
+        metric(
+            "bursar_redis_failures_total",
+            "counter",
+            "Admission calls to Redis that failed or timed out.",
+            redis.health.failures(),
+        );
+        metric(
+            "bursar_admission_fallback_total",
+            "counter",
+            "Requests admitted on this instance's own counters because Redis was unreachable (fail_open).",
+            redis.fallbacks.load(Relaxed),
+        );
+    }
+    metric(
+        "bursar_budget_reset_runs_total",
+        "counter",
+        "Passes of the budget reset job run by this instance (the lease holder).",
+        counters.reset_runs.load(Relaxed),
+    );
+    metric(
+        "bursar_budgets_reset_total",
+        "counter",
+        "Budgets whose spend this instance reset at the end of their period.",
+        counters.budgets_reset.load(Relaxed),
+    );
+    metric(
+        "bursar_invalidations_received_total",
+        "counter",
+        "Cache invalidations received from other instances.",
+        counters.invalidations_received.load(Relaxed),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
 }
 
 #[derive(Debug, Deserialize)]

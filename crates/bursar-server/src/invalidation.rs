@@ -1,0 +1,303 @@
+//! Cross-instance cache invalidation. Every management write drops what it changed from this
+//! instance's caches and broadcasts the same to every other instance: over Redis pub/sub
+//! when Redis is configured, else over PostgreSQL `LISTEN/NOTIFY`. A single SQLite instance
+//! broadcasts nothing.
+//!
+//! Messages can be missed (a subscriber reconnecting). A subscriber that reconnects drops
+//! every cached principal, and cached snapshots expire after a minute anyway, so a missed
+//! message delays a change by at most that long.
+
+use crate::state::AppState;
+use bursar_store::Store;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What a write changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Invalidation {
+    /// A key, by hash (its rotated-away secrets included).
+    Key(String),
+    /// Every key of a team.
+    Team(String),
+    /// An end user (customer), by id.
+    EndUser(String),
+    /// Everything (budget rows, users and organizations shared by many keys, resets).
+    All,
+}
+
+/// The wire format: the change plus who sent it, so an instance skips its own messages.
+#[derive(Debug, Serialize, Deserialize)]
+struct Message {
+    from: String,
+    #[serde(flatten)]
+    change: Invalidation,
+}
+
+/// Where invalidations travel between instances.
+#[derive(Clone)]
+pub enum Channel {
+    Redis {
+        client: redis::Client,
+        channel: String,
+    },
+    Postgres {
+        store: Store,
+        channel: String,
+    },
+}
+
+/// PostgreSQL's channel name (one per database).
+pub const POSTGRES_CHANNEL: &str = "bursar_invalidate";
+
+impl Channel {
+    /// Redis pub/sub at `url`, on the namespace's channel.
+    pub fn redis(url: &str, namespace: &str) -> Result<Channel, String> {
+        Ok(Channel::Redis {
+            client: redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?,
+            channel: Channel::redis_channel(namespace),
+        })
+    }
+
+    /// Redis's channel for a key namespace: `{<namespace>}:v1:invalidate`.
+    pub fn redis_channel(namespace: &str) -> String {
+        format!(
+            "{{{namespace}}}:v{}:invalidate",
+            bursar_limits::LAYOUT_VERSION
+        )
+    }
+}
+
+/// The sending half kept by the caches; sends never wait (a task publishes in order).
+#[derive(Clone, Default)]
+pub struct Broadcast {
+    tx: Option<mpsc::UnboundedSender<Invalidation>>,
+}
+
+impl Broadcast {
+    pub fn send(&self, change: Invalidation) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(change);
+        }
+    }
+}
+
+/// A broadcast for `channel` and the receiving end its publisher task drains.
+pub fn broadcast() -> (Broadcast, mpsc::UnboundedReceiver<Invalidation>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Broadcast { tx: Some(tx) }, rx)
+}
+
+/// Publishes this instance's invalidations until the sending side is dropped or `stop`.
+pub async fn publish(
+    channel: Channel,
+    instance: String,
+    mut rx: mpsc::UnboundedReceiver<Invalidation>,
+    stop: CancellationToken,
+) {
+    let mut redis_conn: Option<redis::aio::MultiplexedConnection> = None;
+    loop {
+        let change = tokio::select! {
+            () = stop.cancelled() => return,
+            change = rx.recv() => match change {
+                Some(change) => change,
+                None => return,
+            },
+        };
+        let payload = match serde_json::to_string(&Message {
+            from: instance.clone(),
+            change,
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an invalidation");
+                continue;
+            }
+        };
+        // One retry on a fresh connection; after that the message is dropped and the other
+        // instances catch up by expiry.
+        for attempt in 0..2 {
+            let sent = match &channel {
+                Channel::Redis { client, channel } => {
+                    publish_redis(client, &mut redis_conn, channel, &payload).await
+                }
+                Channel::Postgres { store, channel } => store
+                    .notify(channel, &payload)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            match sent {
+                Ok(()) => break,
+                Err(e) => {
+                    redis_conn = None;
+                    if attempt == 1 {
+                        tracing::warn!(error = %e, "could not broadcast an invalidation; other instances see the change when their cache expires");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn publish_redis(
+    client: &redis::Client,
+    conn: &mut Option<redis::aio::MultiplexedConnection>,
+    channel: &str,
+    payload: &str,
+) -> Result<(), String> {
+    if conn.is_none() {
+        let fresh = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| "timed out connecting to Redis".to_string())?
+        .map_err(|e| e.to_string())?;
+        *conn = Some(fresh);
+    }
+    let Some(c) = conn.as_mut() else {
+        return Err("no Redis connection".to_string());
+    };
+    let mut cmd = redis::cmd("PUBLISH");
+    cmd.arg(channel).arg(payload);
+    tokio::time::timeout(Duration::from_secs(2), cmd.query_async::<i64>(c))
+        .await
+        .map_err(|_| "timed out publishing to Redis".to_string())?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Applies other instances' invalidations to this one's caches until `stop`, reconnecting
+/// after failures (and then dropping everything cached, since messages may have been missed).
+/// `ready` fires once the first subscription is in place (startup waits for it, so an
+/// instance does not serve before it can hear about blocked keys).
+pub async fn subscribe(
+    state: AppState,
+    channel: Channel,
+    instance: String,
+    ready: tokio::sync::oneshot::Sender<()>,
+    stop: CancellationToken,
+) {
+    let mut ready = Some(ready);
+    loop {
+        let outcome = tokio::select! {
+            () = stop.cancelled() => return,
+            outcome = listen_once(&state, &channel, &instance, &mut ready) => outcome,
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "invalidation subscription lost; reconnecting");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+async fn listen_once(
+    state: &AppState,
+    channel: &Channel,
+    instance: &str,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), String> {
+    match channel {
+        Channel::Redis { client, channel } => {
+            let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+            pubsub.subscribe(channel).await.map_err(|e| e.to_string())?;
+            connected(state, ready).await;
+            let mut messages = pubsub.into_on_message();
+            while let Some(msg) = messages.next().await {
+                if let Ok(payload) = msg.get_payload::<String>() {
+                    receive(state, instance, &payload).await;
+                }
+            }
+            Err("Redis closed the subscription".to_string())
+        }
+        Channel::Postgres { store, channel } => {
+            let Some(mut listener) = store.listen(channel).await.map_err(|e| e.to_string())? else {
+                // SQLite serves a single instance: nothing to listen to.
+                std::future::pending::<()>().await;
+                return Ok(());
+            };
+            connected(state, ready).await;
+            loop {
+                match listener.recv().await.map_err(|e| e.to_string())? {
+                    Some(payload) => receive(state, instance, &payload).await,
+                    None => {
+                        // Reconnected under the hood: what was sent meanwhile is lost.
+                        tracing::warn!(
+                            "invalidation listener reconnected; dropping every cached principal"
+                        );
+                        state.forget(&Invalidation::All).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn connected(state: &AppState, ready: &mut Option<tokio::sync::oneshot::Sender<()>>) {
+    match ready.take() {
+        Some(first) => {
+            let _ = first.send(());
+        }
+        None => {
+            tracing::info!("invalidation subscription restored; dropping every cached principal");
+            state.forget(&Invalidation::All).await;
+        }
+    }
+}
+
+async fn receive(state: &AppState, instance: &str, payload: &str) {
+    let message: Message = match serde_json::from_str(payload) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring a malformed invalidation message");
+            return;
+        }
+    };
+    if message.from == instance {
+        return;
+    }
+    state
+        .counters()
+        .invalidations_received
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.forget(&message.change).await;
+    // A snapshot this instance was loading while the write committed could be cached just
+    // after the drop; dropping again a moment later catches it.
+    let (state, change) = (state.clone(), message.change);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        state.forget(&change).await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_with_their_sender() {
+        let text = serde_json::to_string(&Message {
+            from: "i1".into(),
+            change: Invalidation::Team("t-1".into()),
+        })
+        .unwrap_or_default();
+        assert_eq!(text, r#"{"from":"i1","kind":"team","id":"t-1"}"#);
+        let all = serde_json::to_string(&Message {
+            from: "i1".into(),
+            change: Invalidation::All,
+        })
+        .unwrap_or_default();
+        assert_eq!(all, r#"{"from":"i1","kind":"all"}"#);
+        let back: Message = serde_json::from_str(&all).unwrap_or(Message {
+            from: String::new(),
+            change: Invalidation::Key(String::new()),
+        });
+        assert_eq!(back.change, Invalidation::All);
+    }
+}
