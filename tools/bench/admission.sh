@@ -10,6 +10,8 @@
 #          others compare with: keep it unless a direct-latest result exists)
 #        SPEND=off  the spend ledger writes nothing (disable_spend_logs and
 #          disable_spend_updates); runs are labelled …-nospend
+#        REDIS=redis://127.0.0.1:6379  admission through the Redis backend (a fresh key
+#          namespace per run) instead of in-process counters; runs are labelled …-redis
 # Results: /tmp/bursar-bench/results/{direct,bursar-master,bursar-governed}-latest/summary.md
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,8 +21,11 @@ PORT="${PORT:-4000}"
 export RATES="${RATES:-200 500 1000 2000}"
 RUNS="${RUNS:-direct master governed}"
 SPEND="${SPEND:-on}"
+REDIS="${REDIS:-}"
 SUFFIX=""
 [ "$SPEND" = off ] && SUFFIX="-nospend"
+ADMISSION=memory
+[ -n "$REDIS" ] && SUFFIX="$SUFFIX-redis" && ADMISSION=redis
 MASTER="sk-bench-master-key"
 WORK="$(mktemp -d /tmp/bursar-admission-bench.XXXXXX)"
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p bursar" >&2; exit 2; }
@@ -43,6 +48,9 @@ general_settings:
 EOF
 if [ "$SPEND" = off ]; then
   printf '  disable_spend_logs: true\n  disable_spend_updates: true\n' >>"$WORK/config.yaml"
+fi
+if [ -n "$REDIS" ]; then
+  printf '  redis_url: %s\n  redis_namespace: bench-%s\n' "$REDIS" "$$" >>"$WORK/config.yaml"
 fi
 
 "$BENCH/start_upstream.sh" >/dev/null
@@ -76,7 +84,7 @@ curl -sD - -o /dev/null "http://127.0.0.1:$PORT/v1/chat/completions" -H "Authori
 
 cd "$BENCH"
 RESULTS=/tmp/bursar-bench/results
-NOTE_BASE="bursar $(git -C "$ROOT" rev-parse --short HEAD), CPU1, spend ledger $SPEND"
+NOTE_BASE="bursar $(git -C "$ROOT" rev-parse --short HEAD), CPU1, spend ledger $SPEND, admission $ADMISSION"
 COMPARED=()
 for run in $RUNS; do
   case "$run" in

@@ -128,13 +128,15 @@ pub struct RedisLimiter {
 }
 
 /// Whether Redis answered lately, shared with whoever reports it (metrics, readiness).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Health {
     inner: Arc<HealthInner>,
 }
 
-#[derive(Debug)]
 struct HealthInner {
+    /// For probes (readiness) outside admission calls.
+    conn: ConnectionManager,
+    timeout: Duration,
     started: Instant,
     retry_after_ms: i64,
     /// Milliseconds since `started` before which calls fail at once (0 = healthy).
@@ -143,9 +145,11 @@ struct HealthInner {
 }
 
 impl Health {
-    fn new(retry_after: Duration) -> Health {
+    fn new(conn: ConnectionManager, timeout: Duration, retry_after: Duration) -> Health {
         Health {
             inner: Arc::new(HealthInner {
+                conn,
+                timeout,
                 started: Instant::now(),
                 retry_after_ms: i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX),
                 down_until: AtomicI64::new(0),
@@ -161,6 +165,23 @@ impl Health {
     /// False from a failed call until a call succeeds again.
     pub fn is_up(&self) -> bool {
         self.inner.down_until.load(Ordering::Relaxed) == 0
+    }
+
+    /// Asks Redis now (`PING`, under the call timeout) and records the answer.
+    pub async fn probe(&self) -> bool {
+        let mut conn = self.inner.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(self.inner.timeout, ping).await {
+            Ok(Ok(_)) => {
+                self.succeeded();
+                true
+            }
+            _ => {
+                self.failed();
+                false
+            }
+        }
     }
 
     /// Calls that failed since start.
@@ -215,6 +236,7 @@ impl RedisLimiter {
         let window_ms = options.window_ms.max(1);
         let reservation_ttl_ms = options.reservation_ttl_ms.max(1);
         Ok(RedisLimiter {
+            health: Health::new(conn.clone(), options.timeout, options.retry_after),
             conn,
             layout: KeyLayout::new(&options.namespace),
             reserve: Script::new(RESERVE),
@@ -226,7 +248,6 @@ impl RedisLimiter {
                 .max(window_ms.saturating_mul(2))
                 .max(reservation_ttl_ms.saturating_mul(2)),
             timeout: options.timeout,
-            health: Health::new(options.retry_after),
         })
     }
 

@@ -101,6 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let (key, source) = master_key(&config, &data_dir)?;
             let database_url = database_url(&config, &env_lookup, &data_dir);
+            let redis = config.redis.clone();
             let settings = Settings {
                 config,
                 database_url: database_url.clone(),
@@ -111,6 +112,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let shutdown = CancellationToken::new();
             let running = bursar::start(settings, shutdown.clone()).await?;
             announce(&running.addr, &database_url, &key, source, zero_config);
+            if let Some(redis) = &redis {
+                println!(
+                    "admission: shared through Redis {} ({})",
+                    redact_url(redis.url.expose()),
+                    if redis.fail_open {
+                        "fail_open"
+                    } else {
+                        "fail_closed"
+                    }
+                );
+            }
             tokio::spawn(wait_for_signal(shutdown));
             running.wait().await;
             Ok(ExitCode::SUCCESS)

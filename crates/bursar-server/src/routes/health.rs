@@ -27,15 +27,12 @@ pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value
         _ => "disconnected",
     };
     // Under fail_closed an unreachable Redis refuses every admitted request: not ready.
-    let redis = state.admission_status().redis.as_ref();
-    let cache = redis.map(|r| {
-        if r.health.is_up() {
-            "redis"
-        } else {
-            "redis (unreachable)"
-        }
-    });
-    let ready = redis.is_none_or(|r| r.health.is_up() || r.fail_mode == FailMode::Open);
+    let redis = match &state.admission_status().redis {
+        Some(r) => Some((r.health.probe().await, r.fail_mode)),
+        None => None,
+    };
+    let cache = redis.map(|(up, _)| if up { "redis" } else { "redis (unreachable)" });
+    let ready = redis.is_none_or(|(up, mode)| up || mode == FailMode::Open);
     let body = json!({
         "status": if ready { "healthy" } else { "unhealthy" },
         "db": db,
