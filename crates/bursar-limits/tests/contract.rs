@@ -6,14 +6,15 @@
 use bursar_core::duration::BudgetDuration;
 use bursar_core::money::NanoUsd;
 use bursar_limits::{
-    Admission, Budget, DEFAULT_RESERVATION_TTL_MS, DEFAULT_WINDOW_MS, Demand, Limiter, Limits,
-    MemoryLimiter, Period, RateKind, RedisLimiter, RedisOptions, Refusal, Reservation, Scope,
-    ScopeId, ScopeKind,
+    Admission, BoxFuture, Budget, DEFAULT_RESERVATION_TTL_MS, DEFAULT_WINDOW_MS, Demand, Limiter,
+    LimiterError, Limits, MemoryLimiter, Period, RateKind, RedisLimiter, RedisOptions, Refusal,
+    Reservation, Scope, ScopeId, ScopeKind,
 };
 use std::sync::Arc;
 
-const T0: i64 = 1_700_000_000_000;
-const CENT: NanoUsd = NanoUsd(10_000_000);
+mod common;
+
+use common::{CENT, T0, budget, cost, key, refusal, reserve, scope};
 
 /// Which backend a contract test runs on.
 enum Backend {
@@ -99,10 +100,27 @@ struct Subject {
     probe: Probe,
 }
 
-impl std::ops::Deref for Subject {
-    type Target = dyn Limiter;
-    fn deref(&self) -> &Self::Target {
-        self.limiter.as_ref()
+impl Limiter for Subject {
+    fn reserve<'a>(
+        &'a self,
+        scopes: &'a [Scope],
+        demand: Demand,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Admission, LimiterError>> {
+        self.limiter.reserve(scopes, demand, now_ms)
+    }
+
+    fn settle<'a>(
+        &'a self,
+        reservation: &'a Reservation,
+        actual: Demand,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<(), LimiterError>> {
+        self.limiter.settle(reservation, actual, now_ms)
+    }
+
+    fn reseed<'a>(&'a self, scope: &'a ScopeId) -> BoxFuture<'a, Result<(), LimiterError>> {
+        self.limiter.reseed(scope)
     }
 }
 
@@ -189,43 +207,6 @@ contract_tests!(
     free_requests_skip_budgets_and_duplicate_scopes_count_once,
 );
 
-fn key() -> ScopeId {
-    ScopeId::new(ScopeKind::ApiKey, "hash")
-}
-
-fn budget(max: NanoUsd) -> Limits {
-    Limits {
-        budget: Some(Budget {
-            max,
-            spent: NanoUsd::ZERO,
-            period: None,
-        }),
-        ..Limits::default()
-    }
-}
-
-fn scope(id: ScopeId, limits: Limits) -> Scope {
-    Scope { id, limits }
-}
-
-fn cost(c: NanoUsd) -> Demand {
-    Demand { cost: c, tokens: 0 }
-}
-
-async fn reserve(l: &Subject, scopes: &[Scope], d: Demand, now: i64) -> Option<Reservation> {
-    match l.reserve(scopes, d, now).await.unwrap() {
-        Admission::Granted(r) => Some(r),
-        Admission::Refused(_) => None,
-    }
-}
-
-async fn refusal(l: &Subject, scopes: &[Scope], d: Demand, now: i64) -> Refusal {
-    match l.reserve(scopes, d, now).await.unwrap() {
-        Admission::Granted(r) => panic!("expected a refusal, got {r:?}"),
-        Admission::Refused(r) => r,
-    }
-}
-
 async fn concurrent_requests_never_overspend_a_shared_budget(b: &Backend) {
     let limiter = Arc::new(b.limiter(DEFAULT_WINDOW_MS, DEFAULT_RESERVATION_TTL_MS));
     // A team budget shared by 5 keys: every request also names its own key scope.
@@ -242,7 +223,7 @@ async fn concurrent_requests_never_overspend_a_shared_budget(b: &Backend) {
                 ),
                 team,
             ];
-            let r = reserve(&limiter, &scopes, cost(CENT), T0).await?;
+            let r = reserve(&*limiter, &scopes, cost(CENT), T0).await?;
             tokio::task::yield_now().await;
             limiter.settle(&r, cost(CENT), T0 + 1).await.unwrap();
             Some(())
@@ -258,7 +239,7 @@ async fn concurrent_requests_never_overspend_a_shared_budget(b: &Backend) {
     let (spent, reserved) = limiter.spend_of(&team.id).await.unwrap();
     assert_eq!(spent, CENT.times(50));
     assert_eq!(reserved, NanoUsd::ZERO);
-    let refused = refusal(&limiter, std::slice::from_ref(&team), cost(CENT), T0 + 2).await;
+    let refused = refusal(&*limiter, std::slice::from_ref(&team), cost(CENT), T0 + 2).await;
     assert!(
         matches!(refused, Refusal::Budget { spent, max, .. } if spent == CENT.times(50) && max == CENT.times(50))
     );
@@ -356,7 +337,7 @@ async fn rpm_admits_exactly_the_limit_per_window(b: &Backend) {
     for _ in 0..300 {
         let (l, s) = (l.clone(), s.clone());
         tasks.push(tokio::spawn(async move {
-            let r = reserve(&l, &s[..], Demand::default(), T0 + 5).await?;
+            let r = reserve(&*l, &s[..], Demand::default(), T0 + 5).await?;
             l.settle(&r, Demand::default(), T0 + 6).await.unwrap();
             Some(())
         }));
@@ -366,13 +347,13 @@ async fn rpm_admits_exactly_the_limit_per_window(b: &Backend) {
         admitted += usize::from(t.await.unwrap().is_some());
     }
     assert_eq!(admitted, 100);
-    let r = refusal(&l, &s[..], Demand::default(), T0 + 59_999).await;
+    let r = refusal(&*l, &s[..], Demand::default(), T0 + 59_999).await;
     assert!(
         matches!(r, Refusal::Rate { kind: RateKind::Requests, limit: 100, remaining: 0, retry_at, .. } if retry_at == T0 + 5 + 60_000)
     );
     // The window opened at the first request and closes 60 s later.
     assert!(
-        reserve(&l, &s[..], Demand::default(), T0 + 60_005)
+        reserve(&*l, &s[..], Demand::default(), T0 + 60_005)
             .await
             .is_some()
     );

@@ -3,50 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use bursar_core::money::NanoUsd;
-use bursar_limits::{
-    Admission, Budget, Demand, Limiter, Limits, MemoryLimiter, Refusal, Reservation, Scope,
-    ScopeId, ScopeKind,
-};
+use bursar_limits::{Demand, Limiter, Limits, MemoryLimiter, Refusal, ScopeId, ScopeKind};
 
-const T0: i64 = 1_700_000_000_000;
-const CENT: NanoUsd = NanoUsd(10_000_000);
+mod common;
 
-fn key() -> ScopeId {
-    ScopeId::new(ScopeKind::ApiKey, "hash")
-}
-
-fn budget(max: NanoUsd) -> Limits {
-    Limits {
-        budget: Some(Budget {
-            max,
-            spent: NanoUsd::ZERO,
-            period: None,
-        }),
-        ..Limits::default()
-    }
-}
-
-fn scope(id: ScopeId, limits: Limits) -> Scope {
-    Scope { id, limits }
-}
-
-fn cost(c: NanoUsd) -> Demand {
-    Demand { cost: c, tokens: 0 }
-}
-
-async fn reserve(l: &MemoryLimiter, scopes: &[Scope], d: Demand, now: i64) -> Option<Reservation> {
-    match l.reserve(scopes, d, now).await.unwrap() {
-        Admission::Granted(r) => Some(r),
-        Admission::Refused(_) => None,
-    }
-}
-
-async fn refusal(l: &MemoryLimiter, scopes: &[Scope], d: Demand, now: i64) -> Refusal {
-    match l.reserve(scopes, d, now).await.unwrap() {
-        Admission::Granted(r) => panic!("expected a refusal, got {r:?}"),
-        Admission::Refused(r) => r,
-    }
-}
+use common::{CENT, T0, budget, cost, key, refusal, reserve, scope};
 
 #[tokio::test]
 async fn idle_scopes_are_forgotten_but_spend_and_open_holds_are_kept() {

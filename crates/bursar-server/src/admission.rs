@@ -319,21 +319,14 @@ impl Admitted {
 
     /// Gives the reservation back: the request cost nothing.
     pub async fn release(mut self) {
-        if let Some(r) = self.reservation.take()
-            && let Err(e) = self.limiter.release(&r, bursar_store::now_ms()).await
-        {
-            tracing::warn!(error = %e, "could not release a reservation; it will expire");
+        if let Some(r) = self.reservation.take() {
+            settle_or_retry(self.limiter.clone(), r, Demand::default()).await;
         }
     }
 
     pub async fn settle(mut self, actual: Demand) {
-        if let Some(r) = self.reservation.take()
-            && let Err(e) = self
-                .limiter
-                .settle(&r, actual, bursar_store::now_ms())
-                .await
-        {
-            tracing::warn!(error = %e, "could not settle a reservation; it will expire");
+        if let Some(r) = self.reservation.take() {
+            settle_or_retry(self.limiter.clone(), r, actual).await;
         }
     }
 
@@ -349,10 +342,31 @@ fn spawn_settle(limiter: Arc<dyn Limiter>, r: Reservation, actual: Demand) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return; // no runtime: the reservation expires
     };
+    handle.spawn(settle_or_retry(limiter, r, actual));
+}
+
+/// Settles now; when the backend cannot answer (Redis away), keeps trying in the background
+/// with growing pauses until the reservation's deadline, so its parallel slot and holds come
+/// back soon after the backend does instead of at expiry.
+async fn settle_or_retry(limiter: Arc<dyn Limiter>, r: Reservation, actual: Demand) {
+    let now = bursar_store::now_ms();
+    let Err(e) = limiter.settle(&r, actual, now).await else {
+        return;
+    };
+    tracing::warn!(error = %e, "could not settle a reservation; retrying in the background");
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
     handle.spawn(async move {
-        if let Err(e) = limiter.settle(&r, actual, bursar_store::now_ms()).await {
-            tracing::warn!(error = %e, "could not settle a reservation; it will expire");
+        let mut pause = std::time::Duration::from_millis(250);
+        while bursar_store::now_ms() < r.expires_at {
+            tokio::time::sleep(pause).await;
+            if limiter.settle(&r, actual, now).await.is_ok() {
+                return;
+            }
+            pause = (pause * 2).min(std::time::Duration::from_secs(5));
         }
+        tracing::warn!("gave up settling a reservation; the backend released it at expiry");
     });
 }
 
@@ -553,3 +567,88 @@ pub const OVERALL_HEADERS: [&str; 4] = [
     "x-ratelimit-limit-tokens",
     "x-ratelimit-remaining-tokens",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bursar_limits::{Admission, BoxFuture, LimiterError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Refuses to settle the first `failures` times, like Redis during an outage.
+    struct Flaky {
+        failures: usize,
+        settles: AtomicUsize,
+    }
+
+    impl Limiter for Flaky {
+        fn reserve<'a>(
+            &'a self,
+            _: &'a [Scope],
+            _: Demand,
+            _: i64,
+        ) -> BoxFuture<'a, Result<Admission, LimiterError>> {
+            Box::pin(async { Err(LimiterError("unused".into())) })
+        }
+
+        fn settle<'a>(
+            &'a self,
+            _: &'a Reservation,
+            _: Demand,
+            _: i64,
+        ) -> BoxFuture<'a, Result<(), LimiterError>> {
+            let n = self.settles.fetch_add(1, Ordering::SeqCst);
+            let outcome = if n < self.failures {
+                Err(LimiterError("Redis is unreachable".into()))
+            } else {
+                Ok(())
+            };
+            Box::pin(async move { outcome })
+        }
+
+        fn reseed<'a>(&'a self, _: &'a ScopeId) -> BoxFuture<'a, Result<(), LimiterError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn reservation(expires_at: i64) -> Reservation {
+        Reservation {
+            id: 1,
+            expires_at,
+            held: Arc::from(Vec::new()),
+            headroom: Vec::new(),
+            local: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_settlements_are_retried_until_the_backend_answers() {
+        let flaky = Arc::new(Flaky {
+            failures: 3,
+            settles: AtomicUsize::new(0),
+        });
+        let far = bursar_store::now_ms() + 60_000;
+        settle_or_retry(flaky.clone(), reservation(far), Demand::default()).await;
+        assert_eq!(flaky.settles.load(Ordering::SeqCst), 1);
+        // 250 ms, 500 ms, 1 s later: the fourth attempt succeeds and retrying stops.
+        for _ in 0..50 {
+            if flaky.settles.load(Ordering::SeqCst) >= 4 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(flaky.settles.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn retrying_stops_at_the_reservation_deadline() {
+        let flaky = Arc::new(Flaky {
+            failures: usize::MAX,
+            settles: AtomicUsize::new(0),
+        });
+        let expired = bursar_store::now_ms() - 1;
+        settle_or_retry(flaky.clone(), reservation(expired), Demand::default()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(flaky.settles.load(Ordering::SeqCst), 1);
+    }
+}

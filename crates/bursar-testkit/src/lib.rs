@@ -21,6 +21,13 @@ pub fn unreachable_base_url() -> String {
     format!("http://{addr}/v1")
 }
 
+/// One sample's value from a Prometheus text page (`GET /metrics`); panics when missing.
+pub fn metric_value(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{page}"))
+}
+
 /// Generates `mod sqlite` and `mod postgres` test variants of async test functions taking a
 /// [`Backend`]. PostgreSQL variants skip (with a notice) when `BURSAR_TEST_POSTGRES_URL` is
 /// unset outside CI.

@@ -227,9 +227,7 @@ general_settings:
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+        bursar_testkit::metric_value(&text, name)
     }
 
     async fn stop(mut self) {

@@ -68,9 +68,7 @@ async fn metric(gw: &TestGateway, name: &str) -> u64 {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    bursar_testkit::metric_value(&text, name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
