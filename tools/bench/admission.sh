@@ -53,6 +53,11 @@ if [ -n "$REDIS" ]; then
   printf '  redis_url: %s\n  redis_namespace: bench-%s\n' "$REDIS" "$$" >>"$WORK/config.yaml"
 fi
 
+if [ -n "$REDIS" ] && [[ "$REDIS" == *127.0.0.1* || "$REDIS" == *localhost* ]]; then
+  # A local Redis stands in for a separate server: keep it off the gateway's core (CPU1),
+  # beside the mock and the load generator on CPU0.
+  for pid in $(pidof redis-server 2>/dev/null); do taskset -pc 0 "$pid" >/dev/null || true; done
+fi
 "$BENCH/start_upstream.sh" >/dev/null
 taskset -c 1 "$BIN" serve --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" \
   --data-dir "$WORK" >"$WORK/bursar.log" 2>&1 &

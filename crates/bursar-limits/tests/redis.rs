@@ -130,7 +130,8 @@ async fn counters_live_under_the_versioned_layout_and_expire() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(open, vec![r.id.to_string()]);
+    // The member names the reservation and what it holds, so expiry can give it back.
+    assert_eq!(open, vec![format!("{} {}:{name}=0/0;", r.id, name.len())]);
     limiter.settle(&r, Demand::default(), T0).await.unwrap();
     let infl: i64 = redis::cmd("HGET")
         .arg(&name)
@@ -426,5 +427,61 @@ async fn fail_open_falls_back_to_per_instance_limits_and_settles_where_it_reserv
         panic!("the shared slot is free again")
     };
     assert!(!again.local);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn expired_holds_are_given_back_whatever_bytes_the_scope_ids_hold() {
+    let Some(ns) = Namespace::new() else { return };
+    let limiter = RedisLimiter::new(&RedisOptions {
+        reservation_ttl_ms: 1_000,
+        ..ns.options(&ns.url)
+    })
+    .unwrap();
+    // End-user ids are chosen by clients: separators of the member encoding included.
+    let odd = Scope {
+        id: ScopeId::new(ScopeKind::EndUser, "a:b=1/2;\n 3 é"),
+        limits: Limits {
+            max_parallel: Some(1),
+            budget: Some(Budget {
+                max: NanoUsd(100),
+                spent: NanoUsd::ZERO,
+                period: None,
+            }),
+            ..Limits::default()
+        },
+    };
+    let plain = key_scope(Limits {
+        max_parallel: Some(1),
+        ..Limits::default()
+    });
+    let scopes = [odd, plain];
+    let demand = Demand {
+        cost: NanoUsd(60),
+        tokens: 7,
+    };
+    let Admission::Granted(_abandoned) = limiter.reserve(&scopes, demand, T0).await.unwrap() else {
+        panic!("refused")
+    };
+    assert!(matches!(
+        limiter.reserve(&scopes, demand, T0 + 999).await.unwrap(),
+        Admission::Refused(_)
+    ));
+    // Past the deadline both holds (slot, 60 nano-USD, 7 tokens) come back.
+    let Admission::Granted(r) = limiter.reserve(&scopes, demand, T0 + 1_001).await.unwrap() else {
+        panic!("the expired hold was not given back")
+    };
+    limiter.settle(&r, demand, T0 + 1_002).await.unwrap();
+    let mut conn = ns.conn().await;
+    let (resv, tokr, infl, spent): (i64, i64, i64, i64) = redis::cmd("HMGET")
+        .arg(limiter.layout().scope(&scopes[0].id))
+        .arg("resv")
+        .arg("tokr")
+        .arg("infl")
+        .arg("spent")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((resv, tokr, infl, spent), (0, 0, 0, 60));
     ns.cleanup().await;
 }

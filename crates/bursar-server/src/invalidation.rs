@@ -57,7 +57,7 @@ impl Channel {
     /// Redis pub/sub at `url`, on the namespace's channel.
     pub fn redis(url: &str, namespace: &str) -> Result<Channel, String> {
         Ok(Channel::Redis {
-            client: redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?,
+            client: bursar_limits::redis_client(url)?,
             channel: Channel::redis_channel(namespace),
         })
     }

@@ -1,9 +1,9 @@
 -- Bursar admission, key layout v1: reserve one request on every scope, or on none.
 --
--- KEYS[1] open reservations (sorted set: id scored by deadline)
--- KEYS[2] what each open reservation holds (hash: id -> JSON [scope key, cost, tokens, ...])
--- KEYS[3] reservation id sequence
--- KEYS[4..] one hash per scope (fields below), each named once
+-- KEYS[1] open reservations (sorted set scored by deadline; each member is the reservation
+--   id and what it holds, see `member` below)
+-- KEYS[2] reservation id sequence
+-- KEYS[3..] one hash per scope (fields below), each named once
 -- ARGV[1] now (ms)            ARGV[2] rate window (ms)      ARGV[3] reservation TTL (ms)
 -- ARGV[4] demand cost (nano-USD, decimal string)            ARGV[5] demand tokens
 -- ARGV[6] scope hash TTL (ms)
@@ -17,8 +17,10 @@
 -- unknown), seeded, reseed.
 --
 -- Money stays a decimal string whenever it is stored: Lua numbers are doubles, and Redis
--- formats them with 14 significant digits. Arithmetic on money uses HINCRBY (exact 64-bit);
--- comparisons use doubles, exact below 2^53 nano-USD (about 9 million USD).
+-- formats them with 14 significant digits. Spend changes through HINCRBY (exact 64-bit); a
+-- hold is added in Lua only while both figures are below 2^52 (formatted with %d), else
+-- through HINCRBY too. Comparisons use doubles, exact below 2^53 nano-USD (about 9 million
+-- USD).
 
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -27,7 +29,18 @@ local cost_s = ARGV[4]
 local cost = tonumber(cost_s)
 local tokens = tonumber(ARGV[5])
 local keep = tonumber(ARGV[6])
-local open, held, seq = KEYS[1], KEYS[2], KEYS[3]
+local open, seq = KEYS[1], KEYS[2]
+
+-- An open reservation's sorted-set member: its id, then per scope the key (length-prefixed,
+-- since ids may hold any byte), the cost and the tokens it holds. settle.lua builds the same
+-- string from its arguments to remove it.
+local function member(id, list)
+  local parts = {id, ' '}
+  for i = 1, #list, 3 do
+    parts[#parts + 1] = #list[i] .. ':' .. list[i] .. '=' .. list[i + 1] .. '/' .. list[i + 2] .. ';'
+  end
+  return table.concat(parts)
+end
 
 local function give_back(key, c, t)
   if redis.call('EXISTS', key) == 0 then return end
@@ -44,21 +57,24 @@ end
 -- Release reservations past their deadline (a bounded batch per call). Every key shares the
 -- layout's hash tag, so touching the scopes they name is safe on a cluster too.
 local expired = redis.call('ZRANGEBYSCORE', open, '-inf', now, 'LIMIT', 0, 64)
-for _, id in ipairs(expired) do
-  local list = redis.call('HGET', held, id)
-  if list then
-    local h = cjson.decode(list)
-    for i = 1, #h, 3 do give_back(h[i], h[i + 1], tonumber(h[i + 2])) end
-    redis.call('HDEL', held, id)
+for _, m in ipairs(expired) do
+  local at = string.find(m, ' ', 1, true) + 1
+  while at <= #m do
+    local colon = string.find(m, ':', at, true)
+    local len = tonumber(string.sub(m, at, colon - 1))
+    local key = string.sub(m, colon + 1, colon + len)
+    local _, stop, c, t = string.find(m, '^=(%-?%d+)/(%d+);', colon + len + 1)
+    give_back(key, c, tonumber(t))
+    at = stop + 1
   end
-  redis.call('ZREM', open, id)
+  redis.call('ZREM', open, m)
 end
 
-local n = #KEYS - 3
+local n = #KEYS - 2
 local scopes = {}
 for i = 1, n do
   local a = 6 + (i - 1) * 9
-  local key = KEYS[3 + i]
+  local key = KEYS[2 + i]
   local f = redis.call('HMGET', key, 'ws', 'req', 'tok', 'tokr', 'infl', 'spent', 'resv',
     'pend', 'pnext', 'seeded', 'reseed')
   local s = {
@@ -71,8 +87,9 @@ for i = 1, n do
     pend = tonumber(f[8]) or 0, pnext = tonumber(f[9]) or 0,
     seeded = f[10] == '1', reseed = f[11] == '1',
   }
-  -- The rate window opens at the first request and lasts `window`.
-  if now >= s.ws + window then s.ws = now; s.req = 0; s.tok = 0 end
+  -- The rate window opens at the first request and lasts `window`. A hash's lifetime
+  -- (far longer than a window) is renewed when its window opens, so at most once a window.
+  if now >= s.ws + window then s.ws = now; s.req = 0; s.tok = 0; s.renew = true end
   if s.budget then
     local store_s, store_end = ARGV[a + 6], tonumber(ARGV[a + 7])
     local end_now, after = tonumber(ARGV[a + 8]), ARGV[a + 9]
@@ -99,14 +116,18 @@ for i = 1, n do
   scopes[i] = s
 end
 
--- Stores what refreshing learned (window, period, the store's figure); holds and counts
--- are changed only by a grant.
-local function refreshed(s)
-  redis.call('HSET', s.key, 'ws', s.ws, 'req', s.req, 'tok', s.tok, 'seeded', 1, 'reseed', 0)
+-- Stores what refreshing learned (window, period, the store's figure), plus `extra`
+-- fields, in one HSET.
+local function store(s, extra)
+  local f = {'ws', s.ws, 'req', s.req, 'tok', s.tok, 'seeded', 1, 'reseed', 0}
   if s.budget then
-    redis.call('HSET', s.key, 'spent', s.spent_s, 'pend', s.pend, 'pnext', s.pnext)
+    f[#f + 1] = 'spent'; f[#f + 1] = s.spent_s
+    f[#f + 1] = 'pend'; f[#f + 1] = s.pend
+    f[#f + 1] = 'pnext'; f[#f + 1] = s.pnext
   end
-  redis.call('PEXPIRE', s.key, keep)
+  for _, v in ipairs(extra) do f[#f + 1] = v end
+  redis.call('HSET', s.key, unpack(f))
+  if s.renew then redis.call('PEXPIRE', s.key, keep) end
 end
 
 -- Check every scope before taking anything: a refusal consumes nothing.
@@ -122,7 +143,7 @@ for i, s in ipairs(scopes) do
     refusal = {0, i, 4, s.infl, s.ws}
   end
   if refusal then
-    for j = 1, i do refreshed(scopes[j]) end
+    for j = 1, i do store(scopes[j], {}) end
     return refusal
   end
 end
@@ -131,19 +152,27 @@ local id = redis.call('INCR', seq)
 local deadline = now + ttl
 local list = {}
 local out = {1, id, deadline}
+local exact = 2 ^ 52
 for _, s in ipairs(scopes) do
   local taken = s.budget and cost_s or '0'
   s.req = s.req + 1
-  refreshed(s)
-  redis.call('HINCRBY', s.key, 'resv', taken)
-  redis.call('HSET', s.key, 'tokr', s.tokr + tokens, 'infl', s.infl + 1)
+  local fields = {'tokr', s.tokr + tokens, 'infl', s.infl + 1}
+  local by_incr = false
+  if taken ~= '0' then
+    if math.abs(s.resv) < exact and math.abs(cost) < exact then
+      fields[#fields + 1] = 'resv'; fields[#fields + 1] = string.format('%d', s.resv + cost)
+    else
+      by_incr = true
+    end
+  end
+  store(s, fields)
+  if by_incr then redis.call('HINCRBY', s.key, 'resv', taken) end
   list[#list + 1] = s.key
   list[#list + 1] = taken
-  list[#list + 1] = tostring(tokens)
+  list[#list + 1] = ARGV[5]
   out[#out + 1] = s.req
   out[#out + 1] = s.tok + s.tokr + tokens
   out[#out + 1] = s.ws
 end
-redis.call('ZADD', open, deadline, id)
-redis.call('HSET', held, id, cjson.encode(list))
+redis.call('ZADD', open, deadline, member(id, list))
 return out
