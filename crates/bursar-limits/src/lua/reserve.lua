@@ -90,6 +90,8 @@ for i = 1, n do
   -- The rate window opens at the first request and lasts `window`. A hash's lifetime
   -- (far longer than a window) is renewed when its window opens, so at most once a window.
   if now >= s.ws + window then s.ws = now; s.req = 0; s.tok = 0; s.renew = true end
+  s.reseeded = not s.seeded or s.reseed
+  local old_spent, old_pend, old_pnext = s.spent_s, s.pend, s.pnext
   if s.budget then
     local store_s, store_end = ARGV[a + 6], tonumber(ARGV[a + 7])
     local end_now, after = tonumber(ARGV[a + 8]), ARGV[a + 9]
@@ -112,21 +114,32 @@ for i = 1, n do
       end
     end
     s.spent = tonumber(s.spent_s)
+    s.period_changed = s.reseeded or s.spent_s ~= old_spent or s.pend ~= old_pend
+      or s.pnext ~= old_pnext
   end
   scopes[i] = s
 end
 
--- Stores what refreshing learned (window, period, the store's figure), plus `extra`
--- fields, in one HSET.
+-- Stores what refreshing changed (window, period, the store's figure) plus `extra` fields,
+-- in one HSET of the changed fields only (none: no call at all).
 local function store(s, extra)
-  local f = {'ws', s.ws, 'req', s.req, 'tok', s.tok, 'seeded', 1, 'reseed', 0}
-  if s.budget then
+  local f = {}
+  if s.renew then
+    f[#f + 1] = 'ws'; f[#f + 1] = s.ws
+    f[#f + 1] = 'req'; f[#f + 1] = s.req
+    f[#f + 1] = 'tok'; f[#f + 1] = s.tok
+  end
+  if s.reseeded then
+    f[#f + 1] = 'seeded'; f[#f + 1] = 1
+    f[#f + 1] = 'reseed'; f[#f + 1] = 0
+  end
+  if s.period_changed then
     f[#f + 1] = 'spent'; f[#f + 1] = s.spent_s
     f[#f + 1] = 'pend'; f[#f + 1] = s.pend
     f[#f + 1] = 'pnext'; f[#f + 1] = s.pnext
   end
   for _, v in ipairs(extra) do f[#f + 1] = v end
-  redis.call('HSET', s.key, unpack(f))
+  if #f > 0 then redis.call('HSET', s.key, unpack(f)) end
   if s.renew then redis.call('PEXPIRE', s.key, keep) end
 end
 
@@ -156,7 +169,7 @@ local exact = 2 ^ 52
 for _, s in ipairs(scopes) do
   local taken = s.budget and cost_s or '0'
   s.req = s.req + 1
-  local fields = {'tokr', s.tokr + tokens, 'infl', s.infl + 1}
+  local fields = {'req', s.req, 'tokr', s.tokr + tokens, 'infl', s.infl + 1}
   local by_incr = false
   if taken ~= '0' then
     if math.abs(s.resv) < exact and math.abs(cost) < exact then

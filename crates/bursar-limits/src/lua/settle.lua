@@ -46,11 +46,12 @@ for i = 2, #KEYS do
           out[#out + 1] = 'resv'; out[#out + 1] = 0
         end
       end
-      tokr = math.max(0, tokr - tonumber(ARGV[a + 2]))
-      infl = math.max(0, infl - 1)
+      out[#out + 1] = 'tokr'; out[#out + 1] = math.max(0, tokr - tonumber(ARGV[a + 2]))
+      out[#out + 1] = 'infl'; out[#out + 1] = math.max(0, infl - 1)
     end
     if now >= ws + window then
-      ws = now; tok = 0
+      tok = 0
+      out[#out + 1] = 'ws'; out[#out + 1] = now
       out[#out + 1] = 'req'; out[#out + 1] = 0
     end
     local reset = pend ~= 0 and pend <= now
@@ -62,7 +63,7 @@ for i = 2, #KEYS do
       out[#out + 1] = 'pend'; out[#out + 1] = pend
       out[#out + 1] = 'pnext'; out[#out + 1] = 0
     end
-    redis.call('HSET', key, 'ws', ws, 'tok', tok + tokens, 'tokr', tokr, 'infl', infl, unpack(out))
+    redis.call('HSET', key, 'tok', tok + tokens, unpack(out))
     if not reset and cost_s ~= '0' then redis.call('HINCRBY', key, 'spent', cost_s) end
   end
 end
