@@ -14,30 +14,17 @@ use std::sync::Arc;
 
 mod common;
 
-use common::{CENT, T0, budget, cost, key, refusal, reserve, scope};
+use common::{CENT, RedisNamespace, T0, budget, cost, key, refusal, reserve, scope};
 
 /// Which backend a contract test runs on.
 enum Backend {
     Memory,
-    Redis { url: String, namespace: String },
+    Redis(RedisNamespace),
 }
 
 impl Backend {
     fn redis() -> Option<Backend> {
-        let url = match std::env::var("BURSAR_TEST_REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("BURSAR_TEST_REDIS_URL must be set under CI")
-            }
-            _ => {
-                eprintln!("BURSAR_TEST_REDIS_URL is not set: skipping a Redis contract test");
-                return None;
-            }
-        };
-        Some(Backend::Redis {
-            url,
-            namespace: format!("bursar-test-{}", uuid::Uuid::new_v4()),
-        })
+        RedisNamespace::new().map(Backend::Redis)
     }
 
     fn limiter(&self, window_ms: i64, reservation_ttl_ms: i64) -> Subject {
@@ -49,13 +36,12 @@ impl Backend {
                     probe: Probe::Memory(memory),
                 }
             }
-            Backend::Redis { url, namespace } => {
+            Backend::Redis(ns) => {
                 let redis = Arc::new(
                     RedisLimiter::new(&RedisOptions {
-                        namespace: namespace.clone(),
                         window_ms,
                         reservation_ttl_ms,
-                        ..RedisOptions::new(url.clone())
+                        ..ns.options(&ns.url)
                     })
                     .unwrap(),
                 );
@@ -67,24 +53,9 @@ impl Backend {
         }
     }
 
-    /// Deletes every key the test wrote.
     async fn cleanup(&self) {
-        if let Backend::Redis { url, namespace } = self {
-            let client = ::redis::Client::open(url.as_str()).unwrap();
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            let pattern = format!("{{{namespace}}}:*");
-            let keys: Vec<String> = ::redis::cmd("KEYS")
-                .arg(&pattern)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            if !keys.is_empty() {
-                let _: i64 = ::redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
+        if let Backend::Redis(ns) = self {
+            ns.cleanup().await;
         }
     }
 }

@@ -14,68 +14,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-const T0: i64 = 1_700_000_000_000;
+mod common;
 
-struct Namespace {
-    url: String,
-    name: String,
-}
-
-impl Namespace {
-    fn new() -> Option<Namespace> {
-        let url = match std::env::var("BURSAR_TEST_REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("BURSAR_TEST_REDIS_URL must be set under CI")
-            }
-            _ => {
-                eprintln!("BURSAR_TEST_REDIS_URL is not set: skipping a Redis test");
-                return None;
-            }
-        };
-        Some(Namespace {
-            url,
-            name: format!("bursar-test-{}", uuid::Uuid::new_v4()),
-        })
-    }
-
-    fn options(&self, url: &str) -> RedisOptions {
-        RedisOptions {
-            namespace: self.name.clone(),
-            timeout: Duration::from_millis(300),
-            retry_after: Duration::from_millis(200),
-            ..RedisOptions::new(url)
-        }
-    }
-
-    fn limiter(&self) -> RedisLimiter {
-        RedisLimiter::new(&self.options(&self.url)).unwrap()
-    }
-
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-
-    async fn cleanup(self) {
-        let mut conn = self.conn().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{{{}}}:*", self.name))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
-}
+use common::{RedisNamespace as Namespace, T0};
 
 fn key_scope(limits: Limits) -> Scope {
     Scope {
