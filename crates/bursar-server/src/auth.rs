@@ -106,27 +106,22 @@ pub struct AuthCache {
     broadcast: Broadcast,
 }
 
-impl Default for AuthCache {
-    fn default() -> Self {
-        AuthCache::new(
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Broadcast::default(),
-        )
-    }
-}
+/// How long a loaded snapshot is kept: what bounds staleness when an invalidation is missed.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(60);
+/// How long an unknown key is remembered as unknown.
+const MISSING_TTL: Duration = Duration::from_secs(5);
 
 impl AuthCache {
-    pub fn new(ttl: Duration, negative_ttl: Duration, broadcast: Broadcast) -> AuthCache {
+    pub fn new(broadcast: Broadcast) -> AuthCache {
         AuthCache {
             found: moka::future::Cache::builder()
                 .max_capacity(1_000_000)
-                .time_to_live(ttl)
+                .time_to_live(SNAPSHOT_TTL)
                 .support_invalidation_closures()
                 .build(),
             missing: moka::future::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(negative_ttl)
+                .time_to_live(MISSING_TTL)
                 .build(),
             broadcast,
         }

@@ -83,12 +83,6 @@ pub struct EndUserCache {
     broadcast: Broadcast,
 }
 
-impl Default for EndUserCache {
-    fn default() -> Self {
-        EndUserCache::new(Broadcast::default())
-    }
-}
-
 impl EndUserCache {
     pub fn new(broadcast: Broadcast) -> EndUserCache {
         EndUserCache {

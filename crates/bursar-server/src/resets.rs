@@ -18,7 +18,12 @@ const RESET_JOB: &str = "budget_resets";
 
 /// Runs the job until `stop` fires.
 pub async fn run_budget_resets(state: AppState, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(state.config().admission.reset_interval);
+    let interval = state.config().admission.reset_interval;
+    let lease_ms = i64::try_from(interval.as_millis())
+        .unwrap_or(i64::MAX / 4)
+        .saturating_mul(3)
+        .max(3_000);
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -26,10 +31,6 @@ pub async fn run_budget_resets(state: AppState, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let now = bursar_store::now_ms();
-        let lease_ms = i64::try_from(state.config().admission.reset_interval.as_millis())
-            .unwrap_or(i64::MAX / 4)
-            .saturating_mul(3)
-            .max(3_000);
         match state
             .store()
             .resets()

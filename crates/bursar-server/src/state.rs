@@ -106,11 +106,7 @@ impl AppState {
                 config,
                 store,
                 router,
-                auth: AuthCache::new(
-                    std::time::Duration::from_secs(60),
-                    std::time::Duration::from_secs(5),
-                    cluster.broadcast.clone(),
-                ),
+                auth: AuthCache::new(cluster.broadcast.clone()),
                 end_users: EndUserCache::new(cluster.broadcast),
                 master_key,
                 ledger,
