@@ -10,6 +10,7 @@
 use crate::state::AppState;
 use bursar_store::Store;
 use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -41,7 +42,10 @@ struct Message {
 #[derive(Clone)]
 pub enum Channel {
     Redis {
-        client: redis::Client,
+        /// For subscriptions (a dedicated connection each); boxed, as it is large.
+        client: Box<redis::Client>,
+        /// For publishing; reconnects by itself.
+        publisher: ConnectionManager,
         channel: String,
     },
     Postgres {
@@ -56,8 +60,17 @@ pub const POSTGRES_CHANNEL: &str = "bursar_invalidate";
 impl Channel {
     /// Redis pub/sub at `url`, on the namespace's channel.
     pub fn redis(url: &str, namespace: &str) -> Result<Channel, String> {
+        let client = bursar_limits::redis_client(url)?;
+        let timeout = Some(Duration::from_secs(2));
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(1);
+        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| format!("cannot set up the Redis connection: {e}"))?;
         Ok(Channel::Redis {
-            client: bursar_limits::redis_client(url)?,
+            client: Box::new(client),
+            publisher,
             channel: Channel::redis_channel(namespace),
         })
     }
@@ -98,7 +111,6 @@ pub async fn publish(
     mut rx: mpsc::UnboundedReceiver<Invalidation>,
     stop: CancellationToken,
 ) {
-    let mut redis_conn: Option<redis::aio::MultiplexedConnection> = None;
     loop {
         let change = tokio::select! {
             () = stop.cancelled() => return,
@@ -117,22 +129,36 @@ pub async fn publish(
                 continue;
             }
         };
-        // One retry on a fresh connection; after that the message is dropped and the other
-        // instances catch up by expiry.
+        // One retry (a lost Redis connection is re-established meanwhile); after that the
+        // message is dropped and the other instances catch up by expiry.
         for attempt in 0..2 {
-            let sent = match &channel {
-                Channel::Redis { client, channel } => {
-                    publish_redis(client, &mut redis_conn, channel, &payload).await
+            let send = async {
+                match &channel {
+                    Channel::Redis {
+                        publisher, channel, ..
+                    } => {
+                        let mut conn = publisher.clone();
+                        let mut cmd = redis::cmd("PUBLISH");
+                        cmd.arg(channel).arg(&payload);
+                        cmd.query_async::<i64>(&mut conn)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
+                    Channel::Postgres { store, channel } => store
+                        .notify(channel, &payload)
+                        .await
+                        .map_err(|e| e.to_string()),
                 }
-                Channel::Postgres { store, channel } => store
-                    .notify(channel, &payload)
-                    .await
-                    .map_err(|e| e.to_string()),
+            };
+            // Shutdown does not wait for a Redis that is not answering.
+            let sent = tokio::select! {
+                () = stop.cancelled() => return,
+                sent = send => sent,
             };
             match sent {
                 Ok(()) => break,
                 Err(e) => {
-                    redis_conn = None;
                     if attempt == 1 {
                         tracing::warn!(error = %e, "could not broadcast an invalidation; other instances see the change when their cache expires");
                     }
@@ -140,34 +166,6 @@ pub async fn publish(
             }
         }
     }
-}
-
-async fn publish_redis(
-    client: &redis::Client,
-    conn: &mut Option<redis::aio::MultiplexedConnection>,
-    channel: &str,
-    payload: &str,
-) -> Result<(), String> {
-    if conn.is_none() {
-        let fresh = tokio::time::timeout(
-            Duration::from_secs(2),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .map_err(|_| "timed out connecting to Redis".to_string())?
-        .map_err(|e| e.to_string())?;
-        *conn = Some(fresh);
-    }
-    let Some(c) = conn.as_mut() else {
-        return Err("no Redis connection".to_string());
-    };
-    let mut cmd = redis::cmd("PUBLISH");
-    cmd.arg(channel).arg(payload);
-    tokio::time::timeout(Duration::from_secs(2), cmd.query_async::<i64>(c))
-        .await
-        .map_err(|_| "timed out publishing to Redis".to_string())?
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 /// Applies other instances' invalidations to this one's caches until `stop`, reconnecting
@@ -204,7 +202,9 @@ async fn listen_once(
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), String> {
     match channel {
-        Channel::Redis { client, channel } => {
+        Channel::Redis {
+            client, channel, ..
+        } => {
             let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
             pubsub.subscribe(channel).await.map_err(|e| e.to_string())?;
             connected(state, ready).await;
