@@ -82,12 +82,18 @@ impl RedisOptions {
 #[derive(Debug, Clone)]
 pub struct KeyLayout {
     prefix: String,
+    /// The two fixed keys, named once rather than on every call.
+    open: String,
+    seq: String,
 }
 
 impl KeyLayout {
     pub fn new(namespace: &str) -> KeyLayout {
+        let prefix = format!("{{{namespace}}}:v{LAYOUT_VERSION}:");
         KeyLayout {
-            prefix: format!("{{{namespace}}}:v{LAYOUT_VERSION}:"),
+            open: format!("{prefix}open"),
+            seq: format!("{prefix}seq"),
+            prefix,
         }
     }
 
@@ -99,12 +105,12 @@ impl KeyLayout {
         format!("{}scope:{}:{}", self.prefix, id.kind.descriptor(), id.value)
     }
 
-    pub fn open(&self) -> String {
-        format!("{}open", self.prefix)
+    pub fn open(&self) -> &str {
+        &self.open
     }
 
-    pub fn seq(&self) -> String {
-        format!("{}seq", self.prefix)
+    pub fn seq(&self) -> &str {
+        &self.seq
     }
 }
 
