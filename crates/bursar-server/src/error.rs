@@ -6,7 +6,26 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bursar_providers::{ProviderError, RouteError};
 use bursar_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// LiteLLM's error envelope, as every failed request answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub message: String,
+    /// `auth_error`, `bad_request_error`, `budget_exceeded`, `validation_error`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request field the error is about, if any.
+    pub param: Option<String>,
+    /// The HTTP status, as a string.
+    pub code: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -171,14 +190,14 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = self.status.as_u16(), kind = self.kind, message = %self.message, "request failed");
         }
-        let body = json!({
-            "error": {
-                "message": self.message,
-                "type": self.kind,
-                "param": self.param,
-                "code": self.status.as_u16().to_string(),
-            }
-        });
+        let body = ErrorResponse {
+            error: ErrorBody {
+                message: self.message,
+                kind: self.kind.to_string(),
+                param: self.param,
+                code: self.status.as_u16().to_string(),
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         for (name, value) in self.headers {
             if let Ok(v) = axum::http::HeaderValue::from_str(&value) {

@@ -6,8 +6,10 @@ pub mod auth;
 pub mod charge;
 mod end_users;
 pub mod error;
+pub mod extract;
 pub mod invalidation;
 mod management;
+pub mod openapi;
 mod resets;
 mod routes;
 pub mod state;
@@ -20,163 +22,160 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::get;
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// Builds the full application.
 pub fn app(state: AppState) -> Router {
-    let protected = Router::new()
-        .route("/v1/chat/completions", post(routes::data::chat_completions))
-        .route("/chat/completions", post(routes::data::chat_completions))
-        .route("/v1/completions", post(routes::data::completions))
-        .route("/completions", post(routes::data::completions))
-        .route("/v1/embeddings", post(routes::data::embeddings))
-        .route("/embeddings", post(routes::data::embeddings))
-        .route("/v1/models", get(routes::models::list))
-        .route("/models", get(routes::models::list))
-        .route("/v1/models/{model}", get(routes::models::get))
-        .route("/models/{model}", get(routes::models::get))
-        .route("/health", get(routes::health::check_all))
-        .route("/key/generate", post(management::keys::generate))
-        .route("/key/info", get(management::keys::info))
-        .route("/key/update", post(management::keys::update))
-        .route("/key/delete", post(management::keys::delete))
-        .route("/key/block", post(management::keys::block))
-        .route("/key/unblock", post(management::keys::unblock))
-        .route("/key/list", get(management::keys::list))
-        .route("/key/regenerate", post(management::keys::regenerate))
-        .route(
-            "/key/{key}/regenerate",
-            post(management::keys::regenerate_path),
-        )
-        .route("/key/health", post(management::keys::health))
-        .route("/audit", get(management::audit::list))
-        .route("/audit/logs", get(management::audit::list))
-        .route("/user/new", post(management::users::new_user))
-        .route("/user/info", get(management::users::info))
-        .route("/user/update", post(management::users::update))
-        .route("/user/delete", post(management::users::delete))
-        .route("/user/list", get(management::users::list))
-        .route("/user/get_users", get(management::users::list))
-        .route(
-            "/user/available_roles",
-            get(management::users::available_roles),
-        )
-        .route("/team/new", post(management::teams::new_team))
-        .route("/team/update", post(management::teams::update))
-        .route("/team/delete", post(management::teams::delete))
-        .route("/team/info", get(management::teams::info))
-        .route("/team/list", get(management::teams::list))
-        .route("/v2/team/list", get(management::teams::list_v2))
-        .route("/team/available", get(management::teams::available))
-        .route("/team/filter/ui", get(management::teams::filter_ui))
-        .route("/team/member_add", post(management::teams::member_add))
-        .route(
-            "/team/bulk_member_add",
-            post(management::teams::bulk_member_add),
-        )
-        .route(
-            "/team/member_delete",
-            post(management::teams::member_delete),
-        )
-        .route(
-            "/team/member_update",
-            post(management::teams::member_update),
-        )
-        .route("/team/block", post(management::teams::block))
-        .route("/team/unblock", post(management::teams::unblock))
-        .route("/team/model/add", post(management::teams::model_add))
-        .route("/team/model/delete", post(management::teams::model_delete))
-        .route(
-            "/team/permissions_list",
-            get(management::teams::permissions_list),
-        )
-        .route(
-            "/team/permissions_update",
-            post(management::teams::permissions_update),
-        )
-        .route("/organization/new", post(management::orgs::new_org))
-        .route("/organization/update", patch(management::orgs::update))
-        .route("/organization/delete", delete(management::orgs::delete))
-        .route("/organization/list", get(management::orgs::list))
-        .route(
-            "/organization/info",
-            get(management::orgs::info).post(management::orgs::info_many),
-        )
-        .route(
-            "/organization/member_add",
-            post(management::orgs::member_add),
-        )
-        .route(
-            "/organization/member_update",
-            patch(management::orgs::member_update),
-        )
-        .route(
-            "/organization/member_delete",
-            delete(management::orgs::member_delete),
-        )
-        .route("/budget/new", post(management::budgets::new_budget))
-        .route("/budget/update", post(management::budgets::update))
-        .route("/budget/info", post(management::budgets::info))
-        .route("/budget/settings", get(management::budgets::settings))
-        .route("/budget/list", get(management::budgets::list))
-        .route("/budget/delete", post(management::budgets::delete))
-        .route("/global/spend/keys", get(management::spend::global_keys))
-        .route(
-            "/global/spend/models",
-            get(management::spend::global_models),
-        )
-        .route("/global/spend/teams", get(management::spend::global_teams))
-        .route(
-            "/global/spend/report",
-            get(management::spend::global_report),
-        )
-        .route("/spend/logs", get(management::spend::logs))
-        .route("/spend/logs/v2", get(management::spend::logs_v2))
-        .route("/user/daily/activity", get(management::spend::user_daily))
-        .route("/team/daily/activity", get(management::spend::team_daily))
-        .route(
-            "/organization/daily/activity",
-            get(management::spend::org_daily),
-        )
-        .route("/tag/daily/activity", get(management::spend::tag_daily))
-        .route(
-            "/customer/daily/activity",
-            get(management::spend::customer_daily),
-        );
-    // Customers answer under `/customer/…` and LiteLLM's legacy `/end_user/…`.
-    let protected = ["/customer", "/end_user"]
-        .into_iter()
-        .fold(protected, |router, prefix| {
-            use management::customers as c;
-            router
-                .route(&format!("{prefix}/new"), post(c::new_customer))
-                .route(&format!("{prefix}/info"), get(c::info))
-                .route(&format!("{prefix}/update"), post(c::update))
-                .route(&format!("{prefix}/delete"), post(c::delete))
-                .route(&format!("{prefix}/list"), get(c::list))
-                .route(&format!("{prefix}/block"), post(c::block))
-                .route(&format!("{prefix}/unblock"), post(c::unblock))
-        })
+    let (protected, doc) = api_routes()
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
-        ));
+        ))
+        .split_for_parts();
     let public = Router::new()
         .route(auth::PUBLIC_ROUTES[0], get(routes::health::liveliness))
         .route(auth::PUBLIC_ROUTES[1], get(routes::health::liveliness))
         .route(auth::PUBLIC_ROUTES[2], get(routes::health::readiness))
         .route(auth::PUBLIC_ROUTES[3], get(routes::health::metrics));
+    let docs = SwaggerUi::new(openapi::DOCS_PATH)
+        .url(
+            openapi::DOCUMENT_PATH,
+            finish_document(doc).merge_from(public_document()),
+        )
+        .config(swagger_config());
     Router::new()
         .merge(protected)
         .merge(public)
+        .merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The OpenAPI document `GET /openapi.json` serves, built without a running server.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    finish_document(api_routes().into_openapi()).merge_from(public_document())
+}
+
+fn finish_document(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    openapi::finish(doc, &["/end_user/"])
+}
+
+/// The public probes' operations (their routes are registered without the key check).
+fn public_document() -> utoipa::openapi::OpenApi {
+    let doc = OpenApiRouter::<AppState>::with_openapi(utoipa::openapi::OpenApi::default())
+        .routes(openapi::alias(
+            routes!(routes::health::liveliness),
+            auth::PUBLIC_ROUTES[1],
+        ))
+        .routes(routes!(routes::health::readiness))
+        .routes(routes!(routes::health::metrics))
+        .into_openapi();
+    openapi::finish(doc, &[])
+}
+
+/// Swagger UI settings: no call-outs (the validator badge fetches validator.swagger.io).
+fn swagger_config() -> utoipa_swagger_ui::Config<'static> {
+    utoipa_swagger_ui::Config::from(openapi::DOCUMENT_PATH)
+        .validator_url("none")
+        .persist_authorization(true)
+        .display_operation_id(true)
+}
+
+/// Every route behind the key check, with its OpenAPI operation.
+fn api_routes() -> OpenApiRouter<AppState> {
+    use management::{audit, budgets, customers, keys, orgs, spend, teams, users};
+    use openapi::alias;
+    use routes::{data, health, models};
+    let mut router = OpenApiRouter::with_openapi(openapi::base())
+        .routes(alias(routes!(data::chat_completions), "/chat/completions"))
+        .routes(alias(routes!(data::completions), "/completions"))
+        .routes(alias(routes!(data::embeddings), "/embeddings"))
+        .routes(alias(routes!(models::list), "/models"))
+        .routes(alias(routes!(models::get), "/models/{model_id}"))
+        .routes(routes!(health::check_all))
+        .routes(routes!(keys::generate))
+        .routes(routes!(keys::info))
+        .routes(routes!(keys::update))
+        .routes(routes!(keys::delete))
+        .routes(routes!(keys::block))
+        .routes(routes!(keys::unblock))
+        .routes(routes!(keys::list))
+        .routes(routes!(keys::regenerate))
+        .routes(routes!(keys::regenerate_path))
+        .routes(routes!(keys::health))
+        .routes(alias(routes!(audit::list), "/audit/logs"))
+        .routes(routes!(users::new_user))
+        .routes(routes!(users::info))
+        .routes(routes!(users::update))
+        .routes(routes!(users::delete))
+        .routes(alias(routes!(users::list), "/user/get_users"))
+        .routes(routes!(users::available_roles))
+        .routes(routes!(teams::new_team))
+        .routes(routes!(teams::update))
+        .routes(routes!(teams::delete))
+        .routes(routes!(teams::info))
+        .routes(routes!(teams::list))
+        .routes(routes!(teams::list_v2))
+        .routes(routes!(teams::available))
+        .routes(routes!(teams::filter_ui))
+        .routes(routes!(teams::member_add))
+        .routes(routes!(teams::bulk_member_add))
+        .routes(routes!(teams::member_delete))
+        .routes(routes!(teams::member_update))
+        .routes(routes!(teams::block))
+        .routes(routes!(teams::unblock))
+        .routes(routes!(teams::model_add))
+        .routes(routes!(teams::model_delete))
+        .routes(routes!(teams::permissions_list))
+        .routes(routes!(teams::permissions_update))
+        .routes(routes!(orgs::new_org))
+        .routes(routes!(orgs::update))
+        .routes(routes!(orgs::delete))
+        .routes(routes!(orgs::list))
+        .routes(routes!(orgs::info, orgs::info_many))
+        .routes(routes!(orgs::member_add))
+        .routes(routes!(orgs::member_update))
+        .routes(routes!(orgs::member_delete))
+        .routes(routes!(budgets::new_budget))
+        .routes(routes!(budgets::update))
+        .routes(routes!(budgets::info))
+        .routes(routes!(budgets::settings))
+        .routes(routes!(budgets::list))
+        .routes(routes!(budgets::delete))
+        .routes(routes!(spend::global_keys))
+        .routes(routes!(spend::global_models))
+        .routes(routes!(spend::global_teams))
+        .routes(routes!(spend::global_report))
+        .routes(routes!(spend::logs))
+        .routes(routes!(spend::logs_v2))
+        .routes(routes!(spend::user_daily))
+        .routes(routes!(spend::team_daily))
+        .routes(routes!(spend::org_daily))
+        .routes(routes!(spend::tag_daily))
+        .routes(routes!(spend::customer_daily));
+    // Customers also answer under LiteLLM's legacy `/end_user/…` (deprecated in the document).
+    macro_rules! customer_route {
+        ($handler:path, $legacy:literal) => {
+            router = router.routes(alias(routes!($handler), $legacy));
+        };
+    }
+    customer_route!(customers::new_customer, "/end_user/new");
+    customer_route!(customers::info, "/end_user/info");
+    customer_route!(customers::update, "/end_user/update");
+    customer_route!(customers::delete, "/end_user/delete");
+    customer_route!(customers::list, "/end_user/list");
+    customer_route!(customers::block, "/end_user/block");
+    customer_route!(customers::unblock, "/end_user/unblock");
+    router
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

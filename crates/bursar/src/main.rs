@@ -47,6 +47,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
+    Openapi,
 }
 
 fn env_lookup(name: &str) -> Option<String> {
@@ -78,6 +80,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::Openapi => {
+            let doc = bursar_server::openapi_document();
+            println!("{}", doc.to_pretty_json()?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate { config, data_dir } => {
             init_tracing(false);
             let config = config_or_default(config.as_deref())?;

@@ -9,14 +9,16 @@ use super::keys::is_admin_reader;
 use super::{Page, date_time};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use bursar_core::time::format_ms;
 use bursar_store::{AuditQuery, NewAudit};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::IntoParams;
 
 pub const KEYS_TABLE: &str = "LiteLLM_VerificationToken";
 pub const USERS_TABLE: &str = "LiteLLM_UserTable";
@@ -88,7 +90,8 @@ impl Auditor {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditListQuery {
     action: Option<String>,
     table_name: Option<String>,
@@ -96,10 +99,21 @@ pub struct AuditListQuery {
     changed_by: Option<String>,
     start_date: Option<String>,
     end_date: Option<String>,
+    #[param(minimum = 1, default = 1)]
     page: Option<u32>,
+    #[param(minimum = 1, maximum = 500, default = 50)]
     page_size: Option<u32>,
 }
 
+/// Audit log entries of management changes, newest first, paged.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    operation_id = "get_audit_logs",
+    tag = crate::openapi::AUDIT,
+    params(AuditListQuery),
+    responses((status = 200, body = super::schema::PaginatedAuditLogResponse)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

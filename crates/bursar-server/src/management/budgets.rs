@@ -7,17 +7,20 @@ use super::teams::budget_json;
 use super::{BudgetInput, bad_field, json_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use bursar_store::{BudgetPatch, BudgetRow, NewBudget, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 /// `BudgetNewRequest`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = BudgetNewRequest)]
 pub struct BudgetFields {
     budget_id: Option<String>,
     max_budget: Option<f64>,
@@ -81,6 +84,15 @@ fn forget_all(state: &AppState) {
     state.end_users().invalidate_all();
 }
 
+/// Creates a reusable budget.
+#[utoipa::path(
+    post,
+    path = "/budget/new",
+    operation_id = "new_budget",
+    tag = crate::openapi::BUDGETS,
+    request_body = BudgetFields,
+    responses((status = 200, body = super::schema::BudgetObject)),
+)]
 pub async fn new_budget(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -107,6 +119,15 @@ pub async fn new_budget(
     Ok(Json(budget_json(&row)))
 }
 
+/// Updates a budget; absent fields are unchanged.
+#[utoipa::path(
+    post,
+    path = "/budget/update",
+    operation_id = "update_budget",
+    tag = crate::openapi::BUDGETS,
+    request_body = BudgetFields,
+    responses((status = 200, body = super::schema::BudgetObject)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -140,12 +161,22 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Budget {id} not found")).with_param("budget_id")
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = BudgetRequest)]
 pub struct InfoRequest {
     #[serde(default)]
     budgets: Vec<String>,
 }
 
+/// The named budgets.
+#[utoipa::path(
+    post,
+    path = "/budget/info",
+    operation_id = "info_budget",
+    tag = crate::openapi::BUDGETS,
+    request_body = InfoRequest,
+    responses((status = 200, body = Vec<super::schema::BudgetObject>)),
+)]
 pub async fn info(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -162,12 +193,21 @@ pub async fn info(
     Ok(Json(Value::Array(rows.iter().map(budget_json).collect())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SettingsQuery {
     budget_id: Option<String>,
 }
 
 /// The settable fields of a budget row with their current values (LiteLLM's `ConfigList`).
+#[utoipa::path(
+    get,
+    path = "/budget/settings",
+    operation_id = "budget_settings",
+    tag = crate::openapi::BUDGETS,
+    params(SettingsQuery),
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn settings(
     State(state): State<AppState>,
     Query(q): Query<SettingsQuery>,
@@ -219,16 +259,34 @@ pub async fn settings(
     )))
 }
 
+/// Every budget.
+#[utoipa::path(
+    get,
+    path = "/budget/list",
+    operation_id = "list_budget",
+    tag = crate::openapi::BUDGETS,
+    responses((status = 200, body = Vec<super::schema::BudgetObject>)),
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let rows = state.store().budgets().list().await?;
     Ok(Json(Value::Array(rows.iter().map(budget_json).collect())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = BudgetDeleteRequest)]
 pub struct DeleteRequest {
     id: Option<String>,
 }
 
+/// Deletes a budget no key, team, member or customer uses.
+#[utoipa::path(
+    post,
+    path = "/budget/delete",
+    operation_id = "delete_budget",
+    tag = crate::openapi::BUDGETS,
+    request_body = DeleteRequest,
+    responses((status = 200, body = super::schema::BudgetObject)),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,

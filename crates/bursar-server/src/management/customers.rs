@@ -10,18 +10,21 @@ use super::teams::budget_json;
 use super::{BudgetInput, bad_field, invalid, json_body, missing, money};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use bursar_limits::{ScopeId, ScopeKind};
 use bursar_store::{BudgetPatch, BudgetRow, EndUserPatch, EndUserRow, NewEndUser, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 /// The fields of `/customer/new` and `/customer/update`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = NewCustomerRequest)]
 pub struct CustomerFields {
     user_id: Option<String>,
     alias: Option<String>,
@@ -179,6 +182,15 @@ async fn forget(state: &AppState, user_id: &str, reseed: bool) {
     }
 }
 
+/// Creates a customer (end user), with its own budget when budget fields are given.
+#[utoipa::path(
+    post,
+    path = "/customer/new",
+    operation_id = "new_end_user",
+    tag = crate::openapi::CUSTOMERS,
+    request_body = CustomerFields,
+    responses((status = 200, body = super::schema::CustomerObject)),
+)]
 pub async fn new_customer(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -235,11 +247,21 @@ pub async fn new_customer(
     Ok(Json(customer_with_budget(&state, &row).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
     end_user_id: Option<String>,
 }
 
+/// A customer with its budget.
+#[utoipa::path(
+    get,
+    path = "/customer/info",
+    operation_id = "end_user_info",
+    tag = crate::openapi::CUSTOMERS,
+    params(InfoQuery),
+    responses((status = 200, body = super::schema::CustomerObject)),
+)]
 pub async fn info(
     State(state): State<AppState>,
     Query(q): Query<InfoQuery>,
@@ -257,6 +279,15 @@ pub async fn info(
     Ok(Json(customer_with_budget(&state, &row).await?))
 }
 
+/// Updates a customer; absent fields are unchanged.
+#[utoipa::path(
+    post,
+    path = "/customer/update",
+    operation_id = "update_end_user",
+    tag = crate::openapi::CUSTOMERS,
+    request_body = super::schema::UpdateCustomerRequest,
+    responses((status = 200, body = super::schema::CustomerObject)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -297,7 +328,8 @@ pub async fn update(
     Ok(Json(customer_with_budget(&state, &row).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DeleteCustomerRequest)]
 pub struct UserIds {
     user_ids: Vec<String>,
 }
@@ -318,6 +350,15 @@ fn py_list(ids: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
+/// Deletes customers; all or nothing.
+#[utoipa::path(
+    post,
+    path = "/customer/delete",
+    operation_id = "delete_end_user",
+    tag = crate::openapi::CUSTOMERS,
+    request_body = UserIds,
+    responses((status = 200, body = super::schema::DeleteCustomersResponse)),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -343,6 +384,14 @@ pub async fn delete(
     }
 }
 
+/// Every customer.
+#[utoipa::path(
+    get,
+    path = "/customer/list",
+    operation_id = "list_end_user",
+    tag = crate::openapi::CUSTOMERS,
+    responses((status = 200, body = Vec<super::schema::CustomerObject>)),
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let rows = state.store().end_users().list().await?;
     Ok(Json(Value::Array(customers_json(&state, &rows).await?)))
@@ -368,6 +417,15 @@ async fn set_blocked(
     Ok(rows)
 }
 
+/// Blocks customers: requests on their behalf are refused.
+#[utoipa::path(
+    post,
+    path = "/customer/block",
+    operation_id = "block_user",
+    tag = crate::openapi::CUSTOMERS,
+    request_body = super::schema::BlockUsers,
+    responses((status = 200, body = super::schema::BlockUsersResponse)),
+)]
 pub async fn block(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -381,6 +439,14 @@ pub async fn block(
 
 /// Clears `blocked` in the database (LiteLLM only edits an in-memory list). Answers with the
 /// unblocked rows and, as LiteLLM's field, the ids still blocked.
+#[utoipa::path(
+    post,
+    path = "/customer/unblock",
+    operation_id = "unblock_user",
+    tag = crate::openapi::CUSTOMERS,
+    request_body = super::schema::BlockUsers,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn unblock(
     State(state): State<AppState>,
     headers: HeaderMap,

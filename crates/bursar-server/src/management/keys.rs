@@ -10,9 +10,10 @@ use super::teams::{admin_team_ids, may_manage_team_key};
 use super::{Page, bad_field, descending, json_body, json_body_pair, limit, money, reset_at};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use bursar_core::NanoUsd;
@@ -26,12 +27,13 @@ use bursar_core::time::format_ms;
 use bursar_store::{KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError, TeamRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 /// Shortest caller-chosen key accepted (LiteLLM's `MINIMUM_CUSTOM_KEY_LENGTH`).
 const MIN_CUSTOM_KEY_LENGTH: usize = 16;
 
 /// The fields shared by `/key/generate`, `/key/update` and `/key/regenerate`. Absent = unchanged.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct KeyFields {
     key_alias: Option<String>,
     duration: Option<String>,
@@ -65,7 +67,7 @@ pub struct KeyFields {
 
 /// The identifying fields of a request; the rest is [`KeyFields`], parsed from the same body
 /// (not flattened, so type errors keep their field name).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct KeyIdentity {
     key: Option<String>,
     new_key: Option<String>,
@@ -369,6 +371,15 @@ fn map_conflict(alias: Option<&str>) -> impl FnOnce(StoreError) -> ApiError + '_
     }
 }
 
+/// Creates a virtual key; the raw key is in the answer only.
+#[utoipa::path(
+    post,
+    path = "/key/generate",
+    operation_id = "generate_key_fn",
+    tag = crate::openapi::KEYS,
+    request_body = super::schema::GenerateKeyRequest,
+    responses((status = 200, body = super::schema::GenerateKeyResponse)),
+)]
 pub async fn generate(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -555,11 +566,22 @@ async fn check_team_key(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
+    /// The key or its hash; defaults to the calling key.
     key: Option<String>,
 }
 
+/// A key's settings and spend; defaults to the calling key.
+#[utoipa::path(
+    get,
+    path = "/key/info",
+    operation_id = "info_key_fn",
+    tag = crate::openapi::KEYS,
+    params(InfoQuery),
+    responses((status = 200, body = super::schema::KeyInfoResponse)),
+)]
 pub async fn info(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -603,6 +625,15 @@ pub async fn info(
     Ok(Json(json!({"key": passed, "info": info})))
 }
 
+/// Updates a key; absent fields are unchanged.
+#[utoipa::path(
+    post,
+    path = "/key/update",
+    operation_id = "update_key_fn",
+    tag = crate::openapi::KEYS,
+    request_body = super::schema::UpdateKeyRequest,
+    responses((status = 200, body = super::schema::KeyObject)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -691,12 +722,22 @@ pub async fn update(
     Ok(Json(body))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = KeyRequest)]
 pub struct DeleteKeyRequest {
     keys: Option<Vec<String>>,
     key_aliases: Option<Vec<String>>,
 }
 
+/// Deletes keys by key or alias; all or nothing.
+#[utoipa::path(
+    post,
+    path = "/key/delete",
+    operation_id = "delete_key_fn",
+    tag = crate::openapi::KEYS,
+    request_body = DeleteKeyRequest,
+    responses((status = 200, body = super::schema::DeleteKeyResponse)),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -774,11 +815,21 @@ pub async fn delete(
     Ok(Json(json!({"deleted_keys": passed})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = BlockKeyRequest)]
 pub struct BlockRequest {
     key: String,
 }
 
+/// Blocks a key: its requests are refused until unblocked.
+#[utoipa::path(
+    post,
+    path = "/key/block",
+    operation_id = "block_key",
+    tag = crate::openapi::KEYS,
+    request_body = BlockRequest,
+    responses((status = 200, body = super::schema::KeyObject)),
+)]
 pub async fn block(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -788,6 +839,15 @@ pub async fn block(
     set_blocked(state, principal, headers, body, true).await
 }
 
+/// Unblocks a key.
+#[utoipa::path(
+    post,
+    path = "/key/unblock",
+    operation_id = "unblock_key",
+    tag = crate::openapi::KEYS,
+    request_body = BlockRequest,
+    responses((status = 200, body = super::schema::KeyObject)),
+)]
 pub async fn unblock(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -849,9 +909,14 @@ async fn set_blocked(
     Ok(Json(key_json(&row)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page number.
+    #[param(minimum = 1, default = 1)]
     page: Option<u32>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 10)]
     size: Option<u32>,
     user_id: Option<String>,
     team_id: Option<String>,
@@ -864,6 +929,15 @@ pub struct ListQuery {
     sort_order: Option<String>,
 }
 
+/// Keys the caller may see, filtered and paged.
+#[utoipa::path(
+    get,
+    path = "/key/list",
+    operation_id = "list_keys",
+    tag = crate::openapi::KEYS,
+    params(ListQuery),
+    responses((status = 200, body = super::schema::KeyListResponseObject)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -951,6 +1025,15 @@ pub async fn list(
     })))
 }
 
+/// Replaces a key with a new one, keeping its settings and spend.
+#[utoipa::path(
+    post,
+    path = "/key/regenerate",
+    operation_id = "regenerate_key_fn",
+    tag = crate::openapi::KEYS,
+    request_body = super::schema::RegenerateKeyRequest,
+    responses((status = 200, body = super::schema::GenerateKeyResponse)),
+)]
 pub async fn regenerate(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -960,6 +1043,16 @@ pub async fn regenerate(
     regenerate_key(state, principal, None, headers, body).await
 }
 
+/// Like `/key/regenerate`, with the key in the path.
+#[utoipa::path(
+    post,
+    path = "/key/{key}/regenerate",
+    operation_id = "regenerate_key_fn",
+    tag = crate::openapi::KEYS,
+    request_body = super::schema::RegenerateKeyRequest,
+    params(("key" = String, Path, description = "The key or its hash")),
+    responses((status = 200, body = super::schema::GenerateKeyResponse)),
+)]
 pub async fn regenerate_path(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -1066,6 +1159,14 @@ async fn regenerate_key(
     Ok(Json(body))
 }
 
+/// The calling key's logging health (always healthy: no logging callbacks).
+#[utoipa::path(
+    post,
+    path = "/key/health",
+    operation_id = "key_health",
+    tag = crate::openapi::KEYS,
+    responses((status = 200, body = super::schema::KeyHealthResponse)),
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({"key": "healthy", "logging_callbacks": null}))
 }

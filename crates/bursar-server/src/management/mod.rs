@@ -5,6 +5,7 @@ pub mod budgets;
 pub mod customers;
 pub mod keys;
 pub mod orgs;
+pub mod schema;
 pub mod scope;
 pub mod spend;
 pub mod teams;

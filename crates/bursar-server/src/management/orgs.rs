@@ -12,9 +12,10 @@ use super::users::user_json;
 use super::{BudgetInput, bad_field, json_body, json_body_pair, missing, money};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use bursar_core::time::format_ms;
@@ -25,12 +26,13 @@ use bursar_store::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
+use utoipa::{IntoParams, ToSchema};
 
 /// Roles a member can hold in an organization.
 const ORG_ROLES: [&str; 3] = [ORG_ADMIN, "internal_user", "internal_user_viewer"];
 
 /// The organization fields of `/organization/new` and `/organization/update`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OrgFields {
     organization_alias: Option<String>,
     models: Option<Vec<String>>,
@@ -52,7 +54,7 @@ pub struct OrgFields {
     litellm_budget_table: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OrgIdentity {
     organization_id: Option<String>,
 }
@@ -245,6 +247,15 @@ async fn org_gate(
     }
 }
 
+/// Creates an organization (proxy admins only).
+#[utoipa::path(
+    post,
+    path = "/organization/new",
+    operation_id = "new_organization",
+    tag = crate::openapi::ORGS,
+    request_body = super::schema::NewOrganizationRequest,
+    responses((status = 200, body = super::schema::OrganizationObject)),
+)]
 pub async fn new_org(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -340,6 +351,15 @@ pub async fn new_org(
     Ok(Json(body))
 }
 
+/// Updates an organization; absent fields are unchanged.
+#[utoipa::path(
+    patch,
+    path = "/organization/update",
+    operation_id = "update_organization",
+    tag = crate::openapi::ORGS,
+    request_body = super::schema::UpdateOrganizationRequest,
+    responses((status = 200, body = super::schema::OrganizationObject)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -393,11 +413,21 @@ pub async fn update(
     Ok(Json(data))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DeleteOrganizationRequest)]
 pub struct DeleteOrgsRequest {
     organization_ids: Vec<String>,
 }
 
+/// Deletes organizations with no teams left; all or nothing.
+#[utoipa::path(
+    delete,
+    path = "/organization/delete",
+    operation_id = "delete_organization",
+    tag = crate::openapi::ORGS,
+    request_body = DeleteOrgsRequest,
+    responses((status = 200, body = Vec<super::schema::OrganizationObject>)),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -472,12 +502,22 @@ pub async fn delete(
     Ok(Json(Value::from(deleted)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     org_id: Option<String>,
     org_alias: Option<String>,
 }
 
+/// Organizations the caller belongs to (all, for admins).
+#[utoipa::path(
+    get,
+    path = "/organization/list",
+    operation_id = "list_organization",
+    tag = crate::openapi::ORGS,
+    params(ListQuery),
+    responses((status = 200, body = Vec<super::schema::OrganizationObject>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -508,11 +548,21 @@ pub async fn list(
     Ok(Json(Value::from(out)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
     organization_id: Option<String>,
 }
 
+/// An organization with its budget, members and teams.
+#[utoipa::path(
+    get,
+    path = "/organization/info",
+    operation_id = "info_organization",
+    tag = crate::openapi::ORGS,
+    params(InfoQuery),
+    responses((status = 200, body = super::schema::OrganizationObject)),
+)]
 pub async fn info(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -524,12 +574,21 @@ pub async fn info(
     Ok(Json(org_json(&state, &org).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = OrganizationRequest)]
 pub struct InfoBody {
     organizations: Vec<String>,
 }
 
 /// The deprecated `POST /organization/info` with a list of ids.
+#[utoipa::path(
+    post,
+    path = "/organization/info",
+    operation_id = "deprecated_info_organization",
+    tag = crate::openapi::ORGS,
+    request_body = InfoBody,
+    responses((status = 200, body = Vec<super::schema::OrganizationObject>)),
+)]
 pub async fn info_many(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -546,21 +605,24 @@ pub async fn info_many(
     Ok(Json(Value::from(out)))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = OrgMember)]
 pub struct OrgMemberSpec {
     role: Option<String>,
     user_id: Option<String>,
     user_email: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = OrgMembers)]
 enum OneOrMany {
     Many(Vec<OrgMemberSpec>),
     One(OrgMemberSpec),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = OrganizationMemberAddRequest)]
 pub struct MemberAddRequest {
     organization_id: Option<String>,
     member: Option<OneOrMany>,
@@ -579,6 +641,15 @@ fn check_role(role: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
+/// Adds users to an organization, creating unknown ones.
+#[utoipa::path(
+    post,
+    path = "/organization/member_add",
+    operation_id = "organization_member_add",
+    tag = crate::openapi::ORGS,
+    request_body = MemberAddRequest,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn member_add(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -684,7 +755,8 @@ pub async fn member_add(
     Ok(Json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = OrganizationMemberUpdateRequest)]
 pub struct MemberRef {
     organization_id: Option<String>,
     user_id: Option<String>,
@@ -726,6 +798,15 @@ async fn member_of(
         })
 }
 
+/// Changes a member's role or budget in the organization.
+#[utoipa::path(
+    patch,
+    path = "/organization/member_update",
+    operation_id = "organization_member_update",
+    tag = crate::openapi::ORGS,
+    request_body = MemberRef,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn member_update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -780,6 +861,15 @@ pub async fn member_update(
     Ok(Json(body))
 }
 
+/// Removes a member from the organization.
+#[utoipa::path(
+    delete,
+    path = "/organization/member_delete",
+    operation_id = "organization_member_delete",
+    tag = crate::openapi::ORGS,
+    request_body = super::schema::OrganizationMemberDeleteRequest,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn member_delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -6,8 +6,9 @@ use super::scope::{self, member_id};
 use super::{Page, bad_field};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use bursar_core::NanoUsd;
 use bursar_core::roles::UserRole;
@@ -125,6 +126,23 @@ async fn own_keys(state: &AppState, principal: &Principal) -> Result<Vec<String>
     }
 }
 
+/// Daily spend and usage of the calling user (any user, for admins), with breakdowns.
+#[utoipa::path(
+    get,
+    path = "/user/daily/activity",
+    operation_id = "get_user_daily_activity",
+    tag = crate::openapi::SPEND,
+    tags = [crate::openapi::USERS],
+    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
+        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
+        ("model" = Option<String>, Query, description = "Filter by model"),
+        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
+        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+        ("user_id" = Option<String>, Query, description = "Filter by user (admins)"),
+        ("timezone" = Option<i64>, Query, description = "Accepted for compatibility; days are UTC"),),
+    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+)]
 pub async fn user_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -149,6 +167,22 @@ pub async fn user_daily(
     respond(&state, q).await
 }
 
+/// Daily spend and usage of teams.
+#[utoipa::path(
+    get,
+    path = "/team/daily/activity",
+    operation_id = "get_team_daily_activity",
+    tag = crate::openapi::TEAMS,
+    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
+        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
+        ("model" = Option<String>, Query, description = "Filter by model"),
+        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
+        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+        ("team_ids" = Option<String>, Query, description = "Comma-separated team ids"),
+        ("exclude_team_ids" = Option<String>, Query, description = "Comma-separated team ids to leave out"),),
+    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+)]
 pub async fn team_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -196,6 +230,21 @@ pub async fn team_daily(
     respond(&state, q).await
 }
 
+/// Daily spend and usage of organizations.
+#[utoipa::path(
+    get,
+    path = "/organization/daily/activity",
+    operation_id = "get_organization_daily_activity",
+    tag = crate::openapi::ORGS,
+    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
+        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
+        ("model" = Option<String>, Query, description = "Filter by model"),
+        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
+        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+        ("organization_ids" = Option<String>, Query, description = "Comma-separated organization ids"),),
+    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+)]
 pub async fn org_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -222,6 +271,21 @@ pub async fn org_daily(
     respond(&state, q).await
 }
 
+/// Daily spend and usage by request tag.
+#[utoipa::path(
+    get,
+    path = "/tag/daily/activity",
+    operation_id = "get_tag_daily_activity",
+    tag = crate::openapi::TAGS,
+    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
+        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
+        ("model" = Option<String>, Query, description = "Filter by model"),
+        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
+        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+        ("tags" = Option<String>, Query, description = "Comma-separated tags"),),
+    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+)]
 pub async fn tag_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -235,6 +299,21 @@ pub async fn tag_daily(
     respond(&state, q).await
 }
 
+/// Daily spend and usage of customers.
+#[utoipa::path(
+    get,
+    path = "/customer/daily/activity",
+    operation_id = "get_customer_daily_activity",
+    tag = crate::openapi::CUSTOMERS,
+    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
+        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
+        ("model" = Option<String>, Query, description = "Filter by model"),
+        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
+        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+        ("end_user_ids" = Option<String>, Query, description = "Comma-separated customer ids"),),
+    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+)]
 pub async fn customer_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -592,6 +671,25 @@ fn log_json(row: &bursar_store::SpendLogRow) -> Value {
 /// `GET /spend/logs`: with dates and `summarize` (the default), spend per day with its
 /// users, models and keys (from the daily tables, missing days as 0); otherwise the newest
 /// matching rows.
+#[utoipa::path(
+    get,
+    path = "/spend/logs",
+    operation_id = "view_spend_logs",
+    tag = crate::openapi::SPEND,
+    params(("api_key" = Option<String>, Query, description = "Filter by key (raw or hash)"),
+        ("user_id" = Option<String>, Query, description = "Filter by user"),
+        ("request_id" = Option<String>, Query, description = "One request's log"),
+        ("team_id" = Option<String>, Query, description = "Filter by team"),
+        ("end_user" = Option<String>, Query, description = "Filter by customer"),
+        ("model" = Option<String>, Query, description = "Filter by model"),
+        ("status_filter" = Option<String>, Query, description = "`success` or `failure`"),
+        ("min_spend" = Option<f64>, Query, description = "Only logs that spent at least this"),
+        ("max_spend" = Option<f64>, Query, description = "Only logs that spent at most this"),
+        ("start_date" = Option<String>, Query, description = "From this date or date-time"),
+        ("end_date" = Option<String>, Query, description = "To this date or date-time"),
+        ("summarize" = Option<bool>, Query, description = "With a date range: one row per day (default true)"),),
+    responses((status = 200, body = Vec<serde_json::Value>)),
+)]
 pub async fn logs(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -689,6 +787,26 @@ async fn summary(
 }
 
 /// `GET /spend/logs/v2`: one page of spend-log rows, newest first.
+#[utoipa::path(
+    get,
+    path = "/spend/logs/v2",
+    operation_id = "ui_view_spend_logs",
+    tag = crate::openapi::SPEND,
+    params(("api_key" = Option<String>, Query, description = "Filter by key (raw or hash)"),
+        ("user_id" = Option<String>, Query, description = "Filter by user"),
+        ("request_id" = Option<String>, Query, description = "One request's log"),
+        ("team_id" = Option<String>, Query, description = "Filter by team"),
+        ("end_user" = Option<String>, Query, description = "Filter by customer"),
+        ("model" = Option<String>, Query, description = "Filter by model"),
+        ("status_filter" = Option<String>, Query, description = "`success` or `failure`"),
+        ("min_spend" = Option<f64>, Query, description = "Only logs that spent at least this"),
+        ("max_spend" = Option<f64>, Query, description = "Only logs that spent at most this"),
+        ("start_date" = Option<String>, Query, description = "From this date or date-time"),
+        ("end_date" = Option<String>, Query, description = "To this date or date-time"),
+        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Logs per page"),),
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn logs_v2(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -761,6 +879,14 @@ fn admins_only(principal: &Principal, route: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /global/spend/keys`: the keys that spent most in the last 30 days.
+#[utoipa::path(
+    get,
+    path = "/global/spend/keys",
+    operation_id = "global_spend_keys",
+    tag = crate::openapi::SPEND,
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "How many keys")),
+    responses((status = 200, body = Vec<serde_json::Value>)),
+)]
 pub async fn global_keys(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -798,6 +924,14 @@ pub async fn global_keys(
 }
 
 /// `GET /global/spend/models`: the models that cost most in the last 30 days.
+#[utoipa::path(
+    get,
+    path = "/global/spend/models",
+    operation_id = "global_spend_models",
+    tag = crate::openapi::SPEND,
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "How many models")),
+    responses((status = 200, body = Vec<serde_json::Value>)),
+)]
 pub async fn global_models(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -833,6 +967,13 @@ pub async fn global_models(
 
 /// `GET /global/spend/teams`: spend per team and day over the last 30 days, and the ten
 /// teams that spent most.
+#[utoipa::path(
+    get,
+    path = "/global/spend/teams",
+    operation_id = "global_spend_per_team",
+    tag = crate::openapi::SPEND,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn global_teams(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -894,6 +1035,19 @@ const MAX_REPORT_ROWS: u64 = 100_000;
 
 /// `GET /global/spend/report`: spend per day grouped by team or customer (with per-model
 /// details), or per key, between two dates.
+#[utoipa::path(
+    get,
+    path = "/global/spend/report",
+    operation_id = "get_global_spend_report",
+    tag = crate::openapi::SPEND,
+    params(("start_date" = Option<String>, Query, description = "From this date"),
+        ("end_date" = Option<String>, Query, description = "To this date"),
+        ("group_by" = Option<String>, Query, description = "`team`, `customer` or `api_key`"),
+        ("api_key" = Option<String>, Query, description = "Only this key"),
+        ("team_id" = Option<String>, Query, description = "Only this team"),
+        ("customer_id" = Option<String>, Query, description = "Only this customer"),),
+    responses((status = 200, body = Vec<serde_json::Value>)),
+)]
 pub async fn global_report(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

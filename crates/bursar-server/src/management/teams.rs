@@ -18,9 +18,10 @@ use super::{
 };
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use bursar_core::NanoUsd;
@@ -35,6 +36,7 @@ use bursar_store::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
+use utoipa::{IntoParams, ToSchema};
 
 /// What team members may do when the team does not say (`DEFAULT_TEAM_MEMBER_PERMISSIONS`).
 pub const DEFAULT_MEMBER_PERMISSIONS: [&str; 2] = ["/key/info", "/key/health"];
@@ -43,7 +45,8 @@ pub const DEFAULT_MEMBER_PERMISSIONS: [&str; 2] = ["/key/info", "/key/health"];
 const MAX_BULK_MEMBERS: usize = 500;
 
 /// A member as requests name it: by id, by email, or both.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = Member)]
 pub struct MemberSpec {
     role: Option<String>,
     user_id: Option<String>,
@@ -51,7 +54,7 @@ pub struct MemberSpec {
 }
 
 /// Every settable team field; absent = unchanged (update) or default (create).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TeamFields {
     team_alias: Option<String>,
     organization_id: Option<String>,
@@ -93,7 +96,7 @@ pub struct TeamFields {
     access_group_ids: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TeamIdentity {
     team_id: Option<String>,
 }
@@ -793,6 +796,15 @@ async fn check_creator_limits(
     Ok(())
 }
 
+/// Creates a team.
+#[utoipa::path(
+    post,
+    path = "/team/new",
+    operation_id = "new_team",
+    tag = crate::openapi::TEAMS,
+    request_body = super::schema::NewTeamRequest,
+    responses((status = 200, body = super::schema::TeamObject)),
+)]
 pub async fn new_team(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -993,6 +1005,15 @@ fn check_team_admin_changes(team: &TeamRow, patch: &TeamPatch) -> Result<(), Api
     Ok(())
 }
 
+/// Updates a team; absent fields are unchanged.
+#[utoipa::path(
+    post,
+    path = "/team/update",
+    operation_id = "update_team",
+    tag = crate::openapi::TEAMS,
+    request_body = super::schema::UpdateTeamRequest,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1102,11 +1123,21 @@ async fn patch_team(
     finish_change(state, principal, headers, team, &updated, action).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DeleteTeamRequest)]
 pub struct DeleteTeamsRequest {
     team_ids: Vec<String>,
 }
 
+/// Deletes teams with their keys; all or nothing.
+#[utoipa::path(
+    post,
+    path = "/team/delete",
+    operation_id = "delete_team",
+    tag = crate::openapi::TEAMS,
+    request_body = DeleteTeamsRequest,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1156,11 +1187,21 @@ pub async fn delete(
     Ok(Json(json!({"deleted_teams": r.team_ids})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
     team_id: Option<String>,
 }
 
+/// A team with its members, keys and budgets.
+#[utoipa::path(
+    get,
+    path = "/team/info",
+    operation_id = "team_info",
+    tag = crate::openapi::TEAMS,
+    params(InfoQuery),
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn info(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1192,7 +1233,8 @@ pub async fn info(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     user_id: Option<String>,
     organization_id: Option<String>,
@@ -1249,6 +1291,15 @@ async fn visibility(
     Ok(())
 }
 
+/// Teams the caller may see.
+#[utoipa::path(
+    get,
+    path = "/team/list",
+    operation_id = "list_team",
+    tag = crate::openapi::TEAMS,
+    params(ListQuery),
+    responses((status = 200, body = Vec<serde_json::Value>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1280,19 +1331,33 @@ pub async fn list(
     Ok(Json(Value::from(out)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListV2Query {
     user_id: Option<String>,
     organization_id: Option<String>,
     team_id: Option<String>,
     team_alias: Option<String>,
+    /// Page number.
+    #[param(minimum = 1, default = 1)]
     page: Option<u32>,
+    /// Teams per page.
+    #[param(minimum = 1, maximum = 100, default = 10)]
     page_size: Option<u32>,
     sort_by: Option<String>,
     sort_order: Option<String>,
     status: Option<String>,
 }
 
+/// Teams, filtered, sorted and paged.
+#[utoipa::path(
+    get,
+    path = "/v2/team/list",
+    operation_id = "list_team_v2",
+    tag = crate::openapi::TEAMS,
+    params(ListV2Query),
+    responses((status = 200, body = super::schema::TeamListResponse)),
+)]
 pub async fn list_v2(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1377,6 +1442,14 @@ pub async fn list_v2(
     })))
 }
 
+/// Teams any user may join (`default_team_settings`' available teams).
+#[utoipa::path(
+    get,
+    path = "/team/available",
+    operation_id = "list_available_teams",
+    tag = crate::openapi::TEAMS,
+    responses((status = 200, body = Vec<serde_json::Value>)),
+)]
 pub async fn available(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
     for team_id in &state.config().internal_user_defaults.available_teams {
@@ -1387,12 +1460,22 @@ pub async fn available(State(state): State<AppState>) -> Result<Json<Value>, Api
     Ok(Json(Value::from(out)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FilterQuery {
     team_id: Option<String>,
     team_alias: Option<String>,
 }
 
+/// Team ids and aliases matching a filter, for the UI.
+#[utoipa::path(
+    get,
+    path = "/team/filter/ui",
+    operation_id = "ui_view_teams",
+    tag = crate::openapi::TEAMS,
+    params(FilterQuery),
+    responses((status = 200, body = Vec<serde_json::Value>)),
+)]
 pub async fn filter_ui(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1412,14 +1495,16 @@ pub async fn filter_ui(
     Ok(Json(Value::from(out)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = TeamMembers)]
 enum OneOrMany {
     Many(Vec<MemberSpec>),
     One(MemberSpec),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TeamMemberAddRequest)]
 pub struct MemberAddRequest {
     team_id: Option<String>,
     member: Option<OneOrMany>,
@@ -1451,6 +1536,15 @@ fn may_add(
         })
 }
 
+/// Adds users to a team, creating unknown ones.
+#[utoipa::path(
+    post,
+    path = "/team/member_add",
+    operation_id = "team_member_add",
+    tag = crate::openapi::TEAMS,
+    request_body = MemberAddRequest,
+    responses((status = 200, body = super::schema::TeamAddMemberResponse)),
+)]
 pub async fn member_add(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1536,7 +1630,8 @@ pub async fn member_add(
     Ok(Json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = BulkTeamMemberAddRequest)]
 pub struct BulkMemberAddRequest {
     team_id: Option<String>,
     members: Option<Vec<MemberSpec>>,
@@ -1544,6 +1639,15 @@ pub struct BulkMemberAddRequest {
     max_budget_in_team: Option<f64>,
 }
 
+/// Adds many users (or every user) to a team.
+#[utoipa::path(
+    post,
+    path = "/team/bulk_member_add",
+    operation_id = "bulk_team_member_add",
+    tag = crate::openapi::TEAMS,
+    request_body = BulkMemberAddRequest,
+    responses((status = 200, body = super::schema::TeamAddMemberResponse)),
+)]
 pub async fn bulk_member_add(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1677,7 +1781,8 @@ async fn add_one(
     Ok(member.user_id)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TeamMemberUpdateRequest)]
 pub struct MemberRef {
     team_id: Option<String>,
     user_id: Option<String>,
@@ -1715,6 +1820,15 @@ pub(super) async fn member_user_id(
     }
 }
 
+/// Removes a member from a team.
+#[utoipa::path(
+    post,
+    path = "/team/member_delete",
+    operation_id = "team_member_delete",
+    tag = crate::openapi::TEAMS,
+    request_body = super::schema::TeamMemberDeleteRequest,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn member_delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1764,6 +1878,15 @@ pub async fn member_delete(
     Ok(Json(body))
 }
 
+/// Changes a member's role, budget or limits in the team.
+#[utoipa::path(
+    post,
+    path = "/team/member_update",
+    operation_id = "team_member_update",
+    tag = crate::openapi::TEAMS,
+    request_body = MemberRef,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn member_update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1836,11 +1959,21 @@ pub async fn member_update(
     Ok(Json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = BlockTeamRequest)]
 pub struct TeamIdBody {
     team_id: Option<String>,
 }
 
+/// Blocks a team: its keys' requests are refused.
+#[utoipa::path(
+    post,
+    path = "/team/block",
+    operation_id = "block_team",
+    tag = crate::openapi::TEAMS,
+    request_body = TeamIdBody,
+    responses((status = 200, body = super::schema::TeamObject)),
+)]
 pub async fn block(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -1850,6 +1983,15 @@ pub async fn block(
     set_blocked(state, principal, headers, body, true).await
 }
 
+/// Unblocks a team.
+#[utoipa::path(
+    post,
+    path = "/team/unblock",
+    operation_id = "unblock_team",
+    tag = crate::openapi::TEAMS,
+    request_body = TeamIdBody,
+    responses((status = 200, body = super::schema::TeamObject)),
+)]
 pub async fn unblock(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -1887,12 +2029,22 @@ async fn set_blocked(
     Ok(Json(data))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TeamModelAddRequest)]
 pub struct TeamModelsRequest {
     team_id: Option<String>,
     models: Vec<String>,
 }
 
+/// Adds models to a team's allowed models.
+#[utoipa::path(
+    post,
+    path = "/team/model/add",
+    operation_id = "team_model_add",
+    tag = crate::openapi::TEAMS,
+    request_body = TeamModelsRequest,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn model_add(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -1902,6 +2054,15 @@ pub async fn model_add(
     change_models(state, principal, headers, body, true).await
 }
 
+/// Removes models from a team's allowed models.
+#[utoipa::path(
+    post,
+    path = "/team/model/delete",
+    operation_id = "team_model_delete",
+    tag = crate::openapi::TEAMS,
+    request_body = super::schema::TeamModelDeleteRequest,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn model_delete(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -1948,6 +2109,15 @@ async fn change_models(
     Ok(Json(data))
 }
 
+/// The permissions team members may be given, and those they have.
+#[utoipa::path(
+    get,
+    path = "/team/permissions_list",
+    operation_id = "team_member_permissions",
+    tag = crate::openapi::TEAMS,
+    params(InfoQuery),
+    responses((status = 200, body = super::schema::GetTeamMemberPermissionsResponse)),
+)]
 pub async fn permissions_list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -1966,12 +2136,22 @@ pub async fn permissions_list(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = UpdateTeamMemberPermissionsRequest)]
 pub struct PermissionsUpdateRequest {
     team_id: Option<String>,
     team_member_permissions: Vec<String>,
 }
 
+/// Sets the permissions team members have.
+#[utoipa::path(
+    post,
+    path = "/team/permissions_update",
+    operation_id = "update_team_member_permissions",
+    tag = crate::openapi::TEAMS,
+    request_body = PermissionsUpdateRequest,
+    responses((status = 200, body = super::schema::TeamObject)),
+)]
 pub async fn permissions_update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

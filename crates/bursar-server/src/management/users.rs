@@ -8,9 +8,10 @@ use super::keys::{actor, all_keys, expiry, is_admin_reader, key_json};
 use super::{Page, bad_field, descending, json_body, limit, money, reset_at};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use bursar_core::NanoUsd;
@@ -21,8 +22,9 @@ use bursar_store::{
     KeyQuery, KeyRow, NewBudget, NewKey, NewUser, StoreError, UserPatch, UserQuery, UserRow,
     UserSort, UserTeam,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 /// Roles `/user/new` and `/user/update` accept.
 const ASSIGNABLE_ROLES: [UserRole; 4] = [
@@ -32,7 +34,8 @@ const ASSIGNABLE_ROLES: [UserRole; 4] = [
     UserRole::InternalUserViewer,
 ];
 
-#[derive(Debug, Deserialize)]
+/// A team to join: its id, or its id with the member's role and budget in the team.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 enum TeamEntry {
     Id(String),
@@ -43,7 +46,8 @@ enum TeamEntry {
     },
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `POST /user/new`. Every field is optional; `user_id` defaults to a new UUID.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewUserRequest {
     user_id: Option<String>,
     user_email: Option<String>,
@@ -90,30 +94,112 @@ fn check_password(password: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
+/// A user as the management routes answer it (LiteLLM's `LiteLLM_UserTable`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LiteLLM_UserTable)]
+pub struct UserTable {
+    user_id: String,
+    user_alias: Option<String>,
+    user_email: Option<String>,
+    /// `proxy_admin`, `proxy_admin_viewer`, `internal_user` or `internal_user_viewer`.
+    user_role: String,
+    sso_user_id: Option<String>,
+    organization_id: Option<String>,
+    /// Team ids (empty in lists).
+    teams: Vec<String>,
+    max_budget: Option<f64>,
+    soft_budget: Option<f64>,
+    spend: f64,
+    models: Vec<String>,
+    metadata: Value,
+    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<i64>,
+    rpm_limit: Option<i64>,
+    budget_duration: Option<String>,
+    budget_reset_at: Option<String>,
+    model_max_budget: Value,
+    model_spend: Value,
+    created_at: String,
+    updated_at: String,
+    /// The user's key count (`/user/list` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_count: Option<i64>,
+}
+
+impl UserTable {
+    pub fn new(user: &UserRow, teams: &[String]) -> UserTable {
+        UserTable {
+            user_id: user.user_id.clone(),
+            user_alias: user.user_alias.clone(),
+            user_email: user.user_email.clone(),
+            user_role: user.user_role.clone(),
+            sso_user_id: user.sso_user_id.clone(),
+            organization_id: user.organization_id.clone(),
+            teams: teams.to_vec(),
+            max_budget: user.max_budget.map(NanoUsd::as_usd),
+            soft_budget: user.soft_budget.map(NanoUsd::as_usd),
+            spend: user.spend.as_usd(),
+            models: user.models.clone(),
+            metadata: user.metadata.clone(),
+            max_parallel_requests: user.max_parallel_requests,
+            tpm_limit: user.tpm_limit,
+            rpm_limit: user.rpm_limit,
+            budget_duration: user.budget_duration.clone(),
+            budget_reset_at: user.budget_reset_at.map(format_ms),
+            model_max_budget: user.model_max_budget.clone(),
+            model_spend: user.model_spend.clone(),
+            created_at: format_ms(user.created_at),
+            updated_at: format_ms(user.updated_at),
+            key_count: None,
+        }
+    }
+}
+
 pub fn user_json(user: &UserRow, teams: &[String]) -> Value {
-    json!({
-        "user_id": user.user_id,
-        "user_alias": user.user_alias,
-        "user_email": user.user_email,
-        "user_role": user.user_role,
-        "sso_user_id": user.sso_user_id,
-        "organization_id": user.organization_id,
-        "teams": teams,
-        "max_budget": user.max_budget.map(NanoUsd::as_usd),
-        "soft_budget": user.soft_budget.map(NanoUsd::as_usd),
-        "spend": user.spend.as_usd(),
-        "models": user.models,
-        "metadata": user.metadata,
-        "max_parallel_requests": user.max_parallel_requests,
-        "tpm_limit": user.tpm_limit,
-        "rpm_limit": user.rpm_limit,
-        "budget_duration": user.budget_duration,
-        "budget_reset_at": user.budget_reset_at.map(format_ms),
-        "model_max_budget": user.model_max_budget,
-        "model_spend": user.model_spend,
-        "created_at": format_ms(user.created_at),
-        "updated_at": format_ms(user.updated_at),
-    })
+    serde_json::to_value(UserTable::new(user, teams)).unwrap_or(Value::Null)
+}
+
+/// `POST /user/new`: the user, and its first key's fields when one was created.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NewUserResponse {
+    #[schema(inline)]
+    #[serde(flatten)]
+    user: UserTable,
+    /// The new key (shown once), or null with `auto_create_key: false`.
+    key: Option<String>,
+    /// The key's hash, its id in the other key routes.
+    token_id: Option<String>,
+    key_alias: Option<String>,
+    expires: Option<String>,
+}
+
+/// `GET /user/info`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UserInfoResponse {
+    user_id: String,
+    user_info: UserTable,
+    keys: Vec<super::schema::KeyObject>,
+    teams: Vec<super::schema::TeamObject>,
+}
+
+/// `POST /user/update`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateUserResponse {
+    user_id: String,
+    data: UserTable,
+}
+
+/// `GET /user/list`.
+#[derive(Serialize, ToSchema)]
+pub struct UserListResponse {
+    users: Vec<UserTable>,
+    total: u64,
+    page: u32,
+    page_size: u32,
+    total_pages: u64,
 }
 
 fn conflict(user: &NewUser) -> impl FnOnce(StoreError) -> ApiError + '_ {
@@ -130,6 +216,15 @@ fn conflict(user: &NewUser) -> impl FnOnce(StoreError) -> ApiError + '_ {
     }
 }
 
+/// Creates a user, with its first key unless `auto_create_key` is false.
+#[utoipa::path(
+    post,
+    path = "/user/new",
+    operation_id = "new_user",
+    tag = crate::openapi::USERS,
+    request_body = NewUserRequest,
+    responses((status = 200, body = NewUserResponse)),
+)]
 pub async fn new_user(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -337,11 +432,22 @@ pub async fn new_user(
     Ok(Json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
+    /// The user; defaults to the calling key's user.
     user_id: Option<String>,
 }
 
+/// A user with its keys and teams.
+#[utoipa::path(
+    get,
+    path = "/user/info",
+    operation_id = "user_info",
+    tag = crate::openapi::USERS,
+    params(InfoQuery),
+    responses((status = 200, body = UserInfoResponse)),
+)]
 pub async fn info(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -396,7 +502,8 @@ async fn all_keys_of(state: &AppState, user_id: &str) -> Result<Vec<KeyRow>, Api
     .await
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `POST /user/update`: `user_id` or `user_email` picks the user; absent fields are unchanged.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateUserRequest {
     user_id: Option<String>,
     user_email: Option<String>,
@@ -416,6 +523,15 @@ pub struct UpdateUserRequest {
     sso_user_id: Option<String>,
 }
 
+/// Updates a user (by `user_email`, an unknown address creates one, as LiteLLM does).
+#[utoipa::path(
+    post,
+    path = "/user/update",
+    operation_id = "user_update",
+    tag = crate::openapi::USERS,
+    request_body = UpdateUserRequest,
+    responses((status = 200, body = UpdateUserResponse)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -553,11 +669,21 @@ pub async fn update(
     Ok(Json(json!({"user_id": updated.user_id, "data": data})))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /user/delete`.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct DeleteUserRequest {
     user_ids: Vec<String>,
 }
 
+/// Deletes users with their keys and memberships; all or nothing. Answers how many.
+#[utoipa::path(
+    post,
+    path = "/user/delete",
+    operation_id = "delete_user",
+    tag = crate::openapi::USERS,
+    request_body = DeleteUserRequest,
+    responses((status = 200, description = "The number of users deleted", body = u64)),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -617,17 +743,31 @@ pub async fn delete(
     Ok(Json(json!(r.user_ids.len())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Filter users by role.
     role: Option<String>,
+    /// Comma-separated user ids.
     user_ids: Option<String>,
+    /// Comma-separated SSO user ids.
     sso_user_ids: Option<String>,
+    /// Filter users by partial email match.
     user_email: Option<String>,
+    /// Filter users by team id.
     team: Option<String>,
+    /// Comma-separated organization ids.
     organization_ids: Option<String>,
+    /// Page number.
+    #[param(minimum = 1, default = 1)]
     page: Option<u32>,
+    /// Number of items per page.
+    #[param(minimum = 1, maximum = 100, default = 25)]
     page_size: Option<u32>,
+    /// `user_id`, `user_email`, `created_at`, `spend`, `user_alias` or `user_role`.
     sort_by: Option<String>,
+    /// `asc` or `desc`.
+    #[param(default = "asc")]
     sort_order: Option<String>,
 }
 
@@ -643,11 +783,20 @@ fn comma_list(value: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Users, filtered, sorted and paged (admins only).
+#[utoipa::path(
+    get,
+    path = "/user/list",
+    operation_id = "get_users",
+    tag = crate::openapi::USERS,
+    params(ListQuery),
+    responses((status = 200, body = UserListResponse)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserListResponse>, ApiError> {
     if !is_admin_reader(&principal) {
         return Err(ApiError::forbidden("Only proxy admins can list users"));
     }
@@ -688,23 +837,30 @@ pub async fn list(
     };
     let (rows, total) = state.store().users().list(&query).await?;
     let total_pages = paging.total_pages_in_range(total)?;
-    let users: Vec<Value> = rows
+    let users = rows
         .iter()
-        .map(|(user, key_count)| {
-            let mut v = user_json(user, &[]);
-            v["key_count"] = json!(key_count);
-            v
+        .map(|(user, key_count)| UserTable {
+            key_count: Some(*key_count),
+            ..UserTable::new(user, &[])
         })
         .collect();
-    Ok(Json(json!({
-        "users": users,
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "total_pages": total_pages,
-    })))
+    Ok(Json(UserListResponse {
+        users,
+        total,
+        page,
+        page_size,
+        total_pages,
+    }))
 }
 
+/// The roles a user can have, with their descriptions.
+#[utoipa::path(
+    get,
+    path = "/user/available_roles",
+    operation_id = "ui_get_available_role",
+    tag = crate::openapi::USERS,
+    responses((status = 200, body = serde_json::Value)),
+)]
 pub async fn available_roles() -> Json<Value> {
     Json(json!({
         "proxy_admin": {"description": "Proxy admin: can create, update and delete keys, users, teams and models", "ui_label": "Admin (All Permissions)"},

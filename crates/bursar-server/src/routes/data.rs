@@ -24,6 +24,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// OpenAI's chat completions, routed to a deployment of the requested model.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    operation_id = "chat_completion",
+    tag = crate::openapi::CHAT,
+    request_body = super::schema::ChatCompletionRequest,
+    responses(
+        (status = 200, description = "OpenAI's response; with `stream: true`, Server-Sent Events", content(
+            (serde_json::Value = "application/json"),
+            (String = "text/event-stream"),
+        )),
+    ),
+)]
 pub async fn chat_completions(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -32,6 +46,20 @@ pub async fn chat_completions(
     proxy(state, principal, Endpoint::ChatCompletions, request).await
 }
 
+/// OpenAI's legacy text completions.
+#[utoipa::path(
+    post,
+    path = "/v1/completions",
+    operation_id = "completion",
+    tag = crate::openapi::COMPLETIONS,
+    request_body = super::schema::CompletionRequest,
+    responses(
+        (status = 200, description = "OpenAI's response; with `stream: true`, Server-Sent Events", content(
+            (serde_json::Value = "application/json"),
+            (String = "text/event-stream"),
+        )),
+    ),
+)]
 pub async fn completions(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -40,6 +68,20 @@ pub async fn completions(
     proxy(state, principal, Endpoint::Completions, request).await
 }
 
+/// OpenAI's embeddings.
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    operation_id = "embeddings",
+    tag = crate::openapi::EMBEDDINGS,
+    request_body = super::schema::EmbeddingRequest,
+    responses(
+        (status = 200, description = "OpenAI's response; with `stream: true`, Server-Sent Events", content(
+            (serde_json::Value = "application/json"),
+            (String = "text/event-stream"),
+        )),
+    ),
+)]
 pub async fn embeddings(
     state: State<AppState>,
     principal: Extension<Principal>,

@@ -3,10 +3,11 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bursar_core::config::{Deployment, ModelMode};
 use bursar_limits::FailMode;
@@ -17,10 +18,29 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health/liveliness",
+    operation_id = "health_liveliness",
+    tag = crate::openapi::HEALTH,
+    responses((status = 200, content_type = "application/json", body = String, example = json!("I'm alive!"))),
+)]
 pub async fn liveliness() -> Json<&'static str> {
     Json("I'm alive!")
 }
 
+/// Readiness: the database answers (and Redis, under `redis_fail_mode: fail_closed`).
+#[utoipa::path(
+    get,
+    path = "/health/readiness",
+    operation_id = "health_readiness",
+    tag = crate::openapi::HEALTH,
+    responses(
+        (status = 200, description = "Ready", body = serde_json::Value),
+        (status = 503, description = "Not ready (database or Redis unreachable)", body = serde_json::Value),
+    ),
+)]
 pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db = match tokio::time::timeout(Duration::from_secs(2), state.store().ping()).await {
         Ok(Ok(())) => "connected",
@@ -53,6 +73,13 @@ pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value
 
 /// Prometheus text exposition of this instance's admission backend and shared-state
 /// figures. Public, like LiteLLM's `/metrics` by default.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = crate::openapi::HEALTH,
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)),
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     use std::fmt::Write;
     use std::sync::atomic::Ordering::Relaxed;
@@ -118,13 +145,24 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HealthQuery {
+    /// Check only the deployments of this model name.
     model: Option<String>,
+    /// Check only the deployment with this `model_info.id`.
     model_id: Option<String>,
 }
 
 /// Calls every selected deployment with a one-token request and sorts them by outcome.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health_endpoint",
+    tag = crate::openapi::HEALTH,
+    params(HealthQuery),
+    responses((status = 200, description = "`healthy_endpoints` and `unhealthy_endpoints`", body = serde_json::Value)),
+)]
 pub async fn check_all(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -3,3 +3,4 @@
 pub mod data;
 pub mod health;
 pub mod models;
+pub mod schema;

@@ -1,18 +1,24 @@
 //! `GET /v1/models` and `GET /v1/models/{model}` (OpenAI's list shape).
 
+use super::schema::{Model, ModelList};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// LiteLLM reports this fixed `created` value for every model.
 const CREATED: u64 = 1_677_610_602;
 
-fn model_object(name: &str) -> Value {
-    json!({"id": name, "object": "model", "created": CREATED, "owned_by": "openai"})
+fn model_object(name: &str) -> Model {
+    Model {
+        id: name.to_string(),
+        object: "model",
+        created: CREATED,
+        owned_by: "openai",
+    }
 }
 
 /// The public model names this principal may call: every served model its key, team,
@@ -49,22 +55,42 @@ fn visible_models(state: &AppState, principal: &Principal) -> Vec<String> {
     visible
 }
 
+/// The models this key may call, with the aliases its key and team define.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    operation_id = "model_list",
+    tag = crate::openapi::MODELS,
+    responses((status = 200, body = ModelList)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Json<Value> {
-    let data: Vec<Value> = visible_models(&state, &principal)
+) -> Json<ModelList> {
+    let data = visible_models(&state, &principal)
         .iter()
         .map(|m| model_object(m))
         .collect();
-    Json(json!({"data": data, "object": "list"}))
+    Json(ModelList {
+        data,
+        object: "list",
+    })
 }
 
+/// One model this key may call; 404 for any other.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model_id}",
+    operation_id = "model_info",
+    tag = crate::openapi::MODELS,
+    params(("model_id" = String, Path, description = "A model name or alias")),
+    responses((status = 200, body = Model)),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(model): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Model>, ApiError> {
     if visible_models(&state, &principal).contains(&model) {
         Ok(Json(model_object(&model)))
     } else {
