@@ -22,7 +22,6 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -32,21 +31,17 @@ use utoipa_swagger_ui::SwaggerUi;
 
 /// Builds the full application.
 pub fn app(state: AppState) -> Router {
-    let (protected, doc) = api_routes()
+    let (protected, protected_doc) = api_routes()
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ))
         .split_for_parts();
-    let public = Router::new()
-        .route(auth::PUBLIC_ROUTES[0], get(routes::health::liveliness))
-        .route(auth::PUBLIC_ROUTES[1], get(routes::health::liveliness))
-        .route(auth::PUBLIC_ROUTES[2], get(routes::health::readiness))
-        .route(auth::PUBLIC_ROUTES[3], get(routes::health::metrics));
+    let (public, public_doc) = public_routes().split_for_parts();
     let docs = SwaggerUi::new(openapi::DOCS_PATH)
         .url(
             openapi::DOCUMENT_PATH,
-            finish_document(doc).merge_from(public_document()),
+            finish_document(protected_doc.merge_from(public_doc)),
         )
         .config(swagger_config());
     Router::new()
@@ -62,24 +57,27 @@ pub fn app(state: AppState) -> Router {
 
 /// The OpenAPI document `GET /openapi.json` serves, built without a running server.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    finish_document(api_routes().into_openapi()).merge_from(public_document())
+    finish_document(
+        api_routes()
+            .into_openapi()
+            .merge_from(public_routes().into_openapi()),
+    )
 }
 
 fn finish_document(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     openapi::finish(doc, &["/end_user/"])
 }
 
-/// The public probes' operations (their routes are registered without the key check).
-fn public_document() -> utoipa::openapi::OpenApi {
-    let doc = OpenApiRouter::<AppState>::with_openapi(utoipa::openapi::OpenApi::default())
+/// The probes and metrics, served without a key (`auth::PUBLIC_ROUTES`).
+fn public_routes() -> OpenApiRouter<AppState> {
+    use routes::health;
+    OpenApiRouter::with_openapi(utoipa::openapi::OpenApi::default())
         .routes(openapi::alias(
-            routes!(routes::health::liveliness),
+            routes!(health::liveliness),
             auth::PUBLIC_ROUTES[1],
         ))
-        .routes(routes!(routes::health::readiness))
-        .routes(routes!(routes::health::metrics))
-        .into_openapi();
-    openapi::finish(doc, &[])
+        .routes(routes!(health::readiness))
+        .routes(routes!(health::metrics))
 }
 
 /// Swagger UI settings: no call-outs (the validator badge fetches validator.swagger.io).
