@@ -16,8 +16,31 @@ use bursar_store::{DailyEntity, DailyMetrics, DailyPage, DailyQuery, DailyRow, K
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
+use utoipa::IntoParams;
 
 /// Query parameters of every `*/daily/activity` route (each reads its own entity filter).
+/// How the daily activity routes document the parameters they share; [`DailyParams`] parses
+/// them (as text, to name a bad value in LiteLLM's words) with each route's own.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct DailyRange {
+    /// Start date, YYYY-MM-DD (required).
+    start_date: Option<String>,
+    /// End date, YYYY-MM-DD (required).
+    end_date: Option<String>,
+    /// Filter by model.
+    model: Option<String>,
+    /// Filter by key hash.
+    api_key: Option<String>,
+    /// Page number.
+    #[param(minimum = 1)]
+    page: Option<u32>,
+    /// Days per page.
+    #[param(minimum = 1, maximum = 1000)]
+    page_size: Option<u32>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct DailyParams {
     start_date: Option<String>,
@@ -133,12 +156,7 @@ async fn own_keys(state: &AppState, principal: &Principal) -> Result<Vec<String>
     operation_id = "get_user_daily_activity",
     tag = crate::openapi::SPEND,
     tags = [crate::openapi::USERS],
-    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
-        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
-        ("model" = Option<String>, Query, description = "Filter by model"),
-        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
-        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
-        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+    params(DailyRange,
         ("user_id" = Option<String>, Query, description = "Filter by user (admins)"),
         ("timezone" = Option<i64>, Query, description = "Accepted for compatibility; days are UTC"),),
     responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
@@ -173,12 +191,7 @@ pub async fn user_daily(
     path = "/team/daily/activity",
     operation_id = "get_team_daily_activity",
     tag = crate::openapi::TEAMS,
-    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
-        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
-        ("model" = Option<String>, Query, description = "Filter by model"),
-        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
-        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
-        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+    params(DailyRange,
         ("team_ids" = Option<String>, Query, description = "Comma-separated team ids"),
         ("exclude_team_ids" = Option<String>, Query, description = "Comma-separated team ids to leave out"),),
     responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
@@ -236,12 +249,7 @@ pub async fn team_daily(
     path = "/organization/daily/activity",
     operation_id = "get_organization_daily_activity",
     tag = crate::openapi::ORGS,
-    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
-        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
-        ("model" = Option<String>, Query, description = "Filter by model"),
-        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
-        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
-        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+    params(DailyRange,
         ("organization_ids" = Option<String>, Query, description = "Comma-separated organization ids"),),
     responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
 )]
@@ -277,12 +285,7 @@ pub async fn org_daily(
     path = "/tag/daily/activity",
     operation_id = "get_tag_daily_activity",
     tag = crate::openapi::TAGS,
-    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
-        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
-        ("model" = Option<String>, Query, description = "Filter by model"),
-        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
-        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
-        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+    params(DailyRange,
         ("tags" = Option<String>, Query, description = "Comma-separated tags"),),
     responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
 )]
@@ -305,12 +308,7 @@ pub async fn tag_daily(
     path = "/customer/daily/activity",
     operation_id = "get_customer_daily_activity",
     tag = crate::openapi::CUSTOMERS,
-    params(("start_date" = Option<String>, Query, description = "Start date, YYYY-MM-DD (required)"),
-        ("end_date" = Option<String>, Query, description = "End date, YYYY-MM-DD (required)"),
-        ("model" = Option<String>, Query, description = "Filter by model"),
-        ("api_key" = Option<String>, Query, description = "Filter by key hash"),
-        ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
-        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Days per page"),
+    params(DailyRange,
         ("end_user_ids" = Option<String>, Query, description = "Comma-separated customer ids"),),
     responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
 )]
@@ -548,6 +546,36 @@ fn analytics(
 /// that has taken databases down; Bursar returns the newest ones).
 const MAX_RAW_LOGS: u64 = 1_000;
 
+/// How `/spend/logs` and `/spend/logs/v2` document the filters they share; [`LogParams`]
+/// parses them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct LogFilters {
+    /// Filter by key (raw or hash).
+    api_key: Option<String>,
+    /// Filter by user.
+    user_id: Option<String>,
+    /// One request's log.
+    request_id: Option<String>,
+    /// Filter by team.
+    team_id: Option<String>,
+    /// Filter by customer.
+    end_user: Option<String>,
+    /// Filter by model.
+    model: Option<String>,
+    /// `success` or `failure`.
+    status_filter: Option<String>,
+    /// Only logs that spent at least this.
+    min_spend: Option<f64>,
+    /// Only logs that spent at most this.
+    max_spend: Option<f64>,
+    /// From this date or date-time.
+    start_date: Option<String>,
+    /// To this date or date-time.
+    end_date: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct LogParams {
     api_key: Option<String>,
@@ -676,17 +704,7 @@ fn log_json(row: &bursar_store::SpendLogRow) -> Value {
     path = "/spend/logs",
     operation_id = "view_spend_logs",
     tag = crate::openapi::SPEND,
-    params(("api_key" = Option<String>, Query, description = "Filter by key (raw or hash)"),
-        ("user_id" = Option<String>, Query, description = "Filter by user"),
-        ("request_id" = Option<String>, Query, description = "One request's log"),
-        ("team_id" = Option<String>, Query, description = "Filter by team"),
-        ("end_user" = Option<String>, Query, description = "Filter by customer"),
-        ("model" = Option<String>, Query, description = "Filter by model"),
-        ("status_filter" = Option<String>, Query, description = "`success` or `failure`"),
-        ("min_spend" = Option<f64>, Query, description = "Only logs that spent at least this"),
-        ("max_spend" = Option<f64>, Query, description = "Only logs that spent at most this"),
-        ("start_date" = Option<String>, Query, description = "From this date or date-time"),
-        ("end_date" = Option<String>, Query, description = "To this date or date-time"),
+    params(LogFilters,
         ("summarize" = Option<bool>, Query, description = "With a date range: one row per day (default true)"),),
     responses((status = 200, body = Vec<serde_json::Value>)),
 )]
@@ -792,17 +810,7 @@ async fn summary(
     path = "/spend/logs/v2",
     operation_id = "ui_view_spend_logs",
     tag = crate::openapi::SPEND,
-    params(("api_key" = Option<String>, Query, description = "Filter by key (raw or hash)"),
-        ("user_id" = Option<String>, Query, description = "Filter by user"),
-        ("request_id" = Option<String>, Query, description = "One request's log"),
-        ("team_id" = Option<String>, Query, description = "Filter by team"),
-        ("end_user" = Option<String>, Query, description = "Filter by customer"),
-        ("model" = Option<String>, Query, description = "Filter by model"),
-        ("status_filter" = Option<String>, Query, description = "`success` or `failure`"),
-        ("min_spend" = Option<f64>, Query, description = "Only logs that spent at least this"),
-        ("max_spend" = Option<f64>, Query, description = "Only logs that spent at most this"),
-        ("start_date" = Option<String>, Query, description = "From this date or date-time"),
-        ("end_date" = Option<String>, Query, description = "To this date or date-time"),
+    params(LogFilters,
         ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
         ("page_size" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Logs per page"),),
     responses((status = 200, body = serde_json::Value)),

@@ -31,12 +31,7 @@ use std::time::Instant;
     operation_id = "chat_completion",
     tag = crate::openapi::CHAT,
     request_body = super::schema::ChatCompletionRequest,
-    responses(
-        (status = 200, description = "OpenAI's response; with `stream: true`, Server-Sent Events", content(
-            (serde_json::Value = "application/json"),
-            (String = "text/event-stream"),
-        )),
-    ),
+    responses(super::schema::OpenAiAnswer),
 )]
 pub async fn chat_completions(
     state: State<AppState>,
@@ -53,12 +48,7 @@ pub async fn chat_completions(
     operation_id = "completion",
     tag = crate::openapi::COMPLETIONS,
     request_body = super::schema::CompletionRequest,
-    responses(
-        (status = 200, description = "OpenAI's response; with `stream: true`, Server-Sent Events", content(
-            (serde_json::Value = "application/json"),
-            (String = "text/event-stream"),
-        )),
-    ),
+    responses(super::schema::OpenAiAnswer),
 )]
 pub async fn completions(
     state: State<AppState>,
@@ -75,12 +65,7 @@ pub async fn completions(
     operation_id = "embeddings",
     tag = crate::openapi::EMBEDDINGS,
     request_body = super::schema::EmbeddingRequest,
-    responses(
-        (status = 200, description = "OpenAI's response; with `stream: true`, Server-Sent Events", content(
-            (serde_json::Value = "application/json"),
-            (String = "text/event-stream"),
-        )),
-    ),
+    responses(super::schema::OpenAiAnswer),
 )]
 pub async fn embeddings(
     state: State<AppState>,

@@ -3,7 +3,29 @@
 //! `stream`, `user`, …), so every other OpenAI field is accepted and passed on.
 
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use std::collections::BTreeMap;
+use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
+
+/// The data-plane routes' answer: OpenAI's JSON, or with `stream: true` Server-Sent Events.
+pub struct OpenAiAnswer;
+
+impl IntoResponses for OpenAiAnswer {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let answer = ResponseBuilder::new()
+            .description("OpenAI's response; with `stream: true`, Server-Sent Events")
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(Value::schema())).build(),
+            )
+            .content(
+                "text/event-stream",
+                ContentBuilder::new().schema(Some(String::schema())).build(),
+            )
+            .build();
+        BTreeMap::from([("200".to_string(), answer.into())])
+    }
+}
 
 /// One chat message (`role` `system`, `user`, `assistant`, `tool`, …).
 #[derive(ToSchema)]
