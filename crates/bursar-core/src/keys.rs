@@ -69,6 +69,51 @@ pub fn abbreviate_key(raw: &str) -> String {
     format!("sk-...{tail}")
 }
 
+/// Query parameters whose value is a credential whatever it looks like.
+const SECRET_PARAMS: [&str; 4] = ["key", "api_key", "new_key", "master_key"];
+
+/// A request path and query fit for a log line: every path segment and query value that is
+/// (or, for [`SECRET_PARAMS`], may be) a raw key is replaced by its masked form. Percent-encoded
+/// prefixes are caught too (`sk%2D…`).
+pub fn redact_uri(path_and_query: &str) -> String {
+    let looks_secret = |text: &str| {
+        let lower = text.to_ascii_lowercase();
+        lower.starts_with(KEY_PREFIX) || lower.starts_with("sk%2d")
+    };
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let mut out: String = path
+        .split('/')
+        .map(|segment| {
+            if looks_secret(segment) {
+                mask_key(segment)
+            } else {
+                segment.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value))
+                    if looks_secret(value)
+                        || SECRET_PARAMS.contains(&name) && !value.is_empty() =>
+                {
+                    format!("{name}={}", mask_key(value))
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
 /// Masks a presented credential for error messages: first and last four characters only.
 pub fn mask_key(raw: &str) -> String {
     let chars: Vec<char> = raw.chars().collect();
@@ -101,6 +146,34 @@ fn base64_url(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redacted_uris_keep_no_raw_key() {
+        let raw = "sk-AbCdEfGhIjKlMnOpQrStUv";
+        for uri in [
+            format!("/key/info?key={raw}"),
+            format!("/key/{raw}/regenerate"),
+            format!("/key/list?page=1&api_key={raw}"),
+            format!("/x?other={raw}"),
+            "/key/info?key=sk%2DAbCdEfGhIjKlMnOpQrStUv".to_string(),
+        ] {
+            let redacted = super::redact_uri(&uri);
+            assert!(!redacted.contains("EfGhIjKlMnOpQr"), "{uri} -> {redacted}");
+            assert!(redacted.contains("****"), "{redacted}");
+        }
+        assert_eq!(
+            super::redact_uri("/key/list?page=2&size=10"),
+            "/key/list?page=2&size=10"
+        );
+        assert_eq!(
+            super::redact_uri("/v1/chat/completions"),
+            "/v1/chat/completions"
+        );
+        assert_eq!(
+            super::redact_uri("/key/info?key=abc123hash"),
+            "/key/info?key=abc1****hash"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,7 @@ pub mod duration;
 pub mod keys;
 pub mod models;
 pub mod money;
+pub mod policy;
 pub mod pricing;
 pub mod roles;
 pub mod time;

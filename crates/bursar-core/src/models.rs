@@ -50,6 +50,11 @@ impl Catalog {
         &self.names
     }
 
+    /// The public names in access group `name`, if it is one.
+    pub fn group_members(&self, name: &str) -> Option<&[String]> {
+        self.groups.get(name).map(Vec::as_slice)
+    }
+
     pub fn is_access_group(&self, name: &str) -> bool {
         self.groups.contains_key(name)
     }

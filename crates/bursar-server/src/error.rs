@@ -94,6 +94,17 @@ impl ApiError {
     }
 }
 
+impl From<bursar_core::policy::PolicyError> for ApiError {
+    fn from(e: bursar_core::policy::PolicyError) -> ApiError {
+        use bursar_core::policy::PolicyErrorKind;
+        let error = match e.kind {
+            PolicyErrorKind::Forbidden => ApiError::forbidden(e.message),
+            PolicyErrorKind::Invalid => ApiError::bad_request(e.message),
+        };
+        error.with_param(e.field)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         ApiError::from(&e)

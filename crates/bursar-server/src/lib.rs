@@ -51,8 +51,18 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The request span: method and path, with every raw key in the path or query masked (no
+/// key may reach a log line at any level).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let uri = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_string(),
+        |pq| bursar_core::keys::redact_uri(pq.as_str()),
+    );
+    tracing::debug_span!("request", method = %request.method(), uri = %uri, version = ?request.version())
 }
 
 /// The OpenAPI document `GET /openapi.json` serves, built without a running server.

@@ -183,3 +183,81 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[test]
+fn no_raw_key_reaches_the_log_at_any_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let port = free_port();
+    let master_key = "sk-master-key-for-the-log-test";
+    let mut child = bursar()
+        .current_dir(dir.path())
+        .env("LITELLM_MASTER_KEY", master_key)
+        .env("RUST_LOG", "trace")
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let raw = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http.get(url("/health/liveliness")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "bursar did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let created: Value = http
+            .post(url("/key/generate"))
+            .bearer_auth(master_key)
+            .json(&json!({"key_alias": "logged"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let raw = created["key"].as_str().unwrap().to_string();
+        for response in [
+            http.get(url(&format!("/key/info?key={raw}")))
+                .bearer_auth(master_key)
+                .send()
+                .await,
+            http.get(url(&format!("/key/info?key={raw}")))
+                .bearer_auth(&raw)
+                .send()
+                .await,
+            http.post(url(&format!("/key/{raw}/regenerate")))
+                .bearer_auth(master_key)
+                .json(&json!({}))
+                .send()
+                .await,
+            http.get(url(&format!("/nowhere/{raw}?api_key={raw}")))
+                .send()
+                .await,
+        ] {
+            assert!(response.unwrap().status().as_u16() < 500);
+        }
+        raw
+    });
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("/key/info"),
+        "the request spans are logged:\n{log}"
+    );
+    for secret in [raw.as_str(), master_key] {
+        assert!(
+            !log.contains(&secret[3..]),
+            "a raw key reached the log:\n{}",
+            log.lines()
+                .filter(|l| l.contains(&secret[3..]))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! rotated key stops working on the very next request.
 
 use super::audit::{Auditor, KEYS_TABLE};
+use super::scope;
 use super::teams::{admin_team_ids, may_manage_team_key};
 use super::{Page, bad_field, descending, json_body, json_body_pair, limit, money, reset_at};
 use crate::auth::Principal;
@@ -22,6 +23,10 @@ use bursar_core::duration::BudgetDuration;
 use bursar_core::keys::{
     KEY_PREFIX, abbreviate_key, generate_key, hash_key, is_key_hash, mask_key,
 };
+use bursar_core::policy::keys::{
+    Authority, BudgetFields, KeyRequest, KeyState, OrgPlacement, TeamPlacement,
+};
+use bursar_core::policy::{self, Ceiling, LimitChange, LimitSet};
 use bursar_core::roles::UserRole;
 use bursar_core::time::format_ms;
 use bursar_store::{KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError, TeamRow};
@@ -230,34 +235,281 @@ fn may_manage(principal: &Principal, key: &KeyRow) -> bool {
 /// Decides whether the caller may perform `route` on `key`. A team's key follows the team's
 /// rules (team and org admins; plain members only for routes in `team_member_permissions`);
 /// any other key its owner's. `denied` is the refusal for personal keys.
+/// On success, the caller's standing towards the key, which decides what it may change.
 async fn authorize(
     state: &AppState,
     principal: &Principal,
     key: &KeyRow,
     route: &str,
     denied: &str,
-) -> Result<(), ApiError> {
-    if principal.is_proxy_admin() || (route == "/key/info" && is_admin_reader(principal)) {
-        return Ok(());
+) -> Result<Authority, ApiError> {
+    if principal.is_proxy_admin() {
+        return Ok(Authority::ProxyAdmin);
     }
-    // A key may always read itself.
+    // Admin readers, and a key reading itself, may read it.
     if route == "/key/info"
-        && matches!(principal, Principal::VirtualKey(s) if s.key.token == key.token)
+        && (is_admin_reader(principal)
+            || matches!(principal, Principal::VirtualKey(s) if s.key.token == key.token))
     {
-        return Ok(());
+        return Ok(Authority::Holder);
     }
     if let Some(team_id) = &key.team_id
         && let Some(team) = state.store().teams().find(team_id).await?
     {
-        return may_manage_team_key(state, principal, &team, route)
-            .await
-            .map(|_| ());
+        let access = may_manage_team_key(state, principal, &team, route).await?;
+        return Ok(if access.manages() {
+            Authority::Admin
+        } else {
+            Authority::Holder
+        });
     }
     if may_manage(principal, key) {
-        Ok(())
+        Ok(Authority::Holder)
     } else {
         Err(ApiError::forbidden(denied.to_string()))
     }
+}
+
+/// The caller as the key policy sees it.
+fn policy_caller<'a>(
+    state: &'a AppState,
+    authority: Authority,
+    ceiling: &'a Ceiling,
+) -> policy::keys::Caller<'a> {
+    policy::keys::Caller {
+        authority,
+        ceiling,
+        catalog: state.catalog(),
+    }
+}
+
+/// The key as the policy compares against it.
+fn key_state(row: &KeyRow) -> KeyState {
+    KeyState {
+        limits: LimitSet {
+            max_budget: row.max_budget,
+            rpm_limit: row.rpm_limit,
+            tpm_limit: row.tpm_limit,
+            max_parallel_requests: row.max_parallel_requests,
+        },
+        models: row.models.clone(),
+        blocked: row.blocked,
+        expires_at: row.expires_at,
+        allowed_routes: row.allowed_routes.clone(),
+        budget: BudgetFields {
+            spend: row.spend,
+            max_budget: row.max_budget,
+            soft_budget: row.soft_budget,
+            budget_duration: row.budget_duration.clone(),
+            budget_id: row.budget_id.clone(),
+            model_max_budget: row.model_max_budget.clone(),
+            governing_metadata: BudgetFields::governing(&row.metadata),
+        },
+    }
+}
+
+/// What `patch` asks of the policy; `existing` supplies what it leaves unchanged.
+fn key_request(patch: &KeyPatch, existing: Option<&KeyRow>) -> KeyRequest {
+    let base = existing.map(key_state).unwrap_or_default();
+    let object = |v: &Option<Value>| v.as_ref().and_then(Value::as_object).cloned();
+    KeyRequest {
+        limits: LimitChange {
+            max_budget: patch.max_budget,
+            rpm_limit: patch.rpm_limit,
+            tpm_limit: patch.tpm_limit,
+            max_parallel_requests: patch.max_parallel_requests,
+        },
+        models: patch.models.clone(),
+        blocked: patch.blocked,
+        expires_at: patch.expires_at,
+        permissions: object(&patch.permissions),
+        allowed_routes: patch.allowed_routes.clone(),
+        aliases: object(&patch.aliases),
+        sets_spend: patch.spend.is_some(),
+        budget: BudgetFields {
+            spend: patch.spend.unwrap_or(base.budget.spend),
+            max_budget: patch.max_budget.unwrap_or(base.budget.max_budget),
+            soft_budget: patch.soft_budget.unwrap_or(base.budget.soft_budget),
+            budget_duration: patch
+                .budget_duration
+                .clone()
+                .unwrap_or(base.budget.budget_duration),
+            budget_id: patch.budget_id.clone().unwrap_or(base.budget.budget_id),
+            model_max_budget: patch
+                .model_max_budget
+                .clone()
+                .unwrap_or(base.budget.model_max_budget),
+            governing_metadata: match &patch.metadata {
+                Some(m) => BudgetFields::governing(m),
+                None => base.budget.governing_metadata,
+            },
+        },
+    }
+}
+
+/// Writes what the policy narrowed back into the patch.
+fn narrow(patch: &mut KeyPatch, request: KeyRequest) {
+    patch.max_budget = request.limits.max_budget;
+    patch.rpm_limit = request.limits.rpm_limit;
+    patch.tpm_limit = request.limits.tpm_limit;
+    patch.max_parallel_requests = request.limits.max_parallel_requests;
+    patch.models = request.models;
+    patch.expires_at = request.expires_at;
+    patch.allowed_routes = request.allowed_routes;
+}
+
+/// Where a key goes, as the placement rule sees it: its team (after the caller passed the
+/// team's route check) and its organization.
+async fn place(
+    state: &AppState,
+    principal: &Principal,
+    authority: Authority,
+    owner: Option<&str>,
+    team: Option<&TeamRow>,
+    organization_id: Option<&str>,
+) -> Result<(), ApiError> {
+    if authority == Authority::ProxyAdmin {
+        return Ok(());
+    }
+    let owner_is_member = match (team, owner) {
+        (Some(team), Some(owner)) => state
+            .store()
+            .teams()
+            .member(&team.team_id, owner)
+            .await?
+            .is_some(),
+        _ => false,
+    };
+    let caller_is_member = match (organization_id, principal.user_id()) {
+        (Some(org), Some(me)) => state.store().orgs().member(org, me).await?.is_some(),
+        _ => false,
+    };
+    policy::keys::place_key(
+        authority,
+        principal.user_id(),
+        owner,
+        team.map(|t| TeamPlacement {
+            team_id: &t.team_id,
+            team_org: t.organization_id.as_deref(),
+            owner_is_member,
+        }),
+        organization_id.map(|o| OrgPlacement {
+            organization_id: o,
+            caller_is_member,
+        }),
+    )?;
+    Ok(())
+}
+
+/// A caller-chosen secret must be new: not the master key, nor any key's current or
+/// rotated-out secret.
+async fn check_new_secret(state: &AppState, raw: &str, field: &str) -> Result<(), ApiError> {
+    let token = hash_key(raw);
+    let taken = state.master_key().is_some_and(|m| m.matches(raw))
+        || state.store().keys().find_by_hash(&token).await?.is_some()
+        || state
+            .store()
+            .keys()
+            .find_by_deprecated_hash(&token, 0)
+            .await?
+            .is_some();
+    if taken {
+        return Err(bad_field(
+            field,
+            "This key value is already in use; choose another or let the proxy generate one",
+        ));
+    }
+    Ok(())
+}
+
+/// The checks every change of an existing key runs (update and regeneration): the key
+/// policy for the caller's standing, and, when the key moves to another team or
+/// organization, the same checks as creating it there.
+async fn check_key_change(
+    state: &AppState,
+    principal: &Principal,
+    authority: Authority,
+    existing: &KeyRow,
+    changes: &mut Changes,
+) -> Result<(), ApiError> {
+    let ceiling = scope::ceiling(state, principal);
+    let mut request = key_request(&changes.patch, Some(existing));
+    policy::keys::change_key(
+        &policy_caller(state, authority, &ceiling),
+        &key_state(existing),
+        &mut request,
+    )?;
+    narrow(&mut changes.patch, request);
+    let team_moves = changes
+        .patch
+        .team_id
+        .as_ref()
+        .is_some_and(|t| *t != existing.team_id);
+    let org_moves = changes
+        .patch
+        .organization_id
+        .as_ref()
+        .is_some_and(|o| *o != existing.organization_id);
+    if !team_moves && !org_moves {
+        return Ok(());
+    }
+    let team_id = changes
+        .patch
+        .team_id
+        .clone()
+        .unwrap_or_else(|| existing.team_id.clone());
+    let team = match &team_id {
+        Some(id) => Some(find_team(state, id).await?),
+        None => None,
+    };
+    let mut authority = authority;
+    if let Some(team) = &team
+        && team_moves
+    {
+        if authority != Authority::ProxyAdmin {
+            authority = if may_manage_team_key(state, principal, team, "/key/generate")
+                .await?
+                .manages()
+            {
+                Authority::Admin
+            } else {
+                Authority::Holder
+            };
+        }
+        if changes.patch.models.is_none() {
+            changes.patch.models = Some(existing.models.clone());
+        }
+        check_team_models(team, changes)?;
+        if changes.patch.organization_id.is_none() {
+            changes.patch.organization_id = Some(team.organization_id.clone());
+        }
+    }
+    let owner = changes
+        .patch
+        .user_id
+        .clone()
+        .unwrap_or_else(|| existing.user_id.clone());
+    let org = changes
+        .patch
+        .organization_id
+        .clone()
+        .unwrap_or_else(|| existing.organization_id.clone());
+    place(
+        state,
+        principal,
+        authority,
+        owner.as_deref(),
+        team.as_ref(),
+        org.as_deref(),
+    )
+    .await
+}
+
+async fn find_team(state: &AppState, team_id: &str) -> Result<TeamRow, ApiError> {
+    state.store().teams().find(team_id).await?.ok_or_else(|| {
+        ApiError::not_found(format!("Team not found, passed team_id={team_id}"))
+            .with_param("team_id")
+    })
 }
 
 /// Every key matching `query`'s filters, read page by page.
@@ -405,6 +657,7 @@ pub async fn generate(
                     format!("Custom key must be at least {MIN_CUSTOM_KEY_LENGTH} characters long"),
                 ));
             }
+            check_new_secret(&state, &custom, "key").await?;
             custom
         }
         None => generate_key(),
@@ -412,34 +665,28 @@ pub async fn generate(
     let requested_duration = fields.duration.is_some();
     let mut changes = fields.into_changes(None)?;
     let team = match changes.patch.team_id.clone().flatten() {
-        Some(team_id) => Some(state.store().teams().find(&team_id).await?.ok_or_else(|| {
-            ApiError::not_found(format!("Team not found, passed team_id={team_id}"))
-                .with_param("team_id")
-        })?),
+        Some(team_id) => Some(find_team(&state, &team_id).await?),
         None => None,
     };
-    let mut manages_team = principal.is_proxy_admin();
-    if let Some(team) = &team {
-        if !principal.is_proxy_admin() {
-            manages_team = may_manage_team_key(&state, &principal, team, "/key/generate")
+    let authority = match &team {
+        _ if principal.is_proxy_admin() => Authority::ProxyAdmin,
+        Some(team) => {
+            if may_manage_team_key(&state, &principal, team, "/key/generate")
                 .await?
-                .manages();
+                .manages()
+            {
+                Authority::Admin
+            } else {
+                Authority::Holder
+            }
         }
-        check_team_key(
-            &state,
-            &principal,
-            team,
-            &mut changes,
-            manages_team,
-            requested_duration,
-        )
-        .await?;
-    }
-    if !principal.is_proxy_admin() {
+        None => Authority::Holder,
+    };
+    if authority != Authority::ProxyAdmin {
         let me = principal.user_id().map(str::to_string);
         match changes.patch.user_id.clone().flatten() {
-            // Team admins may create team keys for members (checked in check_team_key).
-            Some(_) if team.is_some() && manages_team => {}
+            // Team admins may create team keys for members (checked by `place`).
+            Some(_) if team.is_some() && authority == Authority::Admin => {}
             Some(requested) if Some(&requested) != me.as_ref() => {
                 return Err(ApiError::forbidden(format!(
                     "User can only create keys for themselves. Got user_id={requested}, Your ID={}",
@@ -449,6 +696,31 @@ pub async fn generate(
             _ => changes.patch.user_id = Some(me),
         }
     }
+    if let Some(team) = &team {
+        check_team_key(
+            team,
+            &mut changes,
+            authority != Authority::Holder,
+            requested_duration,
+        )?;
+    }
+    let ceiling = scope::ceiling(&state, &principal);
+    let mut asked = key_request(&changes.patch, None);
+    policy::keys::new_key(&policy_caller(&state, authority, &ceiling), &mut asked)?;
+    narrow(&mut changes.patch, asked);
+    if let Some(team) = &team {
+        // What the policy filled in must fit the team too.
+        check_team_models(team, &changes)?;
+    }
+    place(
+        &state,
+        &principal,
+        authority,
+        changes.patch.user_id.clone().flatten().as_deref(),
+        team.as_ref(),
+        changes.patch.organization_id.clone().flatten().as_deref(),
+    )
+    .await?;
     let alias = changes.patch.key_alias.clone().flatten();
     if let Some(a) = &alias
         && state.store().keys().find_by_alias(a).await?.is_some()
@@ -506,17 +778,36 @@ pub async fn generate(
     Ok(Json(body))
 }
 
-/// The rules of a team key: the key's models within the team's, its owner a team member,
-/// its organization the team's, and members' keys no longer-lived than
-/// `team_member_key_duration`.
-async fn check_team_key(
-    state: &AppState,
-    principal: &Principal,
+/// The rules of a team key: the key's models within the team's, its organization the
+/// team's, and members' keys no longer-lived than `team_member_key_duration`. (Its owner's
+/// membership is checked by [`place`].)
+fn check_team_key(
     team: &TeamRow,
     changes: &mut Changes,
     manages_team: bool,
     requested_duration: bool,
 ) -> Result<(), ApiError> {
+    check_team_models(team, changes)?;
+    if changes.patch.organization_id.is_none() {
+        changes.patch.organization_id = Some(team.organization_id.clone());
+    }
+    if !manages_team
+        && let Some(limit) = team
+            .metadata
+            .get("team_member_key_duration")
+            .and_then(Value::as_str)
+    {
+        let cap = expiry(limit)?;
+        let asked = changes.patch.expires_at.flatten();
+        if !requested_duration || asked.is_none() || asked.zip(cap).is_some_and(|(a, c)| a > c) {
+            changes.patch.expires_at = Some(cap);
+        }
+    }
+    Ok(())
+}
+
+/// A team key's models must be within the team's.
+fn check_team_models(team: &TeamRow, changes: &Changes) -> Result<(), ApiError> {
     let unrestricted = |models: &[String]| {
         models.is_empty() || models.iter().any(|m| m == "all-proxy-models" || m == "*")
     };
@@ -533,35 +824,6 @@ async fn check_team_key(
                 team.models, team.team_id
             ),
         ));
-    }
-    if !principal.is_proxy_admin()
-        && let Some(owner) = changes.patch.user_id.clone().flatten()
-        && state
-            .store()
-            .teams()
-            .member(&team.team_id, &owner)
-            .await?
-            .is_none()
-    {
-        return Err(bad_field(
-            "user_id",
-            format!("User={owner} not assigned to team={}", team.team_id),
-        ));
-    }
-    if changes.patch.organization_id.is_none() {
-        changes.patch.organization_id = Some(team.organization_id.clone());
-    }
-    if !manages_team
-        && let Some(limit) = team
-            .metadata
-            .get("team_member_key_duration")
-            .and_then(Value::as_str)
-    {
-        let cap = expiry(limit)?;
-        let asked = changes.patch.expires_at.flatten();
-        if !requested_duration || asked.is_none() || asked.zip(cap).is_some_and(|(a, c)| a > c) {
-            changes.patch.expires_at = Some(cap);
-        }
     }
     Ok(())
 }
@@ -662,7 +924,7 @@ pub async fn update(
             .with_param("key"));
         }
     };
-    authorize(
+    let authority = authorize(
         &state,
         &principal,
         &existing,
@@ -684,6 +946,7 @@ pub async fn update(
             "Only proxy admins can change a key's user_id",
         ));
     }
+    check_key_change(&state, &principal, authority, &existing, &mut changes).await?;
     let alias = changes.patch.key_alias.clone().flatten();
     if let Some(a) = &alias
         && let Some(other) = state.store().keys().find_by_alias(a).await?
@@ -1081,7 +1344,7 @@ async fn regenerate_key(
         .with_param("key")
     })?;
     let existing = find_key(&state, &key).await?;
-    authorize(
+    let authority = authorize(
         &state,
         &principal,
         &existing,
@@ -1099,7 +1362,10 @@ async fn regenerate_key(
                 ),
             ));
         }
-        Some(new_key) => new_key,
+        Some(new_key) => {
+            check_new_secret(&state, &new_key, "new_key").await?;
+            new_key
+        }
         None => generate_key(),
     };
     let mut changes = fields.into_changes(Some(&existing.metadata))?;
@@ -1114,6 +1380,7 @@ async fn regenerate_key(
             "Only proxy admins can change a key's user_id",
         ));
     }
+    check_key_change(&state, &principal, authority, &existing, &mut changes).await?;
     let grace = match &request.grace_period {
         Some(text) => Some(
             BudgetDuration::parse(text)

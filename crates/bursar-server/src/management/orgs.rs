@@ -18,6 +18,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
+use bursar_core::policy::keys::BudgetFields;
+use bursar_core::policy::orgs::OrgGoverned;
+use bursar_core::policy::{self, LimitChange, LimitSet};
 use bursar_core::time::format_ms;
 use bursar_store::{
     BudgetPatch, NewBudget, NewOrgMember, OrgFilter, OrgMemberRow, OrgPatch, OrgRow, StoreError,
@@ -384,9 +387,12 @@ pub async fn update(
     if !changes.metadata.is_empty() {
         // LiteLLM merges metadata on update.
         let mut merged = existing.metadata.as_object().cloned().unwrap_or_default();
-        merged.extend(changes.metadata);
+        merged.extend(std::mem::take(&mut changes.metadata));
         changes.patch.metadata = Some(Value::Object(merged));
     }
+    let current = governed(&existing, current_budget.as_ref());
+    let after = governed_after(&current, &existing, &changes);
+    policy::orgs::change_org(principal.is_proxy_admin(), &current, &after)?;
     let before = org_json(&state, &existing).await?;
     let updated = state
         .store()
@@ -411,6 +417,71 @@ pub async fn update(
         )
         .await;
     Ok(Json(data))
+}
+
+/// What bounds the organization, as the policy compares it.
+fn governed(org: &OrgRow, budget: Option<&bursar_store::BudgetRow>) -> OrgGoverned {
+    let limits = LimitSet {
+        max_budget: budget.and_then(|b| b.max_budget),
+        rpm_limit: budget.and_then(|b| b.rpm_limit),
+        tpm_limit: budget.and_then(|b| b.tpm_limit),
+        max_parallel_requests: budget.and_then(|b| b.max_parallel_requests),
+    };
+    OrgGoverned {
+        limits,
+        budget: BudgetFields {
+            spend: org.spend,
+            max_budget: limits.max_budget,
+            soft_budget: budget.and_then(|b| b.soft_budget),
+            budget_duration: budget.and_then(|b| b.budget_duration.clone()),
+            budget_id: org.budget_id.clone(),
+            model_max_budget: budget
+                .and_then(|b| b.model_max_budget.clone())
+                .unwrap_or(Value::Null),
+            governing_metadata: OrgGoverned::governing(&org.metadata),
+        },
+        models: org.models.clone(),
+        blocked: org.blocked,
+    }
+}
+
+/// [`governed`] after `changes`.
+fn governed_after(current: &OrgGoverned, org: &OrgRow, changes: &OrgChanges) -> OrgGoverned {
+    let b = &changes.budget;
+    let limits = LimitChange {
+        max_budget: b.max_budget,
+        rpm_limit: b.rpm_limit,
+        tpm_limit: b.tpm_limit,
+        max_parallel_requests: b.max_parallel_requests,
+    }
+    .applied_to(current.limits);
+    let p = &changes.patch;
+    OrgGoverned {
+        limits,
+        budget: BudgetFields {
+            spend: org.spend,
+            max_budget: limits.max_budget,
+            soft_budget: b.soft_budget.unwrap_or(current.budget.soft_budget),
+            budget_duration: b
+                .budget_duration
+                .clone()
+                .unwrap_or_else(|| current.budget.budget_duration.clone()),
+            budget_id: p
+                .budget_id
+                .clone()
+                .or_else(|| current.budget.budget_id.clone()),
+            model_max_budget: b
+                .model_max_budget
+                .clone()
+                .unwrap_or_else(|| current.budget.model_max_budget.clone()),
+            governing_metadata: match &p.metadata {
+                Some(m) => OrgGoverned::governing(m),
+                None => current.budget.governing_metadata.clone(),
+            },
+        },
+        models: p.models.clone().unwrap_or_else(|| current.models.clone()),
+        blocked: p.blocked.unwrap_or(current.blocked),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

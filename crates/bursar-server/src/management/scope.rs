@@ -7,7 +7,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use bursar_core::access;
+use bursar_core::policy::{self, Ceiling, LimitSet};
 use bursar_core::roles::UserRole;
+use bursar_limits::ScopeKind;
 use bursar_store::TeamRow;
 
 /// Team membership roles.
@@ -135,4 +137,49 @@ pub async fn admin_org_ids(
         .filter(|m| m.user_role.as_deref() == Some(ORG_ADMIN))
         .map(|m| m.organization_id)
         .collect())
+}
+
+/// What the caller has, and so the most it can grant (see `bursar_core::policy`): nothing
+/// bounds the master key and proxy admins; a virtual key is bounded by its own settings and
+/// by every scope it acts under (its user, team, membership and organization).
+pub fn ceiling(state: &AppState, principal: &Principal) -> Ceiling {
+    let snapshot = match principal {
+        Principal::VirtualKey(s) if !principal.is_proxy_admin() => s,
+        _ => return Ceiling::unlimited(),
+    };
+    let limits = snapshot
+        .scopes
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.id.kind,
+                ScopeKind::ApiKey
+                    | ScopeKind::User
+                    | ScopeKind::Team
+                    | ScopeKind::TeamMember
+                    | ScopeKind::Organization
+            )
+        })
+        .map(|s| {
+            let count = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+            LimitSet {
+                max_budget: s.limits.budget.map(|b| b.max),
+                rpm_limit: count(s.limits.rpm),
+                tpm_limit: count(s.limits.tpm),
+                max_parallel_requests: count(s.limits.max_parallel),
+            }
+        })
+        .fold(LimitSet::default(), LimitSet::min);
+    let key = &snapshot.key;
+    let expires_at = match (key.expires_at, snapshot.valid_until) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ceiling {
+        limits,
+        models: policy::model_bound(state.catalog(), &snapshot.grants()),
+        expires_at,
+        permissions: key.permissions.as_object().cloned().unwrap_or_default(),
+        allowed_routes: key.allowed_routes.clone(),
+    }
 }

@@ -27,6 +27,8 @@ use axum::{Extension, Json};
 use bursar_core::NanoUsd;
 use bursar_core::access::TEAM_MEMBER_PERMISSIONS;
 use bursar_core::duration::BudgetDuration;
+use bursar_core::policy::teams::{TeamChange, TeamState};
+use bursar_core::policy::{self, LimitChange, LimitSet};
 use bursar_core::roles::UserRole;
 use bursar_core::time::format_ms;
 use bursar_store::{
@@ -955,54 +957,33 @@ pub async fn new_team(
     Ok(Json(body))
 }
 
-/// A team admin may keep or lower the team's limits; raising them (or adding models,
-/// unblocking, moving the team) needs a proxy admin or an org admin of the team's org.
+/// A team admin's change, checked by the team policy (keep or lower the team's limits; no
+/// wider models, no unblocking, no move).
 fn check_team_admin_changes(team: &TeamRow, patch: &TeamPatch) -> Result<(), ApiError> {
-    let denied = |what: &str| {
-        Err(ApiError::forbidden(format!(
-            "Only a proxy admin or an org admin can {what} of team {}",
-            team.team_id
-        )))
+    let state = TeamState {
+        team_id: &team.team_id,
+        limits: LimitSet {
+            max_budget: team.max_budget,
+            rpm_limit: team.rpm_limit,
+            tpm_limit: team.tpm_limit,
+            max_parallel_requests: team.max_parallel_requests,
+        },
+        models: &team.models,
+        blocked: team.blocked,
+        organization_id: team.organization_id.as_deref(),
     };
-    if let Some(new) = patch.max_budget {
-        match (new, team.max_budget) {
-            (None, Some(_)) => return denied("remove the max_budget"),
-            (Some(n), Some(c)) if n > c => return denied("raise the max_budget"),
-            _ => {}
-        }
-    }
-    for (what, new, current) in [
-        ("tpm_limit", patch.tpm_limit, team.tpm_limit),
-        ("rpm_limit", patch.rpm_limit, team.rpm_limit),
-        (
-            "max_parallel_requests",
-            patch.max_parallel_requests,
-            team.max_parallel_requests,
-        ),
-    ] {
-        if let (Some(new), Some(current)) = (new, current)
-            && new.is_none_or(|n| n > current)
-        {
-            return denied(&format!("raise the {what}"));
-        }
-    }
-    if let Some(models) = &patch.models
-        && (models.is_empty() && !team.models.is_empty()
-            || !team.models.is_empty() && models.iter().any(|m| !team.models.contains(m)))
-    {
-        return denied("widen the models");
-    }
-    if patch.blocked == Some(false) && team.blocked {
-        return denied("unblock the team");
-    }
-    if patch
-        .organization_id
-        .as_ref()
-        .is_some_and(|o| o != &team.organization_id)
-    {
-        return denied("change the organization");
-    }
-    Ok(())
+    let change = TeamChange {
+        limits: LimitChange {
+            max_budget: patch.max_budget,
+            rpm_limit: patch.rpm_limit,
+            tpm_limit: patch.tpm_limit,
+            max_parallel_requests: patch.max_parallel_requests,
+        },
+        models: patch.models.as_deref(),
+        blocked: patch.blocked,
+        organization_id: patch.organization_id.as_ref().map(Option::as_deref),
+    };
+    Ok(policy::teams::team_admin_change(&state, &change)?)
 }
 
 /// Updates a team; absent fields are unchanged.
