@@ -11,6 +11,7 @@ pub mod money;
 pub mod policy;
 pub mod pricing;
 pub mod roles;
+pub mod text;
 pub mod time;
 
 pub use money::NanoUsd;

@@ -105,6 +105,13 @@ impl From<bursar_core::policy::PolicyError> for ApiError {
     }
 }
 
+impl From<bursar_core::text::TextProblem> for ApiError {
+    fn from(problem: bursar_core::text::TextProblem) -> ApiError {
+        let field = problem.field().to_string();
+        ApiError::bad_request(problem.to_string()).with_param(field)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         ApiError::from(&e)

@@ -21,6 +21,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
 /// Parses a query string into `T`, naming the offending parameter on error.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    // What may reach the store: no NUL, names of bounded length (a 400 naming the parameter).
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        bursar_core::text::check_str(&name, &value)?;
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let param = e.path().to_string();
@@ -51,6 +55,16 @@ mod tests {
         let p: Paging = parse_query("page=3&name=a%20b&other=1").unwrap();
         assert_eq!(p.page, Some(3));
         assert_eq!(p.name.as_deref(), Some("a b"));
+    }
+
+    #[test]
+    fn nul_or_an_overlong_name_is_a_400_naming_the_parameter() {
+        let err = parse_query::<Paging>("name=a%00b").unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.param.as_deref(), Some("name"));
+        let long = format!("user_id={}", "x".repeat(300));
+        let err = parse_query::<Paging>(&long).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("user_id"));
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub enum StoreError {
     Contended(&'static str),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A value the store refuses to keep (NUL in text, say): retrying cannot help.
+    #[error("invalid data: {0}")]
+    InvalidData(String),
     #[error("stored value in {column} is not valid JSON: {source}")]
     CorruptJson {
         column: &'static str,
@@ -44,6 +47,33 @@ impl StoreError {
                     sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
                 )
         )
+    }
+}
+
+impl StoreError {
+    /// True when the rows written, not the database, are at fault: the same write will
+    /// fail again however often it is retried (a value PostgreSQL rejects, a constraint, a
+    /// value too large for its column or index).
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            StoreError::InvalidData(_) | StoreError::Conflict { .. } => true,
+            StoreError::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+                // SQLSTATE classes 22 (data exception), 23 (integrity constraint violation)
+                // and 54 (program limit exceeded, e.g. an index row too large).
+                ["22", "23", "54"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            }),
+            StoreError::Database(sqlx::Error::Encode(_) | sqlx::Error::Decode(_)) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::ConstraintViolation
+                    | rusqlite::ErrorCode::TooBig
+                    | rusqlite::ErrorCode::TypeMismatch
+            ),
+            StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(_)) => true,
+            _ => false,
+        }
     }
 }
 

@@ -7,6 +7,12 @@
 //! `buffer_events` they are appended to a spool file (JSON lines), which is replayed once the
 //! database answers again, and at the next start. On shutdown the writer drains the channel,
 //! keeps trying until its drain timeout, and spools whatever is still unwritten.
+//!
+//! One bad event must not hold up the others. When a write fails because of the rows rather
+//! than the database ([`StoreError::is_data_error`]), the batch is split in halves until the
+//! event at fault is found; it goes to the dead-letter file (`<spool>.dead`, JSON lines with
+//! the error) with an error log and the `dead_lettered` count, and every other event is
+//! written. The spool replay isolates bad events the same way.
 
 use crate::{RecordOptions, SpendEvent, Store, StoreError};
 use std::collections::VecDeque;
@@ -56,6 +62,7 @@ struct Counters {
     failed_writes: AtomicU64,
     spooled: AtomicU64,
     replayed: AtomicU64,
+    dead_lettered: AtomicU64,
     pending: AtomicU64,
 }
 
@@ -74,6 +81,8 @@ pub struct LedgerStats {
     pub spooled: u64,
     /// Events read back from the spool file and written.
     pub replayed: u64,
+    /// Events the database refused for their content, moved to the dead-letter file.
+    pub dead_lettered: u64,
     /// Events submitted and not yet written (in memory or spooled).
     pub pending: u64,
 }
@@ -207,6 +216,7 @@ impl Ledger {
             failed_writes: c.failed_writes.load(Ordering::Relaxed),
             spooled: c.spooled.load(Ordering::Relaxed),
             replayed: c.replayed.load(Ordering::Relaxed),
+            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
             pending: c.pending.load(Ordering::Relaxed),
         }
     }
@@ -237,6 +247,37 @@ impl Spool {
         let mut name = self.path.as_os_str().to_owned();
         name.push(".replaying");
         PathBuf::from(name)
+    }
+
+    /// Where events the database refused are kept for an operator.
+    fn dead_letter_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".dead");
+        PathBuf::from(name)
+    }
+
+    /// Appends one refused event with the reason, as a JSON line.
+    fn dead_letter(&self, event: &SpendEvent, error: &StoreError) -> std::io::Result<PathBuf> {
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let path = self.dead_letter_path();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut line = serde_json::to_vec(&serde_json::json!({
+            "error": error.to_string(),
+            "event": event,
+        }))?;
+        line.push(b'\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        file.write_all(&line)?;
+        file.sync_data()?;
+        Ok(path)
     }
 
     fn has_events(&self) -> bool {
@@ -319,6 +360,14 @@ struct Writer {
     spool_pending: bool,
 }
 
+/// Why a write failed.
+enum Failure {
+    /// The database did not answer or failed: retry later, unchanged.
+    Database,
+    /// The database refused the rows: retrying the same batch cannot succeed.
+    Rows(StoreError),
+}
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -373,15 +422,15 @@ impl Writer {
         open
     }
 
-    /// Writes the buffer in batches until it is empty or a write fails.
+    /// Writes the buffer in batches until it is empty or the database fails.
     async fn flush(&mut self) {
         while !self.buffer.is_empty() {
             let n = self.buffer.len().min(self.options.batch_size);
             let batch: Arc<[SpendEvent]> = self.buffer.drain(..n).collect();
-            if !self.write(batch.clone()).await {
+            if let Err(unwritten) = self.write_isolating(batch).await {
                 // Kept, in order, for the next attempt.
-                for event in batch.iter().rev() {
-                    self.buffer.push_front(event.clone());
+                for event in unwritten.into_iter().rev() {
+                    self.buffer.push_front(event);
                 }
                 return;
             }
@@ -391,8 +440,56 @@ impl Writer {
         }
     }
 
-    /// One batch, one transaction. On failure the caller keeps the events and retries.
-    async fn write(&mut self, batch: Arc<[SpendEvent]>) -> bool {
+    /// Writes a batch; if its rows are at fault, splits it until every event is either
+    /// written or dead-lettered. `Err` holds the events left unwritten, in order, when the
+    /// database itself failed (the caller retries them).
+    async fn write_isolating(&mut self, batch: Arc<[SpendEvent]>) -> Result<(), Vec<SpendEvent>> {
+        let mut work: VecDeque<Arc<[SpendEvent]>> = VecDeque::from([batch]);
+        while let Some(part) = work.pop_front() {
+            match self.write(part.clone()).await {
+                Ok(()) => {}
+                Err(Failure::Rows(error)) if part.len() == 1 => self.dead_letter(&part[0], &error),
+                Err(Failure::Rows(_)) => {
+                    let (left, right) = part.split_at(part.len() / 2);
+                    work.push_front(right.into());
+                    work.push_front(left.into());
+                }
+                Err(Failure::Database) => {
+                    let mut unwritten = part.to_vec();
+                    unwritten.extend(work.iter().flat_map(|p| p.iter().cloned()));
+                    return Err(unwritten);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves an event the database refused out of the way, loudly.
+    fn dead_letter(&mut self, event: &SpendEvent, error: &StoreError) {
+        let c = &self.counters;
+        c.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        c.pending
+            .fetch_sub(1.min(c.pending.load(Ordering::Relaxed)), Ordering::Relaxed);
+        match self.spool.dead_letter(event, error) {
+            Ok(path) => tracing::error!(
+                error = %error,
+                request_id = %event.request_id,
+                spend_nano = event.spend_nano,
+                path = %path.display(),
+                "spend ledger: the database refused this event; moved to the dead-letter file"
+            ),
+            Err(e) => tracing::error!(
+                error = %error,
+                dead_letter_error = %e,
+                event = %serde_json::to_string(event).unwrap_or_default(),
+                "spend ledger: the database refused this event and it could not be dead-lettered"
+            ),
+        }
+    }
+
+    /// One batch, one transaction. On failure the caller keeps the events and retries, or
+    /// (for [`Failure::Rows`]) isolates the event at fault.
+    async fn write(&mut self, batch: Arc<[SpendEvent]>) -> Result<(), Failure> {
         let len = batch.len() as u64;
         let attempt = tokio::time::timeout(
             self.options.write_timeout,
@@ -413,7 +510,11 @@ impl Writer {
                 if self.backoff.take().is_some() {
                     tracing::info!("spend ledger: database writes succeed again");
                 }
-                return true;
+                return Ok(());
+            }
+            Ok(Err(e)) if e.is_data_error() => {
+                tracing::warn!(error = %e, events = len, "spend ledger: the database refused a batch for its content; isolating the event at fault");
+                return Err(Failure::Rows(e));
             }
             Ok(Err(e)) => e,
             Err(_) => StoreError::Misconfigured(format!(
@@ -431,7 +532,7 @@ impl Writer {
             tracing::debug!(error = %error, "spend ledger: write retry failed");
         }
         self.backoff = Some((Instant::now() + delay, delay));
-        false
+        Err(Failure::Database)
     }
 
     /// Moves events beyond the memory bound to the spool file.
@@ -479,7 +580,8 @@ impl Writer {
             let events = batches.iter().map(Vec::len).sum::<usize>();
             for batch in batches {
                 let len = batch.len() as u64;
-                if !self.write(batch.into()).await {
+                // An interrupted replay keeps its file; what was written counts once then.
+                if self.write_isolating(batch.into()).await.is_err() {
                     ok = false;
                     break;
                 }

@@ -65,6 +65,39 @@ impl SpendEvent {
         NanoUsd(self.spend_nano)
     }
 
+    /// Refuses an event the backends could not store alike: NUL in any text (PostgreSQL
+    /// rejects it in `text` and `jsonb`; SQLite would keep it). Checked before every write,
+    /// so one such event fails its batch on both backends and the ledger isolates it.
+    pub fn check_text(&self) -> Result<(), StoreError> {
+        let texts = [
+            Some(&self.request_id),
+            Some(&self.call_type),
+            Some(&self.endpoint),
+            Some(&self.api_key),
+            self.key_alias.as_ref(),
+            self.user_id.as_ref(),
+            self.team_id.as_ref(),
+            self.organization_id.as_ref(),
+            self.end_user.as_ref(),
+            Some(&self.model_group),
+            Some(&self.model),
+            Some(&self.model_id),
+            Some(&self.provider),
+            Some(&self.api_base),
+            self.requester_ip.as_ref(),
+        ];
+        let nul = texts.into_iter().flatten().any(|t| t.contains('\0'))
+            || self.tags.iter().any(|t| t.contains('\0'))
+            || json_has_nul(&self.metadata);
+        if nul {
+            return Err(StoreError::InvalidData(format!(
+                "spend event {} holds a NUL character",
+                self.request_id.escape_default()
+            )));
+        }
+        Ok(())
+    }
+
     /// The UTC day the request started, `YYYY-MM-DD`.
     pub fn date(&self) -> String {
         bursar_core::time::format_date(self.start_time)
@@ -382,7 +415,12 @@ impl<'a> SpendStore<'a> {
     ) -> Result<RecordReport, StoreError> {
         match self.sqlite_ledger {
             Some(_) => self.record_shared(events.into(), options).await,
-            None => self.record_pooled(events, options).await,
+            None => {
+                for event in events {
+                    event.check_text()?;
+                }
+                self.record_pooled(events, options).await
+            }
         }
     }
 
@@ -393,6 +431,9 @@ impl<'a> SpendStore<'a> {
         events: Arc<[SpendEvent]>,
         options: RecordOptions,
     ) -> Result<RecordReport, StoreError> {
+        for event in events.iter() {
+            event.check_text()?;
+        }
         let Some(ledger) = self.sqlite_ledger.cloned() else {
             return self.record_pooled(&events, options).await;
         };
@@ -1355,6 +1396,16 @@ fn decode_log(row: &AnyRow) -> Result<SpendLogRow, StoreError> {
         requester_ip_address: row.try_get("requester_ip_address")?,
         endpoint: row.try_get("endpoint")?,
     })
+}
+
+/// Whether any string or key in `value` holds a NUL character.
+fn json_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(json_has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -501,6 +501,113 @@ mod outage {
     }
 }
 
+mod dead_letters {
+    #[tokio::test]
+    async fn sqlite() {
+        let db = bursar_store::testing::TestDatabase::sqlite().unwrap();
+        super::a_bad_event_is_dead_lettered_and_every_other_one_written(&db).await;
+        db.cleanup().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(db) = bursar_store::testing::TestDatabase::postgres()
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        super::a_bad_event_is_dead_lettered_and_every_other_one_written(&db).await;
+        db.cleanup().await.unwrap();
+    }
+}
+
+/// Events with NUL in their text (which PostgreSQL refuses) among good ones: each batch
+/// holding one is split until the bad event is found; it goes to the dead-letter file and
+/// every other event is written, then and later. A spool holding a bad event is replayed the
+/// same way at the next start.
+async fn a_bad_event_is_dead_lettered_and_every_other_one_written(db: &TestDatabase) {
+    let store = db.store().await.unwrap();
+    seed(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spend.spool");
+    let dead = dir.path().join("spend.spool.dead");
+    let options = LedgerOptions {
+        batch_size: 16,
+        flush_interval: Duration::from_millis(20),
+        ..LedgerOptions::new(spool.clone())
+    };
+    let bad = |i: i64| {
+        let mut e = event(&format!("bad{i}"), "k", 1_000_000, T0 + i);
+        if i % 2 == 0 {
+            e.tags = vec!["x\0y".into()];
+        } else {
+            e.metadata = json!({"spend_logs_metadata": {"k": "\0"}});
+        }
+        e
+    };
+    let (ledger, writer) = Ledger::start(store.clone(), options.clone()).await;
+    let mut good = 0;
+    for i in 0..50 {
+        if i == 17 || i == 33 {
+            ledger.submit(bad(i));
+        } else {
+            ledger.submit(event(&format!("good{i}"), "k", 10, T0 + i));
+            good += 10;
+        }
+    }
+    wait_for("every good event and both bad ones dead-lettered", || {
+        let s = ledger.stats();
+        s.written == 48 && s.dead_lettered == 2
+    })
+    .await;
+    // Later events are not held up either.
+    ledger.submit(event("after", "k", 5, T0 + 60));
+    wait_for("the next event", || ledger.stats().written == 49).await;
+    writer.shutdown().await;
+    assert_eq!(ledger.stats().pending, 0);
+    assert_eq!(
+        store.spend().logged_total().await.unwrap(),
+        NanoUsd(good + 5)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["event"]["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bad17", "bad33"]);
+    assert!(
+        lines[0]["error"].as_str().unwrap().contains("NUL"),
+        "{lines:?}"
+    );
+
+    // A spool with a bad event in it, replayed at start.
+    let mut text = String::new();
+    for e in [
+        event("s1", "k", 7, T0 + 70),
+        bad(71),
+        event("s2", "k", 7, T0 + 72),
+    ] {
+        text.push_str(&serde_json::to_string(&e).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(&spool, text).unwrap();
+    let (again, writer) = Ledger::start(store.clone(), options).await;
+    assert_eq!(again.stats().dead_lettered, 1);
+    assert!(!spool.exists(), "the replayed spool is done with");
+    writer.shutdown().await;
+    assert_eq!(
+        store.spend().logged_total().await.unwrap(),
+        NanoUsd(good + 5 + 14)
+    );
+    assert_eq!(std::fs::read_to_string(&dead).unwrap().lines().count(), 3);
+    store.close().await;
+}
+
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let until = std::time::Instant::now() + Duration::from_secs(60);
     while !done() {

@@ -7,7 +7,10 @@ use serde_json::Value;
 both_backends!(
     malformed_bodies_are_clear_4xx_errors,
     oversized_body_is_413,
-    unknown_routes_and_methods_are_4xx
+    unknown_routes_and_methods_are_4xx,
+    nul_in_text_that_reaches_the_store_is_refused_and_spend_keeps_flowing,
+    nul_or_overlong_filters_are_400_on_every_list_route,
+    overlong_ids_and_aliases_are_400,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\ngeneral_settings:\n  max_request_size_mb: 0.01\n";
@@ -125,4 +128,152 @@ async fn unknown_routes_and_methods_are_4xx(backend: Backend) {
     let response = gw.get("/v1/chat/completions").send().await.unwrap();
     assert_eq!(response.status(), 405);
     gw.stop().await;
+}
+
+/// Like [`CONFIG`] with a body limit that lets large names through to the checks.
+const ROOMY: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
+
+async fn nul_in_text_that_reaches_the_store_is_refused_and_spend_keeps_flowing(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, ROOMY).await else {
+        return;
+    };
+    let chat = |extra: &str| {
+        format!(r#"{{"model":"demo","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#)
+    };
+    for (extra, param) in [
+        (r#","metadata":{"tags":["x\u0000y"]}"#, "tags"),
+        (r#","tags":["\u0000"]"#, "tags"),
+        (r#","user":"end\u0000user""#, "user"),
+        (r#","metadata":{"spend_logs_metadata":{"k":"\u0000"}}"#, "k"),
+    ] {
+        let (status, body) = send(&gw, "/v1/chat/completions", &chat(extra)).await;
+        assert_eq!(status, 400, "{extra}: {body}");
+        assert_eq!(body["error"]["param"], param, "{body}");
+    }
+    for (path, body, param) in [
+        ("/key/generate", r#"{"key_alias":"a\u0000b"}"#, "key_alias"),
+        ("/key/generate", r#"{"metadata":{"note":"\u0000"}}"#, "note"),
+        ("/user/new", r#"{"user_id":"u\u0000"}"#, "user_id"),
+        ("/team/new", r#"{"team_alias":"t\u0000"}"#, "team_alias"),
+        (
+            "/team/new",
+            r#"{"members_with_roles":[{"user_id":"\u0000","role":"user"}]}"#,
+            "user_id",
+        ),
+        (
+            "/organization/new",
+            r#"{"organization_alias":"\u0000"}"#,
+            "organization_alias",
+        ),
+        ("/customer/new", r#"{"user_id":"c\u0000"}"#, "user_id"),
+        ("/budget/new", r#"{"budget_id":"b\u0000"}"#, "budget_id"),
+    ] {
+        let (status, answer) = send(&gw, path, body).await;
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        assert_eq!(answer["error"]["param"], param, "{answer}");
+    }
+    // Nothing bad was queued: a good request is charged and its spend log written.
+    let response = gw
+        .post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(chat(r#","metadata":{"tags":["fine"]}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let logs: Value = gw
+            .get("/spend/logs")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if logs.as_array().is_some_and(|l| l.len() == 1) {
+            assert_eq!(
+                logs[0]["request_tags"],
+                serde_json::json!(["fine"]),
+                "{logs}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spend log never written: {logs}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn nul_or_overlong_filters_are_400_on_every_list_route(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, ROOMY).await else {
+        return;
+    };
+    let long = "x".repeat(300);
+    let routes = [
+        ("/key/list", "key_alias"),
+        ("/user/list", "user_ids"),
+        ("/team/list", "user_id"),
+        ("/v2/team/list", "team_alias"),
+        ("/organization/list", "org_alias"),
+        ("/spend/logs", "api_key"),
+        ("/spend/logs/v2", "user_id"),
+        ("/user/daily/activity", "model"),
+        ("/team/daily/activity", "team_ids"),
+        ("/organization/daily/activity", "organization_ids"),
+        ("/tag/daily/activity", "tags"),
+        ("/customer/daily/activity", "end_user_ids"),
+        ("/global/spend/report", "team_id"),
+        ("/audit", "object_id"),
+    ];
+    for (route, param) in routes {
+        for value in ["a%00b".to_string(), long.clone()] {
+            let response = gw
+                .get(&format!("{route}?{param}={value}"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, 400, "{route}?{param}: {body}");
+            assert_eq!(body["error"]["param"], param, "{body}");
+            assert!(
+                !body.to_string().contains("invalid byte sequence"),
+                "{body}"
+            );
+        }
+    }
+}
+
+async fn overlong_ids_and_aliases_are_400(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, ROOMY).await else {
+        return;
+    };
+    let huge = "x".repeat(1 << 20);
+    for (path, field) in [
+        ("/key/generate", "key_alias"),
+        ("/key/generate", "user_id"),
+        ("/user/new", "user_id"),
+        ("/user/new", "user_email"),
+        ("/team/new", "team_id"),
+        ("/organization/new", "organization_alias"),
+        ("/customer/new", "user_id"),
+    ] {
+        let (status, body) = send(&gw, path, &format!(r#"{{"{field}":"{huge}"}}"#)).await;
+        assert_eq!(
+            status,
+            400,
+            "{path} {field}: {}",
+            &body.to_string()[..200.min(body.to_string().len())]
+        );
+        assert_eq!(body["error"]["param"], field);
+    }
+    // At the limit it is accepted.
+    let fits = "y".repeat(bursar_core::text::MAX_NAME_CHARS);
+    let response = gw
+        .post_json("/key/generate", &serde_json::json!({"key_alias": fits}))
+        .await;
+    assert_eq!(response.status(), 200);
 }

@@ -27,6 +27,7 @@ pub async fn json_body<T: DeserializeOwned>(
     body: Body,
 ) -> Result<T, ApiError> {
     let bytes = read_body(body, headers, state.config().general.max_request_bytes).await?;
+    bursar_core::text::check_json(&bytes)?;
     parse_body(&bytes)
 }
 
@@ -38,6 +39,7 @@ pub async fn json_body_pair<A: DeserializeOwned, B: DeserializeOwned>(
     body: Body,
 ) -> Result<(A, B), ApiError> {
     let bytes = read_body(body, headers, state.config().general.max_request_bytes).await?;
+    bursar_core::text::check_json(&bytes)?;
     Ok((parse_body(&bytes)?, parse_body(&bytes)?))
 }
 

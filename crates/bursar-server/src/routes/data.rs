@@ -474,6 +474,13 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
     }
     let body = JsonObject::parse(bytes)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))?;
+    // The fields that reach the ledger (tags, spend-log metadata, the end user) must be
+    // storable; the rest of the body is passed through untouched.
+    for field in ["metadata", "litellm_metadata", "tags", "user"] {
+        if let Some(raw) = body.get(field) {
+            bursar_core::text::check_json_field(field, raw.get().as_bytes())?;
+        }
+    }
     let model = match body.get_as::<String>("model") {
         None => {
             return Err(
