@@ -99,3 +99,23 @@ impl SqlBuilder {
         Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args))
     }
 }
+
+/// Ends a transaction: commits when `result` is `Ok`, otherwise rolls back and waits for the
+/// rollback, so the connection goes back to the pool clean rather than with a failed
+/// transaction still open on it.
+pub(crate) async fn finish<T>(
+    tx: sqlx::Transaction<'_, sqlx::Any>,
+    result: Result<T, crate::StoreError>,
+) -> Result<T, crate::StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The error that failed the work is the one to report.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}

@@ -201,45 +201,8 @@ impl<'a> TeamStore<'a> {
         budgets: &[NewBudget],
     ) -> Result<TeamRow, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        for budget in budgets {
-            crate::budgets::insert_in(&mut tx, budget).await?;
-        }
-        sqlx::query(
-            "INSERT INTO teams (team_id, team_alias, organization_id, metadata, max_budget_nano, \
-             soft_budget_nano, models, max_parallel_requests, tpm_limit, rpm_limit, budget_duration, \
-             budget_reset_at, blocked, model_max_budget, model_aliases, team_member_permissions, \
-             object_permission, router_settings, access_group_ids, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-        )
-        .bind(team_id)
-        .bind(team.team_alias.clone().flatten())
-        .bind(team.organization_id.clone().flatten())
-        .bind(team.metadata.as_ref().map_or_else(|| "{}".into(), json))
-        .bind(team.max_budget.flatten().map(|m| m.0))
-        .bind(team.soft_budget.flatten().map(|m| m.0))
-        .bind(list_json(team.models.as_deref().unwrap_or_default()))
-        .bind(team.max_parallel_requests.flatten())
-        .bind(team.tpm_limit.flatten())
-        .bind(team.rpm_limit.flatten())
-        .bind(team.budget_duration.clone().flatten())
-        .bind(team.budget_reset_at.flatten())
-        .bind(i64::from(team.blocked.unwrap_or(false)))
-        .bind(team.model_max_budget.as_ref().map_or_else(|| "{}".into(), json))
-        .bind(team.model_aliases.as_ref().map_or_else(|| "{}".into(), json))
-        .bind(list_json(
-            team.team_member_permissions.as_deref().unwrap_or_default(),
-        ))
-        .bind(team.object_permission.clone().flatten().as_ref().map(json))
-        .bind(team.router_settings.as_ref().map_or_else(|| "{}".into(), json))
-        .bind(list_json(team.access_group_ids.as_deref().unwrap_or_default()))
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(on_unique("team"))?;
-        add_members_in(&mut tx, team_id, members).await?;
-        tx.commit().await?;
+        let written = create_in(&mut tx, team_id, team, members, budgets).await;
+        crate::sql::finish(tx, written).await?;
         self.find(team_id)
             .await?
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
@@ -627,6 +590,54 @@ impl TeamStore<'_> {
     }
 }
 
+/// The writes of [`TeamStore::create`], inside its transaction.
+async fn create_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    team_id: &str,
+    team: &TeamPatch,
+    members: &[NewMember],
+    budgets: &[NewBudget],
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    for budget in budgets {
+        crate::budgets::insert_in(tx, budget).await?;
+    }
+    sqlx::query(
+            "INSERT INTO teams (team_id, team_alias, organization_id, metadata, max_budget_nano, \
+             soft_budget_nano, models, max_parallel_requests, tpm_limit, rpm_limit, budget_duration, \
+             budget_reset_at, blocked, model_max_budget, model_aliases, team_member_permissions, \
+             object_permission, router_settings, access_group_ids, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+        )
+        .bind(team_id)
+        .bind(team.team_alias.clone().flatten())
+        .bind(team.organization_id.clone().flatten())
+        .bind(team.metadata.as_ref().map_or_else(|| "{}".into(), json))
+        .bind(team.max_budget.flatten().map(|m| m.0))
+        .bind(team.soft_budget.flatten().map(|m| m.0))
+        .bind(list_json(team.models.as_deref().unwrap_or_default()))
+        .bind(team.max_parallel_requests.flatten())
+        .bind(team.tpm_limit.flatten())
+        .bind(team.rpm_limit.flatten())
+        .bind(team.budget_duration.clone().flatten())
+        .bind(team.budget_reset_at.flatten())
+        .bind(i64::from(team.blocked.unwrap_or(false)))
+        .bind(team.model_max_budget.as_ref().map_or_else(|| "{}".into(), json))
+        .bind(team.model_aliases.as_ref().map_or_else(|| "{}".into(), json))
+        .bind(list_json(
+            team.team_member_permissions.as_deref().unwrap_or_default(),
+        ))
+        .bind(team.object_permission.clone().flatten().as_ref().map(json))
+        .bind(team.router_settings.as_ref().map_or_else(|| "{}".into(), json))
+        .bind(list_json(team.access_group_ids.as_deref().unwrap_or_default()))
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(on_unique("team"))?;
+    add_members_in(tx, team_id, members).await
+}
+
 pub(crate) async fn add_members_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     team_id: &str,
@@ -635,7 +646,7 @@ pub(crate) async fn add_members_in(
     let now = now_ms();
     for member in members {
         if let Some(user) = &member.create_user {
-            crate::users::insert_in(tx, user).await?;
+            crate::users::insert_missing_in(tx, user).await?;
         }
         if let Some(budget) = &member.budget {
             crate::budgets::insert_in(tx, budget).await?;

@@ -374,18 +374,45 @@ impl UserStore<'_> {
     }
 }
 
+/// The user insert, as a literal both statements below are built from.
+macro_rules! insert_user_sql {
+    () => {
+        "INSERT INTO users (user_id, user_alias, user_email, user_role, sso_user_id, organization_id, \
+         max_budget_nano, soft_budget_nano, models, metadata, max_parallel_requests, tpm_limit, rpm_limit, \
+         budget_duration, budget_reset_at, model_max_budget, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    };
+}
+
 /// Inserts a user inside a caller's transaction.
 pub(crate) async fn insert_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user: &NewUser,
 ) -> Result<(), StoreError> {
+    insert_with(tx, user, insert_user_sql!()).await
+}
+
+/// Inserts a user unless one with its `user_id` exists (created meanwhile by a concurrent
+/// request naming the same new member): creating missing users is idempotent.
+pub(crate) async fn insert_missing_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user: &NewUser,
+) -> Result<(), StoreError> {
+    insert_with(
+        tx,
+        user,
+        concat!(insert_user_sql!(), " ON CONFLICT (user_id) DO NOTHING"),
+    )
+    .await
+}
+
+async fn insert_with(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user: &NewUser,
+    sql: &'static str,
+) -> Result<(), StoreError> {
     let now = now_ms();
-    sqlx::query(
-            "INSERT INTO users (user_id, user_alias, user_email, user_role, sso_user_id, organization_id, \
-             max_budget_nano, soft_budget_nano, models, metadata, max_parallel_requests, tpm_limit, rpm_limit, \
-             budget_duration, budget_reset_at, model_max_budget, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
+    sqlx::query(sql)
         .bind(&user.user_id)
         .bind(&user.user_alias)
         .bind(&user.user_email)
@@ -395,13 +422,21 @@ pub(crate) async fn insert_in(
         .bind(user.max_budget.map(|m| m.0))
         .bind(user.soft_budget.map(|m| m.0))
         .bind(Value::from(user.models.clone()).to_string())
-        .bind(user.metadata.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
+        .bind(
+            user.metadata
+                .as_ref()
+                .map_or_else(|| "{}".to_string(), Value::to_string),
+        )
         .bind(user.max_parallel_requests)
         .bind(user.tpm_limit)
         .bind(user.rpm_limit)
         .bind(&user.budget_duration)
         .bind(user.budget_reset_at)
-        .bind(user.model_max_budget.as_ref().map_or_else(|| "{}".to_string(), Value::to_string))
+        .bind(
+            user.model_max_budget
+                .as_ref()
+                .map_or_else(|| "{}".to_string(), Value::to_string),
+        )
         .bind(now)
         .bind(now)
         .execute(&mut **tx)

@@ -16,6 +16,7 @@ both_backends!(
     block_models_and_permissions,
     team_roles_decide_who_may_do_what,
     member_permissions_grant_each_key_route,
+    parallel_new_teams_create_their_missing_members_once,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -994,4 +995,42 @@ async fn member_permissions_grant_each_key_route(backend: Backend) {
         }
     }
     gw.stop().await;
+}
+
+/// Many `/team/new` calls at once naming the same users that do not exist yet: every call
+/// succeeds, each user is created once, and the database connections stay usable.
+async fn parallel_new_teams_create_their_missing_members_once(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let calls = (0..24).map(|i| {
+        let body = json!({
+            "team_id": format!("par-{i}"),
+            "members_with_roles": [
+                {"user_id": "shared-a", "role": "user"},
+                {"user_id": "shared-b", "role": "admin"},
+                {"user_id": format!("own-{i}"), "role": "user"},
+            ],
+        });
+        let gw = &gw;
+        async move { post(gw, "/team/new", body).await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+    let (status, info) = gw
+        .send(Method::GET, "/user/info?user_id=shared-a", None)
+        .await;
+    assert_eq!(status, 200, "{info}");
+    let teams = info["teams"].as_array().map_or(0, Vec::len);
+    assert_eq!(teams, 24, "{info}");
+    let (status, users) = gw.send(Method::GET, "/user/list?page_size=100", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(users["total"], 2 + 24, "{users}");
+    // Every pooled connection still works.
+    for _ in 0..20 {
+        let (status, _) = post(&gw, "/team/new", json!({})).await;
+        assert_eq!(status, 200);
+    }
 }
