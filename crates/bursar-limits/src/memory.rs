@@ -174,12 +174,16 @@ impl State {
             let Some(counters) = self.scopes.get_mut(&scope.id) else {
                 continue;
             };
+            let cost = match scope.limits.budget {
+                None => NanoUsd::ZERO,
+                Some(budget) if demand.up_to_remaining => {
+                    let committed = counters.spent.saturating_add(counters.reserved);
+                    demand.cost.min(budget.max.saturating_sub(committed))
+                }
+                Some(_) => demand.cost,
+            };
             let taken = Taken {
-                cost: if scope.limits.budget.is_some() {
-                    demand.cost
-                } else {
-                    NanoUsd::ZERO
-                },
+                cost,
                 tokens: demand.tokens,
             };
             counters.reserved = counters.reserved.saturating_add(taken.cost);
@@ -350,7 +354,12 @@ impl Counters {
             && demand.cost > NanoUsd::ZERO
         {
             let committed = self.spent.saturating_add(self.reserved);
-            if committed.saturating_add(demand.cost) > budget.max {
+            let refused = if demand.up_to_remaining {
+                committed >= budget.max
+            } else {
+                committed.saturating_add(demand.cost) > budget.max
+            };
+            if refused {
                 return Some(Refusal::Budget {
                     scope: scope.id.clone(),
                     spent: self.spent,

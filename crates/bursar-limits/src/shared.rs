@@ -316,7 +316,8 @@ impl RedisLimiter {
             .arg(self.reservation_ttl_ms)
             .arg(demand.cost.0)
             .arg(demand.tokens)
-            .arg(self.scope_ttl_ms);
+            .arg(self.scope_ttl_ms)
+            .arg(u8::from(demand.up_to_remaining));
         for scope in &unique {
             push_limits(&mut call, &scope.limits, now);
         }
@@ -421,7 +422,7 @@ fn count(value: &Value) -> Option<u64> {
 }
 
 /// Turns the reserve script's reply into an admission: `{1, id, deadline, (requests,
-/// tokens used, window start) per scope}` or `{0, scope index, reason, a, b}`.
+/// tokens used, window start, cost held) per scope}` or `{0, scope index, reason, a, b}`.
 fn parse_reserve(
     reply: &[Value],
     scopes: &[&Scope],
@@ -436,19 +437,18 @@ fn parse_reserve(
             let mut held = Vec::with_capacity(scopes.len());
             let mut headroom = Vec::new();
             for (i, scope) in scopes.iter().enumerate() {
-                let at = 3 + i * 3;
+                let at = 3 + i * 4;
                 let requests = count(reply.get(at)?)?;
                 let tokens = count(reply.get(at + 1)?)?;
                 let window_start = int(reply.get(at + 2)?)?;
+                // What the script held on this scope (less than the demand when it held
+                // only what remained of the budget).
+                let cost = NanoUsd(int(reply.get(at + 3)?)?);
                 let limits = &scope.limits;
                 held.push((
                     scope.id.clone(),
                     Taken {
-                        cost: if limits.budget.is_some() {
-                            demand.cost
-                        } else {
-                            NanoUsd::ZERO
-                        },
+                        cost,
                         tokens: demand.tokens,
                     },
                 ));

@@ -123,6 +123,10 @@ pub struct Scope {
 pub struct Demand {
     pub cost: NanoUsd,
     pub tokens: u64,
+    /// LiteLLM's budget rule: admit while any budget remains on every budget scope, holding
+    /// on each at most what remains there (so concurrent requests still cannot all pass),
+    /// and refuse once spend and holds reach the budget. `false`: the whole cost must fit.
+    pub up_to_remaining: bool,
 }
 
 /// What a reservation holds on one scope.

@@ -176,7 +176,62 @@ contract_tests!(
     budgets_reset_at_the_end_of_each_period,
     the_store_figure_is_merged_and_reseed_takes_it_as_is,
     free_requests_skip_budgets_and_duplicate_scopes_count_once,
+    up_to_remaining_admits_while_budget_remains_and_holds_only_what_is_left,
 );
+
+/// LiteLLM's rule: a request whose estimate exceeds what remains is still admitted while
+/// anything remains, holding only the remainder on that scope (and its whole estimate on a
+/// roomier one); once holds and spend reach the budget, the next request is refused.
+async fn up_to_remaining_admits_while_budget_remains_and_holds_only_what_is_left(b: &Backend) {
+    let l = b.limiter(DEFAULT_WINDOW_MS, DEFAULT_RESERVATION_TTL_MS);
+    let team = ScopeId::new(ScopeKind::Team, "t");
+    let scopes = [
+        scope(key(), budget(CENT.times(100))),
+        scope(team.clone(), budget(CENT.times(3))),
+    ];
+    let lenient = |c: NanoUsd| Demand {
+        cost: c,
+        tokens: 0,
+        up_to_remaining: true,
+    };
+    // The strict rule refuses an estimate that does not fit...
+    let r = refusal(&l, &scopes, cost(CENT.times(5)), T0).await;
+    assert!(matches!(r, Refusal::Budget { ref scope, .. } if scope == &team));
+    // ...the lenient one admits it, holding 3 cents on the team and 5 on the key.
+    let first = reserve(&l, &scopes, lenient(CENT.times(5)), T0)
+        .await
+        .unwrap();
+    let held: Vec<NanoUsd> = first.held.iter().map(|(_, t)| t.cost).collect();
+    assert_eq!(held, [CENT.times(5), CENT.times(3)]);
+    assert_eq!(
+        l.spend_of(&team).await,
+        Some((NanoUsd::ZERO, CENT.times(3)))
+    );
+    // Nothing remains while it is in flight: a concurrent request is refused.
+    let r = refusal(&l, &scopes, lenient(CENT), T0).await;
+    assert!(matches!(r, Refusal::Budget { ref scope, .. } if scope == &team));
+    // It cost 2 cents: one remains, and the next request is admitted for it.
+    l.settle(&first, cost(CENT.times(2)), T0 + 1).await.unwrap();
+    assert_eq!(
+        l.spend_of(&team).await,
+        Some((CENT.times(2), NanoUsd::ZERO))
+    );
+    let second = reserve(&l, &scopes, lenient(CENT.times(4)), T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(second.held[1].1.cost, CENT);
+    // Settled above its hold (the crossing request may overspend by its own cost)...
+    l.settle(&second, cost(CENT.times(4)), T0 + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        l.spend_of(&team).await,
+        Some((CENT.times(6), NanoUsd::ZERO))
+    );
+    // ...and from then on every request is refused.
+    let r = refusal(&l, &scopes, lenient(NanoUsd(1)), T0 + 4).await;
+    assert!(matches!(r, Refusal::Budget { ref scope, .. } if scope == &team));
+}
 
 async fn concurrent_requests_never_overspend_a_shared_budget(b: &Backend) {
     let limiter = Arc::new(b.limiter(DEFAULT_WINDOW_MS, DEFAULT_RESERVATION_TTL_MS));
@@ -255,6 +310,7 @@ async fn a_refused_request_consumes_nothing_on_any_scope(b: &Backend) {
         Demand {
             cost: CENT,
             tokens: 100,
+            ..Demand::default()
         },
         T0,
     )
@@ -267,6 +323,7 @@ async fn a_refused_request_consumes_nothing_on_any_scope(b: &Backend) {
         Demand {
             cost: CENT.times(2),
             tokens: 100,
+            ..Demand::default()
         },
         T0,
     )
@@ -283,6 +340,7 @@ async fn a_refused_request_consumes_nothing_on_any_scope(b: &Backend) {
         Demand {
             cost: CENT,
             tokens: 100,
+            ..Demand::default()
         },
         T0,
     )
@@ -342,6 +400,7 @@ async fn tpm_holds_the_estimate_and_counts_the_real_tokens(b: &Backend) {
     let tokens = |n| Demand {
         cost: NanoUsd::ZERO,
         tokens: n,
+        ..Demand::default()
     };
     let a = reserve(&l, &s, tokens(600), T0).await.unwrap();
     let r = refusal(&l, &s, tokens(600), T0).await;

@@ -172,6 +172,7 @@ async fn money_beyond_double_precision_stays_exact() {
     let one = Demand {
         cost: NanoUsd(1),
         tokens: 0,
+        ..Demand::default()
     };
     let Admission::Granted(r) = limiter
         .reserve(std::slice::from_ref(&scope), one, T0)
@@ -186,6 +187,7 @@ async fn money_beyond_double_precision_stays_exact() {
             Demand {
                 cost: NanoUsd(3),
                 tokens: 0,
+                ..Demand::default()
             },
             T0,
         )
@@ -400,6 +402,7 @@ async fn expired_holds_are_given_back_whatever_bytes_the_scope_ids_hold() {
     let demand = Demand {
         cost: NanoUsd(60),
         tokens: 7,
+        ..Demand::default()
     };
     let Admission::Granted(_abandoned) = limiter.reserve(&scopes, demand, T0).await.unwrap() else {
         panic!("refused")

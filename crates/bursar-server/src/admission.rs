@@ -288,6 +288,7 @@ pub fn estimate(
     Demand {
         cost: price.cost(prompt_tokens, output),
         tokens: prompt_tokens.saturating_add(output),
+        ..Demand::default()
     }
 }
 

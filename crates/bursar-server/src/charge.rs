@@ -142,6 +142,7 @@ impl Charge {
             Some(u) => Demand {
                 cost: self.price.cost_of(&u.counts()),
                 tokens: u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
+                ..Demand::default()
             },
             None => self
                 .admitted

@@ -55,6 +55,22 @@ impl Cluster {
     /// `instances` gateways over one PostgreSQL schema, sharing Redis when `redis` is true
     /// (else invalidations travel over PostgreSQL and counters are per instance).
     async fn start(instances: usize, redis: bool, behaviour: MockBehaviour) -> Option<Cluster> {
+        let behaviour = MockBehaviour {
+            prompt_tokens: 1,
+            completion_tokens: 10,
+            ..behaviour
+        };
+        Cluster::start_with(instances, redis, behaviour, 0.0, "").await
+    }
+
+    /// [`Cluster::start`] with a price per prompt token and extra `general_settings` lines.
+    async fn start_with(
+        instances: usize,
+        redis: bool,
+        behaviour: MockBehaviour,
+        input_cost: f64,
+        general: &str,
+    ) -> Option<Cluster> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let redis = if redis {
             Some((
@@ -65,12 +81,7 @@ impl Cluster {
             None
         };
         let db = TestDatabase::postgres().await.unwrap()?;
-        let mock = MockUpstream::with(MockBehaviour {
-            prompt_tokens: 1,
-            completion_tokens: 10,
-            ..behaviour
-        })
-        .await;
+        let mock = MockUpstream::with(behaviour).await;
         let dir = tempfile::tempdir().unwrap();
         let redis_settings = redis.as_ref().map_or_else(String::new, |(url, ns)| {
             format!("  redis_url: {url}\n  redis_namespace: {ns}\n")
@@ -82,13 +93,13 @@ model_list:
     litellm_params:
       model: openai/priced-model
       api_base: {base}
-      input_cost_per_token: 0
+      input_cost_per_token: {input_cost}
       output_cost_per_token: 0.001
 general_settings:
   master_key: {MASTER_KEY}
   proxy_budget_rescheduler_min_time: 1
   spend_flush_interval_ms: 100
-{redis_settings}"#,
+{general}{redis_settings}"#,
             base = mock.base_url()
         );
         let config_path = dir.path().join("config.yaml");
@@ -318,6 +329,53 @@ async fn a_budget_is_never_overspent_by_500_requests_over_three_instances() {
     assert!(
         spend <= max_budget + 1e-9,
         "spend {spend} over {max_budget}"
+    );
+    cluster.stop().await;
+}
+
+/// Strict admission over three instances, with a provider that counts 9 prompt tokens for a
+/// message Bursar counts as 8 and a price that is mostly the prompt's: spend stays within the
+/// budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strict_admission_holds_over_three_instances_when_the_provider_counts_more() {
+    let behaviour = MockBehaviour {
+        prompt_tokens: 9,
+        completion_tokens: 10,
+        ..MockBehaviour::default()
+    };
+    let Some(cluster) =
+        Cluster::start_with(3, true, behaviour, 0.01, "  budget_admission: strict\n").await
+    else {
+        return;
+    };
+    let actual = 9.0 * 0.01 + 10.0 * 0.001;
+    let max_budget = 50.5 * actual;
+    let key = cluster.new_key(json!({"max_budget": max_budget})).await;
+    let statuses = cluster.burst(&key, 300).await;
+    let admitted = count(&statuses, StatusCode::OK);
+    assert_eq!(
+        admitted + count(&statuses, StatusCode::UNPROCESSABLE_ENTITY),
+        300,
+        "refusals are budget errors: {statuses:?}"
+    );
+    let expected = admitted as f64 * actual;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spend = loop {
+        let spend = cluster.key_info(2, &key).await["info"]["spend"]
+            .as_f64()
+            .unwrap();
+        if (spend - expected).abs() < 1e-9 || Instant::now() > deadline {
+            break spend;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        (spend - expected).abs() < 1e-9,
+        "spend {spend}, expected {expected}"
+    );
+    assert!(
+        spend <= max_budget + 1e-9,
+        "{admitted} admitted: spend {spend} over {max_budget}"
     );
     cluster.stop().await;
 }

@@ -249,6 +249,8 @@ pub struct AdmissionSettings {
     /// Output tokens assumed for a request without `max_tokens`
     /// (`general_settings.default_output_tokens_estimate`).
     pub default_output_tokens: u64,
+    /// How a budget admits a request (`general_settings.budget_admission`).
+    pub budget_admission: BudgetAdmission,
     /// The budget of an end user that has no budget row of its own
     /// (`litellm_settings.max_end_user_budget`).
     pub max_end_user_budget: Option<crate::money::NanoUsd>,
@@ -260,11 +262,26 @@ pub struct AdmissionSettings {
     pub reset_interval: std::time::Duration,
 }
 
+/// How a budget admits a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BudgetAdmission {
+    /// LiteLLM's rule: admitted while any budget remains, holding at most what remains (so
+    /// concurrent requests cannot all pass); refused once spend reaches the budget. The
+    /// request that crosses the line may overspend by its own cost.
+    #[default]
+    Litellm,
+    /// Bursar's guarantee: admitted only when its worst case fits, counted with a prompt
+    /// bound no tokenizer exceeds and `max_tokens` (set when absent), so spend never exceeds
+    /// the budget.
+    Strict,
+}
+
 impl Default for AdmissionSettings {
     fn default() -> Self {
         AdmissionSettings {
             budget_exceeded_status: 422,
             default_output_tokens: 256,
+            budget_admission: BudgetAdmission::Litellm,
             max_end_user_budget: None,
             max_end_user_budget_id: None,
             reset_interval: std::time::Duration::from_secs(10),
@@ -496,6 +513,14 @@ pub fn load(
     });
     if let Some(tokens) = general.default_output_tokens_estimate {
         config.admission.default_output_tokens = tokens;
+    }
+    match general.budget_admission.as_deref() {
+        None | Some("litellm") => {}
+        Some("strict") => config.admission.budget_admission = BudgetAdmission::Strict,
+        Some(other) => problems.push(ConfigProblem {
+            path: "general_settings.budget_admission".into(),
+            message: format!("{other:?} is not a budget admission rule: use litellm or strict"),
+        }),
     }
     match litellm.budget_exceeded_status_code {
         Some(code @ 400..=599) => config.admission.budget_exceeded_status = code as u16,

@@ -36,6 +36,8 @@ pub struct RawGeneralSettings {
     /// Bursar: output tokens assumed for requests without `max_tokens` when estimating cost.
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub default_output_tokens_estimate: Option<u64>,
+    /// `litellm` (default) or `strict`.
+    pub budget_admission: Option<String>,
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub proxy_budget_rescheduler_min_time: Option<u64>,
     /// Seconds between spend-ledger flushes (LiteLLM's name; Bursar's default is shorter).

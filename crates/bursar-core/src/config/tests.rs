@@ -425,3 +425,20 @@ fn bad_redis_settings_are_reported() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn budget_admission_defaults_to_litellms_rule_and_strict_is_opt_in() {
+    use super::BudgetAdmission;
+    let rule = |yaml: &str| load(yaml, &env(&[])).map(|l| l.config.admission.budget_admission);
+    assert_eq!(rule("model_list: []"), Ok(BudgetAdmission::Litellm));
+    assert_eq!(
+        rule("general_settings:\n  budget_admission: strict\n"),
+        Ok(BudgetAdmission::Strict)
+    );
+    assert_eq!(
+        rule("general_settings:\n  budget_admission: litellm\n"),
+        Ok(BudgetAdmission::Litellm)
+    );
+    let problems = rule("general_settings:\n  budget_admission: loose\n").unwrap_err();
+    assert_eq!(problems[0].path, "general_settings.budget_admission");
+}

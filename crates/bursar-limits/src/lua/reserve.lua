@@ -6,7 +6,8 @@
 -- KEYS[3..] one hash per scope (fields below), each named once
 -- ARGV[1] now (ms)            ARGV[2] rate window (ms)      ARGV[3] reservation TTL (ms)
 -- ARGV[4] demand cost (nano-USD, decimal string)            ARGV[5] demand tokens
--- ARGV[6] scope hash TTL (ms)
+-- ARGV[6] scope hash TTL (ms)      ARGV[7] 1 = hold at most what remains of each budget
+--   (LiteLLM's rule: refuse only once spend and holds reach it), 0 = the whole cost must fit
 -- then 9 values per scope: rpm, tpm, max_parallel (-1 = none), has_budget (0/1),
 --   max_budget, store_spent (decimal strings), store_reset_at (0 = no period),
 --   period_end_now (end of the period containing now, 0 = none), period_after (the end after it)
@@ -29,6 +30,7 @@ local cost_s = ARGV[4]
 local cost = tonumber(cost_s)
 local tokens = tonumber(ARGV[5])
 local keep = tonumber(ARGV[6])
+local up_to_remaining = ARGV[7] == '1'
 local open, seq = KEYS[1], KEYS[2]
 
 -- An open reservation's sorted-set member: its id, then per scope the key (length-prefixed,
@@ -73,7 +75,7 @@ end
 local n = #KEYS - 2
 local scopes = {}
 for i = 1, n do
-  local a = 6 + (i - 1) * 9
+  local a = 7 + (i - 1) * 9
   local key = KEYS[2 + i]
   local f = redis.call('HMGET', key, 'ws', 'req', 'tok', 'tokr', 'infl', 'spent', 'resv',
     'pend', 'pnext', 'seeded', 'reseed')
@@ -146,7 +148,12 @@ end
 -- Check every scope before taking anything: a refusal consumes nothing.
 for i, s in ipairs(scopes) do
   local refusal
-  if s.budget and cost > 0 and s.spent + s.resv + cost > s.max then
+  local over = false
+  if s.budget and cost > 0 then
+    if up_to_remaining then over = s.spent + s.resv >= s.max
+    else over = s.spent + s.resv + cost > s.max end
+  end
+  if over then
     refusal = {0, i, 1, s.spent_s, s.resv_s}
   elseif s.rpm >= 0 and s.req + 1 > s.rpm then
     refusal = {0, i, 2, s.req, s.ws}
@@ -168,12 +175,18 @@ local out = {1, id, deadline}
 local exact = 2 ^ 52
 for _, s in ipairs(scopes) do
   local taken = s.budget and cost_s or '0'
+  local held = cost
+  if s.budget and up_to_remaining and cost > 0 and s.spent + s.resv + cost > s.max then
+    -- Hold what remains (below 2^53 here: the comparison above is exact only there).
+    held = s.max - s.spent - s.resv
+    taken = string.format('%d', held)
+  end
   s.req = s.req + 1
   local fields = {'req', s.req, 'tokr', s.tokr + tokens, 'infl', s.infl + 1}
   local by_incr = false
   if taken ~= '0' then
-    if math.abs(s.resv) < exact and math.abs(cost) < exact then
-      fields[#fields + 1] = 'resv'; fields[#fields + 1] = string.format('%d', s.resv + cost)
+    if math.abs(s.resv) < exact and math.abs(held) < exact then
+      fields[#fields + 1] = 'resv'; fields[#fields + 1] = string.format('%d', s.resv + held)
     else
       by_incr = true
     end
@@ -186,6 +199,7 @@ for _, s in ipairs(scopes) do
   out[#out + 1] = s.req
   out[#out + 1] = s.tok + s.tokr + tokens
   out[#out + 1] = s.ws
+  out[#out + 1] = taken
 end
 redis.call('ZADD', open, deadline, member(id, list))
 return out

@@ -31,7 +31,11 @@ pub fn scope(id: ScopeId, limits: Limits) -> Scope {
 }
 
 pub fn cost(c: NanoUsd) -> Demand {
-    Demand { cost: c, tokens: 0 }
+    Demand {
+        cost: c,
+        tokens: 0,
+        ..Demand::default()
+    }
 }
 
 pub async fn reserve(

@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use bursar_core::config::BudgetAdmission;
 use bursar_core::money::NanoUsd;
 use bursar_core::pricing::Price;
 use bursar_limits::{Admission, Demand, Scope};
@@ -109,7 +110,7 @@ async fn proxy(
         state.config().general.max_request_bytes,
     )
     .await?;
-    let parsed = parse_request(endpoint, &bytes)?;
+    let mut parsed = parse_request(endpoint, &bytes)?;
     let stream = parsed.stream;
     let requested = parsed.model.clone();
     let model = match &principal {
@@ -145,7 +146,7 @@ async fn proxy(
         &principal,
         end_user.as_deref(),
         endpoint,
-        &parsed,
+        &mut parsed,
         &requested,
         &model,
     )
@@ -320,7 +321,7 @@ async fn admit(
     principal: &Principal,
     end_user: Option<&EndUserSnapshot>,
     endpoint: Endpoint,
-    parsed: &ParsedRequest,
+    parsed: &mut ParsedRequest,
     requested: &str,
     model: &str,
 ) -> Result<(Option<Admitted>, Price), ApiError> {
@@ -368,24 +369,41 @@ async fn admit(
         .map(|d| d.price())
         .max_by(|a, b| a.weight().total_cmp(&b.weight()))
         .unwrap_or(Price::FREE);
-    let needs_tokens = scopes
+    let budgeted = scopes
         .iter()
-        .any(|s| s.limits.tpm.is_some() || (s.limits.budget.is_some() && !price.is_free()));
+        .any(|s| s.limits.budget.is_some() && !price.is_free());
+    let needs_tokens = budgeted || scopes.iter().any(|s| s.limits.tpm.is_some());
+    let rule = state.config().admission.budget_admission;
     let demand = if needs_tokens {
-        let prompt = match endpoint {
-            Endpoint::ChatCompletions => tokens::count_messages(&parsed.prompt),
-            Endpoint::Completions | Endpoint::Embeddings => tokens::count_input(&parsed.prompt),
+        let produces_text = endpoint != Endpoint::Embeddings;
+        let prompt = match (rule, budgeted) {
+            // A bound no tokenizer exceeds: every token is at least one byte of the body,
+            // and the body's JSON syntax outweighs any per-message or per-tool framing.
+            (BudgetAdmission::Strict, true) => parsed.body_bytes as u64,
+            _ => match endpoint {
+                Endpoint::ChatCompletions => tokens::count_messages(&parsed.prompt),
+                Endpoint::Completions | Endpoint::Embeddings => tokens::count_input(&parsed.prompt),
+            },
         };
-        let max_tokens = ["max_tokens", "max_completion_tokens"]
+        let mut max_tokens = ["max_tokens", "max_completion_tokens"]
             .iter()
             .find_map(|f| parsed.body.get_as::<u64>(f).and_then(Result::ok));
-        admission::estimate(
-            &price,
-            prompt,
-            max_tokens,
-            state.config().admission.default_output_tokens,
-            endpoint != Endpoint::Embeddings,
-        )
+        let default_output = state.config().admission.default_output_tokens;
+        if rule == BudgetAdmission::Strict && budgeted && produces_text && max_tokens.is_none() {
+            // The worst case must be known: the completion is capped at what is reserved.
+            let cap = price
+                .max_output_tokens
+                .map_or(default_output, |m| default_output.min(m));
+            parsed
+                .body
+                .set("max_tokens", &cap)
+                .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))?;
+            max_tokens = Some(cap);
+        }
+        let mut demand =
+            admission::estimate(&price, prompt, max_tokens, default_output, produces_text);
+        demand.up_to_remaining = rule == BudgetAdmission::Litellm;
+        demand
     } else {
         Demand::default()
     };
@@ -464,6 +482,8 @@ struct ParsedRequest {
     body: JsonObject,
     /// The validated prompt (`messages` or `input`), kept for token counting.
     prompt: Value,
+    /// The body's size, the strict budget rule's prompt bound.
+    body_bytes: usize,
 }
 
 fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiError> {
@@ -547,6 +567,7 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
         stream,
         body,
         prompt,
+        body_bytes: bytes.len(),
     })
 }
 
