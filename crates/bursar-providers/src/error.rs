@@ -52,9 +52,9 @@ impl ProviderError {
         match self {
             ProviderError::Upstream { status, .. } => *status,
             ProviderError::Timeout { .. } => 408,
-            ProviderError::Connect { .. }
-            | ProviderError::InvalidResponse { .. }
-            | ProviderError::Stream { .. } => 500,
+            // The upstream answered, but not in its protocol: a bad gateway.
+            ProviderError::InvalidResponse { .. } => 502,
+            ProviderError::Connect { .. } | ProviderError::Stream { .. } => 500,
             ProviderError::BadRequest(_) => 400,
         }
     }

@@ -181,7 +181,7 @@ impl Router {
             }
         };
         Ok(match upstream {
-            UpstreamBody::Complete(bytes) => finish_complete(bytes, &call.model, d),
+            UpstreamBody::Complete(bytes) => finish_complete(bytes, &call.model, d)?,
             UpstreamBody::Stream(source) => Answer::Stream(sse::tap(
                 source,
                 TapOptions {
@@ -224,23 +224,27 @@ fn wants_usage(body: &JsonObject) -> bool {
 }
 
 /// Reads usage and puts the requested model name back into a complete JSON answer.
-fn finish_complete(bytes: Bytes, requested: &str, d: &Deployment) -> Answer {
+/// A successful answer must be a JSON object: anything else (an HTML error page behind a
+/// `200`, a truncated body) is the upstream's failure, not a success to pass on.
+fn finish_complete(bytes: Bytes, requested: &str, d: &Deployment) -> Result<Answer, ProviderError> {
     let Ok(mut object) = JsonObject::parse(&bytes) else {
-        tracing::warn!(deployment = %d.id, "upstream answer is not a JSON object; forwarded as is");
-        return Answer::Complete {
-            body: bytes,
-            usage: None,
-        };
+        let start = String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
+            .escape_default()
+            .to_string();
+        return Err(ProviderError::InvalidResponse {
+            provider: d.provider.name.to_string(),
+            detail: format!("the answer is not a JSON object (starts with \"{start}\")"),
+        });
     };
     let usage = object.get("usage").and_then(Usage::from_raw);
     let same_model = matches!(object.get_as::<&str>("model"), Some(Ok(m)) if m == requested);
     if same_model || !object.contains("model") || object.set("model", &requested).is_err() {
-        return Answer::Complete { body: bytes, usage };
+        return Ok(Answer::Complete { body: bytes, usage });
     }
-    Answer::Complete {
+    Ok(Answer::Complete {
         body: Bytes::from(object.to_vec()),
         usage,
-    }
+    })
 }
 
 /// Deployment indices in a random order weighted by `weight`, else `rpm`, else `tpm`
@@ -330,11 +334,27 @@ mod tests {
             "model_list:\n  - {model_name: public, litellm_params: {model: openai/gpt-4o}}\n",
         );
         let upstream = Bytes::from_static(br#"{"id":"x","model":"gpt-4o-2024-08-06","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#);
-        let Answer::Complete { body, usage } = finish_complete(upstream, "public", &g[0]) else {
+        let Ok(Answer::Complete { body, usage }) = finish_complete(upstream, "public", &g[0])
+        else {
             panic!()
         };
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["model"], "public");
         assert_eq!(usage, Some(Usage::new(3, 4)));
+    }
+
+    #[test]
+    fn a_success_that_is_not_a_json_object_is_an_invalid_response() {
+        let g = group(
+            "model_list:\n  - {model_name: public, litellm_params: {model: openai/gpt-4o}}\n",
+        );
+        for body in [&b"<html>oops</html>"[..], b"[1,2]", b"", b"{\"truncated\":"] {
+            let e = finish_complete(Bytes::from_static(body), "public", &g[0]).err();
+            assert!(
+                matches!(e, Some(ProviderError::InvalidResponse { .. })),
+                "{body:?}: {e:?}"
+            );
+            assert_eq!(e.map(|e| e.status()), Some(502));
+        }
     }
 }

@@ -89,6 +89,13 @@ pub fn tap(source: ByteStream, options: TapOptions, on_finish: Option<FinishHook
                         st.summary.bytes += out.len() as u64;
                         return Some((Ok(out), st));
                     }
+                    if st.buf.len() > MAX_EVENT_BYTES {
+                        let err = ProviderError::InvalidResponse {
+                            provider: st.options.provider.clone(),
+                            detail: format!("no event ended within {MAX_EVENT_BYTES} bytes"),
+                        };
+                        return Some((Ok(st.fail(err)), st));
+                    }
                 }
                 Ok(None) => {
                     st.done = true;
@@ -136,6 +143,16 @@ impl TapState {
             };
             let event = &region[start..start + len];
             match self.process_event(event) {
+                EventAction::Garbage(detail) => {
+                    // What came before is forwarded; the stream ends with an error frame.
+                    let mut bytes = out.unwrap_or_else(|| region[..start].to_vec());
+                    let err = ProviderError::InvalidResponse {
+                        provider: self.options.provider.clone(),
+                        detail,
+                    };
+                    bytes.extend_from_slice(&self.fail(err));
+                    return Some(Bytes::from(bytes));
+                }
                 EventAction::Keep => {
                     if let Some(out) = out.as_mut() {
                         out.extend_from_slice(event);
@@ -160,11 +177,24 @@ impl TapState {
 
     fn process_event(&mut self, event: &[u8]) -> EventAction {
         let Some(payload) = single_data_payload(event) else {
-            return EventAction::Keep;
+            return match malformed_line(event) {
+                Some(line) => EventAction::Garbage(format!(
+                    "the stream is not server-sent events: {}",
+                    String::from_utf8_lossy(&line[..line.len().min(80)]).escape_default()
+                )),
+                None => EventAction::Keep,
+            };
         };
         if payload == b"[DONE]" {
             self.summary.completed = true;
             return EventAction::Keep;
+        }
+        // Every OpenAI chunk is a JSON object; anything else is not a chunk.
+        if payload.trim_ascii_start().first() != Some(&b'{') {
+            return EventAction::Garbage(format!(
+                "a stream event is not a JSON object: {}",
+                String::from_utf8_lossy(&payload[..payload.len().min(80)]).escape_default()
+            ));
         }
         let has_usage = contains(payload, b"\"usage\"");
         let needs_model = self
@@ -203,7 +233,30 @@ enum EventAction {
     Keep,
     Drop,
     Replace(Vec<u8>),
+    /// Not an event of the protocol: the stream fails with this detail.
+    Garbage(String),
 }
+
+/// The first line of an event that is not an SSE field (`data:`, `event:`, `id:`, `retry:`)
+/// or comment (`:`), if any.
+fn malformed_line(event: &[u8]) -> Option<&[u8]> {
+    event
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .find(|line| {
+            !(line.starts_with(b":")
+                || [&b"data"[..], b"event", b"id", b"retry"]
+                    .iter()
+                    .any(|field| {
+                        line.strip_prefix(*field)
+                            .is_some_and(|rest| rest.is_empty() || rest[0] == b':')
+                    }))
+        })
+}
+
+/// An upstream that never ends an event within this many bytes is not sending SSE.
+const MAX_EVENT_BYTES: usize = 4 << 20;
 
 /// `data: {"error": {...}}` followed by `[DONE]`, LiteLLM's way to fail a started stream.
 pub fn error_frame(err: &ProviderError) -> Bytes {

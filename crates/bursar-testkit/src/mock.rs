@@ -32,6 +32,10 @@ pub struct MockBehaviour {
     pub response_model: Option<String>,
     /// Number of content chunks in a stream.
     pub stream_chunks: usize,
+    /// Answer chat calls with status 200 and exactly these bytes (a broken upstream: an HTML
+    /// page, or garbage instead of SSE), after `garbage_after` good stream chunks.
+    pub raw_answer: Option<&'static [u8]>,
+    pub garbage_after: usize,
 }
 
 impl Default for MockBehaviour {
@@ -45,6 +49,8 @@ impl Default for MockBehaviour {
             completion_tokens: 7,
             response_model: None,
             stream_chunks: 3,
+            raw_answer: None,
+            garbage_after: 0,
         }
     }
 }
@@ -200,6 +206,26 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     };
     let model = model_of(&b, &request);
     let usage = json!({"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens, "total_tokens": b.prompt_tokens + b.completion_tokens});
+    if let Some(raw) = b.raw_answer {
+        let streaming = request["stream"] == Value::Bool(true);
+        let mut body = Vec::new();
+        if streaming {
+            for i in 0..b.garbage_after {
+                let chunk = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": {"content": format!("part{i} ")}, "finish_reason": null}]});
+                body.extend_from_slice(format!("data: {chunk}\n\n").as_bytes());
+            }
+        }
+        body.extend_from_slice(raw);
+        let content_type = if streaming {
+            "text/event-stream"
+        } else {
+            "text/html"
+        };
+        return Response::builder()
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
     if request["stream"] != Value::Bool(true) {
         let body = json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,

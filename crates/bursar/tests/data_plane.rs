@@ -19,6 +19,8 @@ both_backends!(
     slow_upstream_times_out_with_408,
     retryable_failure_moves_to_another_deployment,
     demo_model_answers_without_network,
+    a_non_json_success_from_upstream_is_a_502_logged_as_a_failure,
+    garbage_in_an_upstream_stream_ends_it_with_an_error_frame,
 );
 
 fn config(mock: &MockUpstream) -> String {
@@ -365,5 +367,75 @@ async fn demo_model_answers_without_network(backend: Backend) {
         "Hello from the Bursar demo model. You said: one two three"
     );
     assert_eq!(body["usage"]["prompt_tokens"], 3);
+    gw.stop().await;
+}
+
+async fn spend_logs(gw: &TestGateway, expected: usize) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let logs: Value = gw
+            .get("/spend/logs")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if logs.as_array().is_some_and(|l| l.len() >= expected)
+            || std::time::Instant::now() > deadline
+        {
+            return logs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn a_non_json_success_from_upstream_is_a_502_logged_as_a_failure(backend: Backend) {
+    let mock = MockUpstream::with(MockBehaviour {
+        raw_answer: Some(b"<html><body>Bad gateway</body></html>"),
+        ..Default::default()
+    })
+    .await;
+    let Some(gw) = TestGateway::start(backend, &config(&mock)).await else {
+        return;
+    };
+    let response = gw.post_json("/v1/chat/completions", &chat_body()).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "502", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not a JSON object"), "{message}");
+    let logs = spend_logs(&gw, 1).await;
+    assert_eq!(logs[0]["status"], "failure", "{logs}");
+    gw.stop().await;
+}
+
+async fn garbage_in_an_upstream_stream_ends_it_with_an_error_frame(backend: Backend) {
+    let mock = MockUpstream::with(MockBehaviour {
+        raw_answer: Some(b"\x00\xffnot sse at all\n\n"),
+        garbage_after: 2,
+        ..Default::default()
+    })
+    .await;
+    let Some(gw) = TestGateway::start(backend, &config(&mock)).await else {
+        return;
+    };
+    let mut body = chat_body();
+    body["stream"] = json!(true);
+    let response = gw.post_json("/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("part0") && text.contains("part1"), "{text}");
+    let last_events: Vec<&str> = text.trim_end().rsplit("\n\n").take(2).collect();
+    assert_eq!(last_events[0], "data: [DONE]", "{text}");
+    assert!(last_events[1].starts_with("data: {\"error\""), "{text}");
+    assert!(
+        text.split("\n\n")
+            .filter(|e| !e.is_empty())
+            .all(|e| e.starts_with("data: ")),
+        "garbage is not forwarded: {text}"
+    );
+    let logs = spend_logs(&gw, 1).await;
+    assert_eq!(logs[0]["status"], "failure", "{logs}");
     gw.stop().await;
 }

@@ -135,3 +135,32 @@ fn crlf_events_are_recognised() {
         Some(&b"{\"a\":1}"[..])
     );
 }
+
+#[tokio::test]
+async fn garbage_ends_the_stream_with_an_error_frame_after_the_good_events() {
+    for garbage in [
+        "<html>502 Bad Gateway</html>\n\n",
+        "data: not json at all\n\n",
+        "\u{0}\u{1}binary\n\n",
+    ] {
+        let (out, summary) = run(vec![CHUNK, garbage, CHUNK, DONE], options(None, false)).await;
+        let text = out.concat();
+        assert!(text.starts_with(CHUNK), "{text}");
+        assert_eq!(
+            text.matches("\"Hi\"").count(),
+            1,
+            "nothing after the garbage: {text}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        assert!(text.contains("\"code\":\"502\""), "{text}");
+        assert!(
+            matches!(summary.error, Some(ProviderError::InvalidResponse { .. })),
+            "{summary:?}"
+        );
+    }
+    // Comments and the other SSE fields are not garbage.
+    let fields = ": keep-alive\n\nevent: ping\ndata: {}\nid: 7\nretry: 10\n\n";
+    let (out, summary) = run(vec![fields, CHUNK, DONE], options(None, false)).await;
+    assert_eq!(out.concat(), format!("{fields}{CHUNK}{DONE}"));
+    assert!(summary.error.is_none());
+}
