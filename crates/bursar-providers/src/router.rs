@@ -27,6 +27,9 @@ pub struct Call {
     pub stream: bool,
     /// Runs when a streamed answer ends or is abandoned.
     pub on_stream_finish: Option<FinishHook>,
+    /// Cancelled when the gateway stops waiting for open streams (the drain deadline): a
+    /// stream still open then ends with an error frame.
+    pub abort: Option<tokio_util::sync::CancellationToken>,
 }
 
 pub enum Answer {
@@ -189,6 +192,7 @@ impl Router {
                     strip_usage_chunk: !client_wants_usage,
                     idle_timeout: timeout,
                     provider: d.provider.name.to_string(),
+                    abort: call.abort.clone(),
                 },
                 call.on_stream_finish.take(),
             )),

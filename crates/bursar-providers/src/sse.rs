@@ -38,6 +38,8 @@ pub struct TapOptions {
     /// Longest wait for the next upstream chunk.
     pub idle_timeout: Duration,
     pub provider: String,
+    /// When cancelled, the stream ends at once with an error frame (shutdown's deadline).
+    pub abort: Option<tokio_util::sync::CancellationToken>,
 }
 
 struct TapState {
@@ -81,7 +83,23 @@ pub fn tap(source: ByteStream, options: TapOptions, on_finish: Option<FinishHook
             if st.done {
                 return None;
             }
-            let next = tokio::time::timeout(st.options.idle_timeout, st.source.next()).await;
+            let abort = st.options.abort.clone();
+            let aborted = async move {
+                match abort {
+                    Some(token) => token.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let next = tokio::select! {
+                next = tokio::time::timeout(st.options.idle_timeout, st.source.next()) => next,
+                () = aborted => {
+                    let err = ProviderError::Stream {
+                        provider: st.options.provider.clone(),
+                        detail: "the gateway is shutting down and stopped waiting for this stream".into(),
+                    };
+                    return Some((Ok(st.fail(err)), st));
+                }
+            };
             match next {
                 Ok(Some(Ok(chunk))) => {
                     st.buf.extend_from_slice(&chunk);

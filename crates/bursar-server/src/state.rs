@@ -30,6 +30,8 @@ struct Inner {
     counters: Counters,
     catalog: Catalog,
     ledger: Option<Ledger>,
+    /// Cancelled at shutdown's drain deadline: open streams end with an error frame.
+    drain: tokio_util::sync::CancellationToken,
 }
 
 /// How this instance shares limits and cache invalidations with the others.
@@ -63,6 +65,8 @@ pub struct Counters {
     pub budgets_reset: AtomicU64,
     /// Invalidations received from other instances.
     pub invalidations_received: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub connections_refused: AtomicU64,
 }
 
 /// The admission backend's state, for `/health/readiness` and `/metrics`.
@@ -110,6 +114,7 @@ impl AppState {
                 end_users: EndUserCache::new(cluster.broadcast),
                 master_key,
                 ledger,
+                drain: tokio_util::sync::CancellationToken::new(),
             }),
         }
     }
@@ -165,6 +170,11 @@ impl AppState {
     }
 
     /// The served models, their access groups and providers, for model access checks.
+    /// The token that ends every open stream (cancelled when shutdown stops waiting).
+    pub fn drain(&self) -> &tokio_util::sync::CancellationToken {
+        &self.inner.drain
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.inner.catalog
     }

@@ -2,6 +2,8 @@
 //! `config.yaml` into [`Settings`], connecting and migrating the store, and serving the HTTP
 //! application until a shutdown signal. The `bursar` binary and the test harness share this.
 
+pub mod listener;
+
 use anyhow::{Context, bail};
 use bursar_core::config::{self, Config, ConfigProblem};
 use bursar_core::keys::{Secret, generate_key};
@@ -301,16 +303,11 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         }
     }
     let token = shutdown.clone();
+    let drain = state.drain().clone();
+    let connections = settings.config.connections.clone();
+    let listening = state.clone();
     tasks.spawn(async move {
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
+        listener::serve(listener, app, connections, token, drain, listening).await;
         // In-flight requests have finished: write (or spool) every spend event.
         ledger_writer.shutdown().await;
         store.close().await;

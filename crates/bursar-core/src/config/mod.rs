@@ -205,6 +205,34 @@ pub struct Config {
     pub ledger: LedgerSettings,
     /// Shared counters and invalidations for several instances (`None`: one instance).
     pub redis: Option<RedisSettings>,
+    pub connections: ConnectionSettings,
+}
+
+/// How the listener treats connections: what a slow or idle client may hold, how many may
+/// be open, and how long shutdown waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// A connection idle this long without a complete request head is closed: before its
+    /// first byte, while trickling headers, and between keep-alive requests.
+    pub header_read_timeout: Duration,
+    /// A request body must arrive within this (else 408).
+    pub body_read_timeout: Duration,
+    /// Open connections at most (`None`: derived from the file-descriptor limit).
+    pub max_connections: Option<usize>,
+    /// Shutdown lets in-flight requests finish for this long; streams still open then end
+    /// with an error frame and are charged.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: None,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How spend events reach the database (the ledger writer).
@@ -320,6 +348,7 @@ impl Default for Config {
             admission: AdmissionSettings::default(),
             ledger: LedgerSettings::default(),
             redis: None,
+            connections: ConnectionSettings::default(),
         }
     }
 }
@@ -513,6 +542,61 @@ pub fn load(
     });
     if let Some(tokens) = general.default_output_tokens_estimate {
         config.admission.default_output_tokens = tokens;
+    }
+    let positive_seconds =
+        |path: &str, value: Option<f64>, env: Option<&str>, problems: &mut Vec<ConfigProblem>| {
+            let value = value.or_else(|| env.and_then(|name| lookup(name)?.trim().parse().ok()))?;
+            if value.is_finite() && value > 0.0 && value < 1e9 {
+                Some(Duration::from_secs_f64(value))
+            } else {
+                problems.push(ConfigProblem {
+                    path: format!("general_settings.{path}"),
+                    message: "must be a positive number of seconds".into(),
+                });
+                None
+            }
+        };
+    let c = &mut config.connections;
+    if let Some(d) = positive_seconds(
+        "request_header_timeout",
+        general.request_header_timeout,
+        None,
+        &mut problems,
+    ) {
+        c.header_read_timeout = d;
+    }
+    if let Some(d) = positive_seconds(
+        "request_body_timeout",
+        general.request_body_timeout,
+        None,
+        &mut problems,
+    ) {
+        c.body_read_timeout = d;
+    }
+    if let Some(d) = positive_seconds(
+        "keepalive_timeout",
+        general.keepalive_timeout,
+        Some("KEEPALIVE_TIMEOUT"),
+        &mut problems,
+    ) {
+        // One idle limit serves both (see ConnectionSettings::header_read_timeout).
+        c.header_read_timeout = c.header_read_timeout.min(d);
+    }
+    if let Some(d) = positive_seconds(
+        "graceful_shutdown_timeout",
+        general.graceful_shutdown_timeout,
+        Some("GRACEFUL_SHUTDOWN_TIMEOUT"),
+        &mut problems,
+    ) {
+        c.drain_timeout = d;
+    }
+    match general.max_connections {
+        Some(0) => problems.push(ConfigProblem {
+            path: "general_settings.max_connections".into(),
+            message: "must be at least 1".into(),
+        }),
+        Some(n) => c.max_connections = Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => {}
     }
     match general.budget_admission.as_deref() {
         None | Some("litellm") => {}

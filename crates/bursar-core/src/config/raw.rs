@@ -38,6 +38,22 @@ pub struct RawGeneralSettings {
     pub default_output_tokens_estimate: Option<u64>,
     /// `litellm` (default) or `strict`.
     pub budget_admission: Option<String>,
+    /// Bursar: seconds a client has to send a request's headers.
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub request_header_timeout: Option<f64>,
+    /// Bursar: seconds a client has to send a request's body.
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub request_body_timeout: Option<f64>,
+    /// Seconds an idle keep-alive connection stays open (env `KEEPALIVE_TIMEOUT`); Bursar
+    /// uses the smaller of it and `request_header_timeout` for every idle connection.
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub keepalive_timeout: Option<f64>,
+    /// Bursar: open connections at most; more are refused with a 503.
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    pub max_connections: Option<u64>,
+    /// Seconds shutdown waits for in-flight requests (env `GRACEFUL_SHUTDOWN_TIMEOUT`).
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub graceful_shutdown_timeout: Option<f64>,
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub proxy_budget_rescheduler_min_time: Option<u64>,
     /// Seconds between spend-ledger flushes (LiteLLM's name; Bursar's default is shorter).

@@ -13,6 +13,7 @@ fn options(model: Option<&str>, strip: bool) -> TapOptions {
         strip_usage_chunk: strip,
         idle_timeout: Duration::from_secs(5),
         provider: "openai".into(),
+        abort: None,
     }
 }
 

@@ -26,7 +26,13 @@ pub async fn json_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(body, headers, state.config().general.max_request_bytes).await?;
+    let bytes = read_body(
+        body,
+        headers,
+        state.config().general.max_request_bytes,
+        state.config().connections.body_read_timeout,
+    )
+    .await?;
     bursar_core::text::check_json(&bytes)?;
     parse_body(&bytes)
 }
@@ -38,7 +44,13 @@ pub async fn json_body_pair<A: DeserializeOwned, B: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(A, B), ApiError> {
-    let bytes = read_body(body, headers, state.config().general.max_request_bytes).await?;
+    let bytes = read_body(
+        body,
+        headers,
+        state.config().general.max_request_bytes,
+        state.config().connections.body_read_timeout,
+    )
+    .await?;
     bursar_core::text::check_json(&bytes)?;
     Ok((parse_body(&bytes)?, parse_body(&bytes)?))
 }

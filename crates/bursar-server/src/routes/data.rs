@@ -108,6 +108,7 @@ async fn proxy(
         body,
         &parts.headers,
         state.config().general.max_request_bytes,
+        state.config().connections.body_read_timeout,
     )
     .await?;
     let mut parsed = parse_request(endpoint, &bytes)?;
@@ -202,6 +203,7 @@ async fn proxy(
             body: parsed.body,
             stream,
             on_stream_finish: Some(on_stream_finish),
+            abort: Some(state.drain().clone()),
         })
         .await
     {
@@ -451,11 +453,14 @@ fn call_id(headers: &HeaderMap) -> (String, String) {
     }
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (by header first, then by count).
+/// Reads the whole body, refusing more than `limit` bytes (by header first, then by count)
+/// and a body that has not arrived within `within` (a client stalling mid-body holds its
+/// connection no longer than that).
 pub async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
+    within: std::time::Duration,
 ) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -464,7 +469,18 @@ pub async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::payload_too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
+    let Ok(collected) = tokio::time::timeout(within, Limited::new(body, limit).collect()).await
+    else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout_error",
+            format!(
+                "The request body did not arrive within {}s",
+                within.as_secs_f64()
+            ),
+        ));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(ApiError::payload_too_large(limit))

@@ -136,6 +136,20 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
         "Cache invalidations received from other instances.",
         counters.invalidations_received.load(Relaxed),
     );
+    metric(
+        "bursar_connections_refused_total",
+        "counter",
+        "Connections answered 503 and closed because max_connections were open.",
+        counters.connections_refused.load(Relaxed),
+    );
+    if let Some(ledger) = state.ledger() {
+        metric(
+            "bursar_ledger_dead_letter_total",
+            "counter",
+            "Spend events the database refused for their content, moved to the dead-letter file.",
+            ledger.stats().dead_lettered,
+        );
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -245,6 +259,7 @@ async fn probe(state: &AppState, d: &Arc<Deployment>) -> Result<(), String> {
         body,
         stream: false,
         on_stream_finish: None,
+        abort: None,
     };
     match state.router().send_to(d, call).await {
         Ok(Answer::Complete { .. } | Answer::Stream(_)) => Ok(()),
