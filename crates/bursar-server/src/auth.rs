@@ -100,23 +100,96 @@ impl Principal {
 
 /// Cache of principal snapshots keyed by key hash. The `invalidate*` methods drop entries
 /// here and broadcast the same to the other instances; `forget*` only drop them here.
+///
+/// A snapshot is fresh for [`SNAPSHOT_TTL`]; after that the next request reloads it (others
+/// keep using it meanwhile). While the database is unreachable, snapshots are served as
+/// they were last loaded, for up to [`STALE_LIMIT`], and loads fail at once (no pool wait)
+/// until a background probe finds the database again.
 pub struct AuthCache {
-    found: moka::future::Cache<String, Arc<KeySnapshot>>,
+    found: moka::future::Cache<String, Arc<Cached>>,
     missing: moka::future::Cache<String, ()>,
     broadcast: Broadcast,
+    database: Arc<DatabaseState>,
+    /// Bumped by every `forget*`: a background refresh that started before a write does
+    /// not put its (possibly older) result back.
+    generations: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// How long a loaded snapshot is kept: what bounds staleness when an invalidation is missed.
+/// A snapshot with when it was loaded and whether a reload is under way.
+struct Cached {
+    snapshot: Arc<KeySnapshot>,
+    loaded: std::time::Instant,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+impl Cached {
+    fn new(snapshot: Arc<KeySnapshot>) -> Arc<Cached> {
+        Arc::new(Cached {
+            snapshot,
+            loaded: std::time::Instant::now(),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+/// Whether the database is known to be unreachable, and the probe that finds it again.
+#[derive(Default)]
+pub struct DatabaseState {
+    down: std::sync::atomic::AtomicBool,
+    probing: std::sync::atomic::AtomicBool,
+}
+
+impl DatabaseState {
+    pub fn is_down(&self) -> bool {
+        self.down.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records a failure to reach the database and starts the probe (once).
+    fn failed(self: &Arc<Self>, store: &Store) {
+        use std::sync::atomic::Ordering;
+        if !self.down.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                "the database is unreachable: serving cached keys, refusing others with 503 until it answers"
+            );
+        }
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (state, store) = (self.clone(), store.clone());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                let answered = tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await;
+                if matches!(answered, Ok(Ok(()))) {
+                    state.down.store(false, Ordering::Release);
+                    state.probing.store(false, Ordering::Release);
+                    tracing::info!("the database answers again");
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// How long a loaded snapshot is fresh: what bounds staleness when an invalidation is missed.
 const SNAPSHOT_TTL: Duration = Duration::from_secs(60);
+/// How long a snapshot may still be served while the database is unreachable.
+const STALE_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// How long an unknown key is remembered as unknown.
 const MISSING_TTL: Duration = Duration::from_secs(5);
+/// How often, and how patiently, the probe tries an unreachable database.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl AuthCache {
     pub fn new(broadcast: Broadcast) -> AuthCache {
         AuthCache {
             found: moka::future::Cache::builder()
                 .max_capacity(1_000_000)
-                .time_to_live(SNAPSHOT_TTL)
+                .time_to_live(STALE_LIMIT)
                 .support_invalidation_closures()
                 .build(),
             missing: moka::future::Cache::builder()
@@ -124,39 +197,110 @@ impl AuthCache {
                 .time_to_live(MISSING_TTL)
                 .build(),
             broadcast,
+            database: Arc::new(DatabaseState::default()),
+            generations: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
-    /// The snapshot for a key hash, loading it from the store on a miss.
+    /// Whether the database is known to be unreachable.
+    pub fn database(&self) -> &DatabaseState {
+        &self.database
+    }
+
+    /// The snapshot for a key hash, loading it from the store on a miss (see the type's
+    /// docs for stale snapshots and an unreachable database).
     pub async fn resolve(
         &self,
         store: &Store,
         token: &str,
     ) -> Result<Option<Arc<KeySnapshot>>, StoreError> {
-        if let Some(found) = self.found.get(token).await {
-            return Ok(Some(found));
+        use std::sync::atomic::Ordering;
+        if let Some(cached) = self.found.get(token).await {
+            let stale = cached.loaded.elapsed() >= SNAPSHOT_TTL;
+            if stale && !self.database.is_down() && !cached.refreshing.swap(true, Ordering::AcqRel)
+            {
+                self.refresh(store, token, cached.clone());
+            }
+            return Ok(Some(cached.snapshot.clone()));
         }
         if self.missing.contains_key(token) {
             return Ok(None);
         }
+        if self.database.is_down() {
+            return Err(StoreError::Unavailable(
+                "the database is unreachable".into(),
+            ));
+        }
         let loaded = self
             .found
             .try_get_with_by_ref(token, async {
-                load_snapshot(store, token).await.map(Arc::new)
+                load_snapshot(store, token)
+                    .await
+                    .map(|s| Cached::new(Arc::new(s)))
             })
             .await;
         match loaded {
-            Ok(snapshot) => Ok(Some(snapshot)),
+            Ok(cached) => Ok(Some(cached.snapshot.clone())),
             Err(e) => {
                 match Arc::try_unwrap(e).unwrap_or_else(|shared| shared.as_ref().clone_shallow()) {
                     LoadError::NotFound => {
                         self.missing.insert(token.to_string(), ()).await;
                         Ok(None)
                     }
-                    LoadError::Store(e) => Err(e),
+                    LoadError::Store(e) => {
+                        if e.is_unavailable() {
+                            self.database.failed(store);
+                        }
+                        Err(e)
+                    }
                 }
             }
         }
+    }
+
+    fn bump(&self) {
+        self.generations
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Reloads a stale snapshot in the background; requests keep the old one meanwhile, so
+    /// none waits on the database (nor on its timeout when it is unreachable).
+    fn refresh(&self, store: &Store, token: &str, cached: Arc<Cached>) {
+        use std::sync::atomic::Ordering;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (found, missing, database) = (
+            self.found.clone(),
+            self.missing.clone(),
+            self.database.clone(),
+        );
+        let (store, token) = (store.clone(), token.to_string());
+        let generation = self.generations.load(Ordering::Acquire);
+        let generations = self.generations.clone();
+        runtime.spawn(async move {
+            let loaded = load_snapshot(&store, &token).await;
+            // A write invalidated while this load ran: its result may predate the write.
+            let current = generations.load(Ordering::Acquire) == generation;
+            match loaded {
+                Ok(snapshot) if current => {
+                    found.insert(token, Cached::new(Arc::new(snapshot))).await;
+                }
+                Err(LoadError::NotFound) if current => {
+                    found.invalidate(&token).await;
+                    missing.insert(token, ()).await;
+                }
+                Err(LoadError::Store(e)) => {
+                    cached.refreshing.store(false, Ordering::Release);
+                    if e.is_unavailable() {
+                        database.failed(&store);
+                    } else {
+                        tracing::warn!(error = %e, "could not refresh a cached key");
+                    }
+                }
+                _ => cached.refreshing.store(false, Ordering::Release),
+            }
+        });
     }
 
     /// Forgets a key on every instance so the next request reloads it (management writes
@@ -181,13 +325,14 @@ impl AuthCache {
 
     /// Forgets a key on this instance.
     pub async fn forget(&self, token: &str) {
+        self.bump();
         self.found.invalidate(token).await;
         self.missing.invalidate(token).await;
         // Old secrets of a rotated key are cached under their own hash but stand for this key.
         let active = token.to_string();
         if let Err(e) = self
             .found
-            .invalidate_entries_if(move |_, snapshot| snapshot.key.token == active)
+            .invalidate_entries_if(move |_, cached| cached.snapshot.key.token == active)
         {
             tracing::warn!(error = %e, "could not invalidate rotated-key aliases; clearing the key cache");
             self.found.invalidate_all();
@@ -197,9 +342,10 @@ impl AuthCache {
     /// Forgets every cached key of a team on this instance. One pass over the cache; no
     /// database read.
     pub fn forget_team(&self, team_id: &str) {
+        self.bump();
         let team = team_id.to_string();
-        if let Err(e) = self.found.invalidate_entries_if(move |_, snapshot| {
-            snapshot.key.team_id.as_deref() == Some(&team)
+        if let Err(e) = self.found.invalidate_entries_if(move |_, cached| {
+            cached.snapshot.key.team_id.as_deref() == Some(&team)
         }) {
             tracing::warn!(error = %e, "could not invalidate a team's keys; clearing the key cache");
             self.found.invalidate_all();
@@ -207,6 +353,7 @@ impl AuthCache {
     }
 
     pub fn forget_all(&self) {
+        self.bump();
         self.found.invalidate_all();
         self.missing.invalidate_all();
     }
@@ -311,12 +458,41 @@ enum LoadError {
 }
 
 impl LoadError {
-    /// Errors shared between concurrent waiters cannot be moved out; keep their text.
+    /// Errors shared between concurrent waiters cannot be moved out; keep their text and
+    /// whether the database was unreachable (that decides between 503 and 500).
     fn clone_shallow(&self) -> LoadError {
         match self {
             LoadError::NotFound => LoadError::NotFound,
+            LoadError::Store(e) if e.is_unavailable() => {
+                LoadError::Store(StoreError::Unavailable(e.to_string()))
+            }
             LoadError::Store(e) => LoadError::Store(StoreError::Misconfigured(e.to_string())),
         }
+    }
+}
+
+/// LiteLLM's user id for a key let through unverified while the database is unreachable.
+pub const DB_UNAVAILABLE_FALLBACK_USER_ID: &str = "__db_unavailable_fallback__";
+
+/// The principal of a key that could not be looked up (`allow_requests_on_db_unavailable`):
+/// an internal user with no limits of its own, attributed to the key's hash. Never cached,
+/// so the key is looked up for real once the database answers.
+fn unverified_snapshot(token: String) -> KeySnapshot {
+    KeySnapshot {
+        key: KeyRow {
+            token,
+            key_name: Some("failed-to-connect-to-db".into()),
+            user_id: Some(DB_UNAVAILABLE_FALLBACK_USER_ID.into()),
+            ..KeyRow::default()
+        },
+        role: UserRole::InternalUser,
+        valid_until: None,
+        blocked_team: None,
+        user: None,
+        team: None,
+        org: None,
+        member_models: Vec::new(),
+        scopes: Vec::new(),
     }
 }
 
@@ -384,7 +560,26 @@ pub async fn authenticate(
         ));
     }
     let token = hash_key(&key);
-    let Some(snapshot) = state.auth_cache().resolve(state.store(), &token).await? else {
+    let resolved = match state.auth_cache().resolve(state.store(), &token).await {
+        Err(e) if e.is_unavailable() && state.config().general.allow_requests_on_db_unavailable => {
+            tracing::warn!(
+                key = %bursar_core::keys::abbreviate_key(&key),
+                "database unreachable: letting an uncached key through (allow_requests_on_db_unavailable)"
+            );
+            return Ok(Principal::VirtualKey(Arc::new(unverified_snapshot(token))));
+        }
+        Err(e) if e.is_unavailable() => {
+            tracing::debug!(error = %e, "key lookup failed: the database is unreachable");
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "no_db_connection",
+                "Service Unavailable, the authentication database is temporarily unreachable. Please retry shortly.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+        Ok(resolved) => resolved,
+    };
+    let Some(snapshot) = resolved else {
         return Err(ApiError::unauthorized(
             "token_not_found_in_db",
             format!(

@@ -21,6 +21,9 @@ pub enum StoreError {
     Conflict { what: &'static str },
     #[error("{0}")]
     Misconfigured(String),
+    /// The database could not be reached (known down, or the error of another caller).
+    #[error("{0}")]
+    Unavailable(String),
     /// Concurrent writers kept changing the rows a write depends on; retrying is safe.
     #[error("{0} changed while being written; retry")]
     Contended(&'static str),
@@ -40,13 +43,25 @@ pub enum StoreError {
 impl StoreError {
     /// True for failures of the database itself (down, timed out) rather than of the request.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Connect { .. }
-                | StoreError::Database(
-                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-                )
-        )
+        match self {
+            StoreError::Connect { .. } | StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => match e {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed
+                // A connection cut mid-conversation (or a peer that is not the database).
+                | sqlx::Error::Protocol(_) => true,
+                // SQLSTATE 08 (connection exception), 53300 (too many connections), 57P01-03
+                // (shutting down, cannot connect now).
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || code == "53300" || code.starts_with("57P0")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 /// A key as stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyRow {
     pub token: String,
     pub key_name: Option<String>,

@@ -167,6 +167,10 @@ pub struct GeneralSettings {
     /// `use_x_forwarded_for`: a request's client address (in its spend log) is the first
     /// address of `X-Forwarded-For` instead of the connection's peer.
     pub use_x_forwarded_for: bool,
+    /// `allow_requests_on_db_unavailable`: while the database is unreachable, a key that is
+    /// not cached is let through as an unlimited internal user (LiteLLM's fallback identity)
+    /// instead of refused with 503.
+    pub allow_requests_on_db_unavailable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -334,6 +338,7 @@ impl Default for Config {
                 database_connection_pool_limit: None,
                 max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
                 use_x_forwarded_for: false,
+                allow_requests_on_db_unavailable: false,
             },
             router: RouterSettings {
                 routing_strategy: "simple-shuffle".to_string(),
@@ -500,6 +505,8 @@ pub fn load(
     config.general.database_url = general.database_url.clone();
     config.general.database_connection_pool_limit = general.database_connection_pool_limit;
     config.general.use_x_forwarded_for = general.use_x_forwarded_for.unwrap_or(false);
+    config.general.allow_requests_on_db_unavailable =
+        general.allow_requests_on_db_unavailable.unwrap_or(false);
     if let Some(mb) = general.max_request_size_mb {
         if mb <= 0.0 {
             problems.push(ConfigProblem {

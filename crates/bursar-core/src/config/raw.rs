@@ -64,6 +64,8 @@ pub struct RawGeneralSettings {
     #[serde(default, deserialize_with = "flex::opt_bool")]
     pub use_x_forwarded_for: Option<bool>,
     #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub allow_requests_on_db_unavailable: Option<bool>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
     pub disable_spend_updates: Option<bool>,
     /// Bursar: flush the ledger after this many events.
     #[serde(default, deserialize_with = "flex::opt_u64")]
