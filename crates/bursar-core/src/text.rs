@@ -11,6 +11,10 @@ use std::fmt;
 
 /// The longest id, alias, email, tag or model name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
+/// The most entries a list of names (models, tags, ids, members…) may have in a request.
+pub const MAX_NAME_LIST: usize = 1_000;
+/// The most entries any other list in a management request may have.
+pub const MAX_LIST: usize = 10_000;
 
 /// Why a piece of text was refused; `field` is the nearest JSON object key (or the query
 /// parameter).
@@ -20,12 +24,16 @@ pub enum TextProblem {
     Nul { field: String },
     #[error("'{field}' is longer than {max} characters")]
     TooLong { field: String, max: usize },
+    #[error("'{field}' has more than {max} entries")]
+    TooMany { field: String, max: usize },
 }
 
 impl TextProblem {
     pub fn field(&self) -> &str {
         match self {
-            TextProblem::Nul { field } | TextProblem::TooLong { field, .. } => field,
+            TextProblem::Nul { field }
+            | TextProblem::TooLong { field, .. }
+            | TextProblem::TooMany { field, .. } => field,
         }
     }
 }
@@ -78,14 +86,26 @@ pub fn check_json(bytes: &[u8]) -> Result<(), TextProblem> {
     check_json_field("body", bytes)
 }
 
+/// [`check_json`] for a management request, whose lists are bounded too: a list of names
+/// at most [`MAX_NAME_LIST`] entries, any other at most [`MAX_LIST`] (one request must not
+/// cost the gateway more memory than its body's few megabytes parse into).
+pub fn check_management_json(bytes: &[u8]) -> Result<(), TextProblem> {
+    walk("body", bytes, true)
+}
+
 /// [`check_json`] for the value of one field (`metadata`, `tags`, `user` of a data-plane
 /// request).
 pub fn check_json_field(field: &str, bytes: &[u8]) -> Result<(), TextProblem> {
+    walk(field, bytes, false)
+}
+
+fn walk(field: &str, bytes: &[u8], bounded_lists: bool) -> Result<(), TextProblem> {
     let problem = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let walk = Walk {
         field,
         free: field == "metadata",
+        bounded_lists,
         problem: &problem,
     };
     let _ = walk.deserialize(&mut de);
@@ -99,6 +119,8 @@ struct Walk<'a> {
     field: &'a str,
     /// Inside `metadata`: only NUL is refused.
     free: bool,
+    /// Lists are bounded ([`MAX_NAME_LIST`], [`MAX_LIST`]).
+    bounded_lists: bool,
     problem: &'a RefCell<Option<TextProblem>>,
 }
 
@@ -163,14 +185,29 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let max = if is_name_field(self.field) {
+            MAX_NAME_LIST
+        } else {
+            MAX_LIST
+        };
+        let mut entries = 0usize;
         while seq
             .next_element_seed(Walk {
                 field: self.field,
                 free: self.free,
+                bounded_lists: self.bounded_lists,
                 problem: self.problem,
             })?
             .is_some()
-        {}
+        {
+            entries += 1;
+            if self.bounded_lists && entries > max {
+                return self.fail(TextProblem::TooMany {
+                    field: self.field.to_string(),
+                    max,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -186,6 +223,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
             map.next_value_seed(Walk {
                 field: &key,
                 free: self.free || key == "metadata",
+                bounded_lists: self.bounded_lists,
                 problem: self.problem,
             })?;
         }
@@ -254,6 +292,29 @@ mod tests {
                 .field(),
             "tags"
         );
+    }
+
+    #[test]
+    fn management_lists_are_bounded() {
+        let names = |n: usize| format!(r#"{{"models": [{}]}}"#, vec!["\"m\""; n].join(","));
+        assert_eq!(
+            check_management_json(names(MAX_NAME_LIST).as_bytes()),
+            Ok(())
+        );
+        assert_eq!(
+            check_management_json(names(MAX_NAME_LIST + 1).as_bytes()),
+            Err(TextProblem::TooMany {
+                field: "models".into(),
+                max: MAX_NAME_LIST
+            })
+        );
+        // The data plane's fields are not bounded this way.
+        assert_eq!(check_json(names(MAX_NAME_LIST + 1).as_bytes()), Ok(()));
+        let other = format!(
+            r#"{{"budget_limits": [{}]}}"#,
+            vec!["1"; MAX_LIST + 1].join(",")
+        );
+        assert!(check_management_json(other.as_bytes()).is_err());
     }
 
     #[test]

@@ -28,7 +28,8 @@ mod types;
 pub use failover::{FailMode, Failover};
 pub use memory::{DEFAULT_RESERVATION_TTL_MS, DEFAULT_WINDOW_MS, MemoryLimiter};
 pub use shared::{
-    Health, KeyLayout, LAYOUT_VERSION, RedisLimiter, RedisOptions, client as redis_client,
+    Health, KeyLayout, LAYOUT_VERSION, RedisLimiter, RedisOptions, SpendSource,
+    client as redis_client,
 };
 pub use types::{
     Admission, Budget, Demand, Headroom, Limits, Period, RateKind, Refusal, Reservation, Scope,

@@ -82,9 +82,10 @@ impl RedisOptions {
 #[derive(Debug, Clone)]
 pub struct KeyLayout {
     prefix: String,
-    /// The two fixed keys, named once rather than on every call.
+    /// The fixed keys, named once rather than on every call.
     open: String,
     seq: String,
+    epoch: String,
 }
 
 impl KeyLayout {
@@ -93,6 +94,7 @@ impl KeyLayout {
         KeyLayout {
             open: format!("{prefix}open"),
             seq: format!("{prefix}seq"),
+            epoch: format!("{prefix}epoch"),
             prefix,
         }
     }
@@ -112,6 +114,22 @@ impl KeyLayout {
     pub fn seq(&self) -> &str {
         &self.seq
     }
+
+    /// When this layout's keys were first written; gone with them when Redis loses them.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+}
+
+/// Where exact spend figures come from when Redis has no counters for a budget (first
+/// use of a scope, or counters lost with a Redis restart): the system of record, read now.
+pub trait SpendSource: Send + Sync {
+    /// The scope's recorded spend in its current period; `None` when the source does not
+    /// know the scope (the request's own figure is used then).
+    fn spend<'a>(
+        &'a self,
+        scope: &'a ScopeId,
+    ) -> BoxFuture<'a, Result<Option<NanoUsd>, LimiterError>>;
 }
 
 /// Admission control shared by every instance through one Redis.
@@ -126,6 +144,15 @@ pub struct RedisLimiter {
     scope_ttl_ms: i64,
     timeout: Duration,
     health: Health,
+    /// Exact figures for scopes Redis has no counters for (see [`SpendSource`]).
+    spend_source: Option<Arc<dyn SpendSource>>,
+    /// After counters were lost, how long to let every instance's ledger flush before the
+    /// exact figure is read (so spend admitted elsewhere but not yet written is in it).
+    settle_delay: Duration,
+    /// How long after the epoch counters count as just lost.
+    loss_window_ms: i64,
+    /// Held while exact figures are read, so a burst reads each scope once.
+    seeding: tokio::sync::Mutex<()>,
 }
 
 /// Whether Redis answered lately, shared with whoever reports it (metrics, readiness).
@@ -248,7 +275,27 @@ impl RedisLimiter {
                 .max(window_ms.saturating_mul(2))
                 .max(reservation_ttl_ms.saturating_mul(2)),
             timeout: options.timeout,
+            spend_source: None,
+            settle_delay: Duration::ZERO,
+            loss_window_ms: 0,
+            seeding: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Seeds budgets Redis has no counters for from `source` (read when needed) rather than
+    /// from the figure a request carries, which may lag the store. After a counter loss
+    /// (within `loss_window` of the epoch) the read waits `settle_delay` first, for the
+    /// instances' ledgers to write what they admitted meanwhile.
+    pub fn with_spend_source(
+        mut self,
+        source: Arc<dyn SpendSource>,
+        settle_delay: Duration,
+        loss_window: Duration,
+    ) -> RedisLimiter {
+        self.spend_source = Some(source);
+        self.settle_delay = settle_delay;
+        self.loss_window_ms = i64::try_from(loss_window.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     pub fn layout(&self) -> &KeyLayout {
@@ -285,6 +332,44 @@ impl RedisLimiter {
         outcome
     }
 
+    /// One call of the reserve script; `exact` holds the figures read from the store for
+    /// scopes that had no counters (see `lua/reserve.lua`).
+    async fn invoke_reserve(
+        &self,
+        unique: &[&Scope],
+        demand: Demand,
+        now: i64,
+        exact: &[Option<NanoUsd>],
+    ) -> Result<Vec<Value>, LimiterError> {
+        // Without a spend source every figure a request carries counts as exact.
+        let trust_request = self.spend_source.is_none();
+        let mut call = self.reserve.prepare_invoke();
+        call.key(self.layout.open())
+            .key(self.layout.seq())
+            .key(self.layout.epoch());
+        for scope in unique {
+            call.key(self.layout.scope(&scope.id));
+        }
+        call.arg(now)
+            .arg(self.window_ms)
+            .arg(self.reservation_ttl_ms)
+            .arg(demand.cost.0)
+            .arg(demand.tokens)
+            .arg(self.scope_ttl_ms)
+            .arg(u8::from(demand.up_to_remaining))
+            .arg(self.loss_window_ms);
+        for (scope, figure) in unique.iter().zip(exact) {
+            let mut limits = scope.limits;
+            if let (Some(budget), Some(figure)) = (limits.budget.as_mut(), figure) {
+                budget.spent = *figure;
+            }
+            push_limits(&mut call, &limits, now);
+            call.arg(u8::from(trust_request || figure.is_some()));
+        }
+        let mut conn = self.conn.clone();
+        self.call(call.invoke_async(&mut conn)).await
+    }
+
     async fn reserve_shared(
         &self,
         scopes: &[Scope],
@@ -306,23 +391,32 @@ impl RedisLimiter {
                 local: false,
             }));
         }
-        let mut call = self.reserve.prepare_invoke();
-        call.key(self.layout.open()).key(self.layout.seq());
-        for scope in &unique {
-            call.key(self.layout.scope(&scope.id));
+        let mut exact: Vec<Option<NanoUsd>> = vec![None; unique.len()];
+        let mut reply = self.invoke_reserve(&unique, demand, now, &exact).await?;
+        if is_seed_request(&reply) {
+            // Budgets without counters: one caller at a time reads their exact spend (the
+            // others, once it is done, find them seeded).
+            let _seeding = self.seeding.lock().await;
+            reply = self.invoke_reserve(&unique, demand, now, &exact).await?;
+            if is_seed_request(&reply) {
+                if reply.get(1).and_then(int) == Some(1) {
+                    tokio::time::sleep(self.settle_delay).await;
+                }
+                for index in reply.iter().skip(2).filter_map(int) {
+                    let Some(i) = usize::try_from(index).ok().and_then(|i| i.checked_sub(1)) else {
+                        continue;
+                    };
+                    let Some(scope) = unique.get(i) else { continue };
+                    let carried = scope.limits.budget.map_or(NanoUsd::ZERO, |b| b.spent);
+                    let figure = match &self.spend_source {
+                        Some(source) => source.spend(&scope.id).await?,
+                        None => None,
+                    };
+                    exact[i] = Some(figure.unwrap_or(carried).max(carried));
+                }
+                reply = self.invoke_reserve(&unique, demand, now, &exact).await?;
+            }
         }
-        call.arg(now)
-            .arg(self.window_ms)
-            .arg(self.reservation_ttl_ms)
-            .arg(demand.cost.0)
-            .arg(demand.tokens)
-            .arg(self.scope_ttl_ms)
-            .arg(u8::from(demand.up_to_remaining));
-        for scope in &unique {
-            push_limits(&mut call, &scope.limits, now);
-        }
-        let mut conn = self.conn.clone();
-        let reply: Vec<Value> = self.call(call.invoke_async(&mut conn)).await?;
         parse_reserve(&reply, &unique, demand, now, self.window_ms).ok_or_else(|| {
             LimiterError(format!(
                 "unexpected reply from the reserve script: {reply:?}"
@@ -419,6 +513,11 @@ fn int(value: &Value) -> Option<i64> {
 
 fn count(value: &Value) -> Option<u64> {
     int(value).map(|v| u64::try_from(v).unwrap_or(0))
+}
+
+/// Whether the reserve script asks for exact figures (`{2, lost, indices…}`).
+fn is_seed_request(reply: &[Value]) -> bool {
+    reply.first().and_then(int) == Some(2)
 }
 
 /// Turns the reserve script's reply into an admission: `{1, id, deadline, (requests,

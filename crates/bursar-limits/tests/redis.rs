@@ -429,3 +429,75 @@ async fn expired_holds_are_given_back_whatever_bytes_the_scope_ids_hold() {
     assert_eq!((resv, tokr, infl, spent), (0, 0, 0, 60));
     ns.cleanup().await;
 }
+
+/// A spend source that counts its reads and knows one scope's recorded spend.
+struct Recorded {
+    spend: NanoUsd,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl bursar_limits::SpendSource for Recorded {
+    fn spend<'a>(
+        &'a self,
+        _: &'a ScopeId,
+    ) -> bursar_limits::BoxFuture<'a, Result<Option<NanoUsd>, bursar_limits::LimiterError>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let spend = self.spend;
+        Box::pin(async move { Ok(Some(spend)) })
+    }
+}
+
+/// A budget Redis has no counters for is seeded from the store's figure read at that
+/// moment, not from the (older) figure the request carries; a burst reads it once; and when
+/// the counters are lost, the next request reads it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budgets_without_counters_are_seeded_from_the_spend_source() {
+    let Some(ns) = Namespace::new() else { return };
+    let source = Arc::new(Recorded {
+        spend: NanoUsd(40),
+        reads: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let limiter = Arc::new(ns.limiter().with_spend_source(
+        source.clone(),
+        Duration::from_millis(10),
+        Duration::from_secs(30),
+    ));
+    // The request's snapshot says nothing was spent; the store knows 40 of 50 were.
+    let scope = key_scope(Limits {
+        budget: Some(Budget {
+            max: NanoUsd(50),
+            spent: NanoUsd::ZERO,
+            period: None,
+        }),
+        ..Limits::default()
+    });
+    let demand = Demand {
+        cost: NanoUsd(4),
+        tokens: 0,
+        up_to_remaining: false,
+    };
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (limiter, scope) = (limiter.clone(), scope.clone());
+            tokio::spawn(async move { limiter.reserve(&[scope], demand, T0).await.unwrap() })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Admission::Granted(_)) {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 2, "10 of the 50 remained: two holds of 4 fit");
+    assert_eq!(
+        source.reads.load(Ordering::SeqCst),
+        1,
+        "one read for the burst"
+    );
+    ns.cleanup().await;
+    // Counters lost: the next request reads the figure again.
+    let again = limiter.reserve(&[scope], demand, T0 + 1).await.unwrap();
+    assert!(matches!(again, Admission::Granted(_)));
+    assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+    ns.cleanup().await;
+}

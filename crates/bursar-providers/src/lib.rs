@@ -7,6 +7,7 @@ mod endpoint;
 mod error;
 pub mod json;
 pub mod openai;
+pub mod prompt;
 mod router;
 pub mod sse;
 pub mod tokens;

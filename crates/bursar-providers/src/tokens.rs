@@ -161,7 +161,7 @@ pub fn count_text(text: &str) -> u64 {
 }
 
 /// The chat roles, each a single o200k token (a unit test keeps this true).
-const ROLES: [&str; 6] = [
+pub(crate) const ROLES: [&str; 6] = [
     "system",
     "user",
     "assistant",

@@ -12,6 +12,7 @@ mod management;
 pub mod openapi;
 mod resets;
 mod routes;
+pub mod seeding;
 pub mod state;
 
 pub use error::ApiError;

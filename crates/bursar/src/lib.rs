@@ -192,12 +192,20 @@ fn cluster(config: &Config, store: &Store) -> anyhow::Result<ClusterParts> {
     let channel = match &config.redis {
         Some(redis) => {
             let url = redis.url.expose();
+            // After a counter loss, every instance's ledger gets two flush intervals to write
+            // what it admitted before budgets are seeded again from the store.
+            let settle = config.ledger.flush_interval * 2 + std::time::Duration::from_millis(200);
             let shared = RedisLimiter::new(&RedisOptions {
                 namespace: redis.namespace.clone(),
                 timeout: redis.timeout,
                 ..RedisOptions::new(url)
             })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_spend_source(
+                std::sync::Arc::new(bursar_server::seeding::StoreSpend(store.clone())),
+                settle,
+                std::time::Duration::from_secs(30),
+            );
             let mode = if redis.fail_open {
                 FailMode::Open
             } else {

@@ -241,6 +241,27 @@ general_settings:
         bursar_testkit::metric_value(&text, name)
     }
 
+    /// Deletes every key of this cluster's Redis namespace, as a Redis restart without
+    /// persistence does.
+    async fn wipe_redis(&self) {
+        if let Some((url, namespace)) = &self.redis {
+            let client = redis::Client::open(url.as_str()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{{{namespace}}}:*"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if !keys.is_empty() {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
     async fn stop(mut self) {
         for instance in &mut self.instances {
             let _ = instance.child.kill().await;
@@ -376,6 +397,63 @@ async fn strict_admission_holds_over_three_instances_when_the_provider_counts_mo
     assert!(
         spend <= max_budget + 1e-9,
         "{admitted} admitted: spend {spend} over {max_budget}"
+    );
+    cluster.stop().await;
+}
+
+/// Redis loses its counters (a restart) while the ledgers still hold unwritten spend: the
+/// budgets are seeded again from what the store has once the ledgers flushed, not from the
+/// lagging figures requests carry, and spend stays within the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_restart_mid_run_does_not_let_a_budget_be_overspent() {
+    let behaviour = MockBehaviour {
+        prompt_tokens: 1,
+        completion_tokens: 10,
+        ..MockBehaviour::default()
+    };
+    // The ledgers write every 1.5 s: the database lags what Redis counted.
+    let Some(cluster) =
+        Cluster::start_with(3, true, behaviour, 0.0, "  spend_flush_interval_ms: 1500\n").await
+    else {
+        return;
+    };
+    let max_budget = 50.0 * CALL_COST;
+    let key = cluster.new_key(json!({"max_budget": max_budget})).await;
+    let mut admitted = 0;
+    for i in 0..30 {
+        if cluster.chat(i, &key).await == StatusCode::OK {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 30);
+    cluster.wipe_redis().await;
+    let mut refused = 0;
+    for i in 0..60 {
+        match cluster.chat(i, &key).await {
+            StatusCode::OK => admitted += 1,
+            StatusCode::UNPROCESSABLE_ENTITY => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        admitted <= 50,
+        "admitted {admitted} calls of a budget that fits 50"
+    );
+    assert!(refused >= 40, "refused {refused}");
+    let expected = admitted as f64 * CALL_COST;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let spend = loop {
+        let spend = cluster.key_info(0, &key).await["info"]["spend"]
+            .as_f64()
+            .unwrap();
+        if (spend - expected).abs() < 1e-9 || Instant::now() > deadline {
+            break spend;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        spend <= max_budget + 1e-9,
+        "spend {spend} over {max_budget}"
     );
     cluster.stop().await;
 }

@@ -32,6 +32,8 @@ use std::time::Duration;
 /// Default cap on request bodies (LiteLLM has no cap unless `max_request_size_mb` is set;
 /// Bursar keeps one so a single client cannot exhaust memory).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// Default cap on management request bodies.
+pub const DEFAULT_MAX_MANAGEMENT_REQUEST_BYTES: usize = 2 * 1024 * 1024;
 /// Default upstream timeout when neither the deployment nor the settings give one.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -164,6 +166,9 @@ pub struct GeneralSettings {
     pub database_url: Option<String>,
     pub database_connection_pool_limit: Option<u32>,
     pub max_request_bytes: usize,
+    /// The body cap of management routes (`general_settings.max_management_request_size_mb`):
+    /// smaller than the data plane's, since a management body's lists all reach the store.
+    pub max_management_request_bytes: usize,
     /// `use_x_forwarded_for`: a request's client address (in its spend log) is the first
     /// address of `X-Forwarded-For` instead of the connection's peer.
     pub use_x_forwarded_for: bool,
@@ -337,6 +342,7 @@ impl Default for Config {
                 database_url: None,
                 database_connection_pool_limit: None,
                 max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+                max_management_request_bytes: DEFAULT_MAX_MANAGEMENT_REQUEST_BYTES,
                 use_x_forwarded_for: false,
                 allow_requests_on_db_unavailable: false,
             },
@@ -517,6 +523,21 @@ pub fn load(
             config.general.max_request_bytes = (mb * 1024.0 * 1024.0) as usize;
         }
     }
+    if let Some(mb) = general.max_management_request_size_mb {
+        if mb <= 0.0 {
+            problems.push(ConfigProblem {
+                path: "general_settings.max_management_request_size_mb".into(),
+                message: "must be greater than 0".into(),
+            });
+        } else {
+            config.general.max_management_request_bytes = (mb * 1024.0 * 1024.0) as usize;
+        }
+    }
+    // Never above the general cap.
+    config.general.max_management_request_bytes = config
+        .general
+        .max_management_request_bytes
+        .min(config.general.max_request_bytes);
 
     match general.proxy_budget_rescheduler_min_time {
         Some(0) => problems.push(ConfigProblem {

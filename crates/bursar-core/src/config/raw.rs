@@ -33,6 +33,9 @@ pub struct RawGeneralSettings {
     pub database_connection_pool_limit: Option<u32>,
     #[serde(default, deserialize_with = "flex::opt_f64")]
     pub max_request_size_mb: Option<f64>,
+    /// Bursar: the body cap of management routes, in MB (default 2).
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub max_management_request_size_mb: Option<f64>,
     /// Bursar: output tokens assumed for requests without `max_tokens` when estimating cost.
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub default_output_tokens_estimate: Option<u64>,

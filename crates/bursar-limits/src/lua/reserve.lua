@@ -3,14 +3,23 @@
 -- KEYS[1] open reservations (sorted set scored by deadline; each member is the reservation
 --   id and what it holds, see `member` below)
 -- KEYS[2] reservation id sequence
--- KEYS[3..] one hash per scope (fields below), each named once
+-- KEYS[3] epoch: when this layout's keys were first written (lost with them, so a Redis
+--   that forgot its counters finds it missing)
+-- KEYS[4..] one hash per scope (fields below), each named once
 -- ARGV[1] now (ms)            ARGV[2] rate window (ms)      ARGV[3] reservation TTL (ms)
 -- ARGV[4] demand cost (nano-USD, decimal string)            ARGV[5] demand tokens
 -- ARGV[6] scope hash TTL (ms)      ARGV[7] 1 = hold at most what remains of each budget
 --   (LiteLLM's rule: refuse only once spend and holds reach it), 0 = the whole cost must fit
--- then 9 values per scope: rpm, tpm, max_parallel (-1 = none), has_budget (0/1),
+-- ARGV[8] how long after the epoch counters count as just lost (ms)
+-- then 10 values per scope: rpm, tpm, max_parallel (-1 = none), has_budget (0/1),
 --   max_budget, store_spent (decimal strings), store_reset_at (0 = no period),
---   period_end_now (end of the period containing now, 0 = none), period_after (the end after it)
+--   period_end_now (end of the period containing now, 0 = none), period_after (the end after
+--   it), exact (1 = store_spent was read from the store just now and may seed the scope)
+--
+-- A budget scope with no counters yet is seeded only from an exact figure: without one the
+-- script changes nothing and answers {2, lost (0/1), scope indices...}, and the caller reads
+-- those scopes' spend from the store (after letting the ledgers flush when `lost`) and
+-- calls again.
 --
 -- Scope hash fields: ws (window start), req, tok (settled tokens this window),
 -- tokr (tokens held by open reservations), infl (in flight), spent, resv (cost held),
@@ -31,7 +40,13 @@ local cost = tonumber(cost_s)
 local tokens = tonumber(ARGV[5])
 local keep = tonumber(ARGV[6])
 local up_to_remaining = ARGV[7] == '1'
+local loss_window = tonumber(ARGV[8])
 local open, seq = KEYS[1], KEYS[2]
+local epoch = tonumber(redis.call('GET', KEYS[3]))
+if not epoch then
+  epoch = now
+  redis.call('SET', KEYS[3], now)
+end
 
 -- An open reservation's sorted-set member: its id, then per scope the key (length-prefixed,
 -- since ids may hold any byte), the cost and the tokens it holds. settle.lua builds the same
@@ -72,11 +87,12 @@ for _, m in ipairs(expired) do
   redis.call('ZREM', open, m)
 end
 
-local n = #KEYS - 2
+local n = #KEYS - 3
 local scopes = {}
+local unseeded = {}
 for i = 1, n do
-  local a = 7 + (i - 1) * 9
-  local key = KEYS[2 + i]
+  local a = 8 + (i - 1) * 10
+  local key = KEYS[3 + i]
   local f = redis.call('HMGET', key, 'ws', 'req', 'tok', 'tokr', 'infl', 'spent', 'resv',
     'pend', 'pnext', 'seeded', 'reseed')
   local s = {
@@ -93,6 +109,9 @@ for i = 1, n do
   -- (far longer than a window) is renewed when its window opens, so at most once a window.
   if now >= s.ws + window then s.ws = now; s.req = 0; s.tok = 0; s.renew = true end
   s.reseeded = not s.seeded or s.reseed
+  if s.budget and not s.seeded and ARGV[a + 10] ~= '1' then
+    unseeded[#unseeded + 1] = i
+  end
   local old_spent, old_pend, old_pnext = s.spent_s, s.pend, s.pnext
   if s.budget then
     local store_s, store_end = ARGV[a + 6], tonumber(ARGV[a + 7])
@@ -120,6 +139,13 @@ for i = 1, n do
       or s.pnext ~= old_pnext
   end
   scopes[i] = s
+end
+
+if #unseeded > 0 then
+  local lost = (now - epoch < loss_window) and 1 or 0
+  local out = {2, lost}
+  for _, i in ipairs(unseeded) do out[#out + 1] = i end
+  return out
 end
 
 -- Stores what refreshing changed (window, period, the store's figure) plus `extra` fields,

@@ -29,11 +29,11 @@ pub async fn json_body<T: DeserializeOwned>(
     let bytes = read_body(
         body,
         headers,
-        state.config().general.max_request_bytes,
+        state.config().general.max_management_request_bytes,
         state.config().connections.body_read_timeout,
     )
     .await?;
-    bursar_core::text::check_json(&bytes)?;
+    bursar_core::text::check_management_json(&bytes)?;
     parse_body(&bytes)
 }
 
@@ -47,11 +47,11 @@ pub async fn json_body_pair<A: DeserializeOwned, B: DeserializeOwned>(
     let bytes = read_body(
         body,
         headers,
-        state.config().general.max_request_bytes,
+        state.config().general.max_management_request_bytes,
         state.config().connections.body_read_timeout,
     )
     .await?;
-    bursar_core::text::check_json(&bytes)?;
+    bursar_core::text::check_management_json(&bytes)?;
     Ok((parse_body(&bytes)?, parse_body(&bytes)?))
 }
 

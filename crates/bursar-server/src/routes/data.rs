@@ -17,7 +17,8 @@ use bursar_core::config::BudgetAdmission;
 use bursar_core::money::NanoUsd;
 use bursar_core::pricing::Price;
 use bursar_limits::{Admission, Demand, Scope};
-use bursar_providers::{Answer, Call, Endpoint, JsonObject, StreamSummary, tokens};
+use bursar_providers::prompt::{self, PromptKind};
+use bursar_providers::{Answer, Call, Endpoint, JsonObject, StreamSummary};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -382,10 +383,10 @@ async fn admit(
             // A bound no tokenizer exceeds: every token is at least one byte of the body,
             // and the body's JSON syntax outweighs any per-message or per-tool framing.
             (BudgetAdmission::Strict, true) => parsed.body_bytes as u64,
-            _ => match endpoint {
-                Endpoint::ChatCompletions => tokens::count_messages(&parsed.prompt),
-                Endpoint::Completions | Endpoint::Embeddings => tokens::count_input(&parsed.prompt),
-            },
+            _ => parsed
+                .body
+                .get(endpoint.prompt_field())
+                .map_or(0, |raw| prompt::count(prompt_kind(endpoint), raw.get())),
         };
         let mut max_tokens = ["max_tokens", "max_completion_tokens"]
             .iter()
@@ -496,8 +497,6 @@ struct ParsedRequest {
     model: String,
     stream: bool,
     body: JsonObject,
-    /// The validated prompt (`messages` or `input`), kept for token counting.
-    prompt: Value,
     /// The body's size, the strict budget rule's prompt bound.
     body_bytes: usize,
 }
@@ -553,23 +552,19 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
         );
     }
     let required = endpoint.prompt_field();
-    let prompt = match body.get_as::<Value>(required) {
-        None | Some(Ok(Value::Null)) => {
+    // Checked on its JSON text: a tree of a large prompt would cost many times its size.
+    match body.get(required) {
+        Some(raw) if raw.get().trim() != "null" => {
+            prompt::validate(prompt_kind(endpoint), required, raw.get())
+                .map_err(|message| ApiError::bad_request(message).with_param(required))?;
+        }
+        _ => {
             return Err(
                 ApiError::bad_request(format!("Missing required parameter: '{required}'"))
                     .with_param(required),
             );
         }
-        Some(Err(e)) => {
-            return Err(
-                ApiError::bad_request(format!("Invalid '{required}': {e}")).with_param(required)
-            );
-        }
-        Some(Ok(value)) => {
-            validate_required(endpoint, required, &value)?;
-            value
-        }
-    };
+    }
     if let Some(options) = body.get_as::<Value>("stream_options")
         && !matches!(options, Ok(Value::Object(_) | Value::Null))
     {
@@ -582,42 +577,14 @@ fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiE
         model,
         stream,
         body,
-        prompt,
         body_bytes: bytes.len(),
     })
 }
 
-fn validate_required(endpoint: Endpoint, field: &str, value: &Value) -> Result<(), ApiError> {
-    let bad = |msg: String| Err(ApiError::bad_request(msg).with_param(field));
+fn prompt_kind(endpoint: Endpoint) -> PromptKind {
     match endpoint {
-        Endpoint::ChatCompletions => match value {
-            Value::Array(messages) if messages.is_empty() => {
-                bad("Invalid 'messages': must contain at least one message".into())
-            }
-            Value::Array(messages) => {
-                for (i, m) in messages.iter().enumerate() {
-                    match m.as_object() {
-                        Some(obj) if obj.get("role").is_some_and(Value::is_string) => {}
-                        Some(_) => {
-                            return bad(format!(
-                                "Invalid 'messages[{i}]': missing string field 'role'"
-                            ));
-                        }
-                        None => return bad(format!("Invalid 'messages[{i}]': expected an object")),
-                    }
-                }
-                Ok(())
-            }
-            _ => bad("Invalid type for 'messages': expected an array of message objects".into()),
-        },
-        Endpoint::Completions | Endpoint::Embeddings => match value {
-            Value::String(_) => Ok(()),
-            Value::Array(items) if !items.is_empty() => Ok(()),
-            Value::Array(_) => bad(format!("Invalid '{field}': must not be empty")),
-            _ => bad(format!(
-                "Invalid type for '{field}': expected a string or an array"
-            )),
-        },
+        Endpoint::ChatCompletions => PromptKind::Messages,
+        Endpoint::Completions | Endpoint::Embeddings => PromptKind::Input,
     }
 }
 
