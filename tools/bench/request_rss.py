@@ -10,7 +10,7 @@ before, after, and the growth. Linux only (reads /proc).
     BURSAR_BIN=target/release/bursar tools/bench/request_rss.py keygen chat
 
 Cases:
-  keygen     one 32 MB /key/generate whose `models` holds ~3 million names
+  keygen     one 31 MB /key/generate whose `models` holds ~2 million names
   keygen3    three of those at once
   chat       one 29 MB chat request of ~850,000 tiny messages
 """
@@ -45,7 +45,7 @@ def peak_kib(pid):
 
 
 def keygen_body():
-    models = [f"model-{i:07d}" for i in range(2_400_000)]
+    models = [f"model-{i:07d}" for i in range(1_950_000)]
     return json.dumps({"key_alias": "rss", "models": models}).encode()
 
 
@@ -82,7 +82,10 @@ def run(case):
     with tempfile.TemporaryDirectory() as data:
         config = os.path.join(data, "config.yaml")
         with open(config, "w") as f:
-            f.write(f"general_settings:\n  master_key: {MASTER}\n")
+            f.write(
+                "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n"
+                f"general_settings:\n  master_key: {MASTER}\n"
+            )
         port = free_port()
         server = subprocess.Popen(
             [BIN, "serve", "--config", config, "--port", str(port), "--data-dir", data],

@@ -54,9 +54,16 @@ fn prompt_text(endpoint: Endpoint, body: &JsonObject) -> String {
     let mut parts = Vec::new();
     match endpoint {
         Endpoint::ChatCompletions => {
-            if let Some(Ok(Value::Array(messages))) = body.get_as::<Value>("messages") {
+            // Only each message's content is read: a tree of the whole list would cost many
+            // times the body's size for a long conversation.
+            #[derive(serde::Deserialize)]
+            struct Content {
+                #[serde(default)]
+                content: Option<Value>,
+            }
+            if let Some(Ok(messages)) = body.get_as::<Vec<Content>>("messages") {
                 for m in &messages {
-                    collect_text(m.get("content"), &mut parts);
+                    collect_text(m.content.as_ref(), &mut parts);
                 }
             }
         }

@@ -47,6 +47,16 @@ fn walk(kind: PromptKind, field: &str, raw: &str, counting: bool) -> Result<u64,
     })
 }
 
+/// The `visit_*` methods of every JSON type a visitor refuses, each answering with
+/// `$refusal` (a method of the visitor returning the error).
+macro_rules! refuse {
+    ($refusal:ident: $($method:ident($($arg:ty)?)),* $(,)?) => {$(
+        fn $method<E: de::Error>(self $(, _: $arg)?) -> Result<u64, E> {
+            Err(self.$refusal())
+        }
+    )*};
+}
+
 struct Messages<'f> {
     field: &'f str,
     counting: bool,
@@ -89,24 +99,7 @@ impl<'de> Visitor<'de> for Messages<'_> {
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
         Err(self.wrong_type())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
+    refuse!(wrong_type: visit_str(&str), visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_unit());
 }
 
 impl Messages<'_> {
@@ -175,24 +168,7 @@ impl<'de> Visitor<'de> for Message<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
         Err(self.not_an_object())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<u64, E> {
-        Err(self.not_an_object())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
-        Err(self.not_an_object())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u64, E> {
-        Err(self.not_an_object())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u64, E> {
-        Err(self.not_an_object())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u64, E> {
-        Err(self.not_an_object())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
-        Err(self.not_an_object())
-    }
+    refuse!(not_an_object: visit_str(&str), visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_unit());
 }
 
 impl Message<'_> {
@@ -368,21 +344,7 @@ impl<'de> Visitor<'de> for Input<'_> {
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
         Err(self.wrong_type())
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
-        Err(self.wrong_type())
-    }
+    refuse!(wrong_type: visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_unit());
 }
 
 impl Input<'_> {

@@ -480,47 +480,38 @@ async fn switches_leave_out_logs_or_totals(store: &Store) {
     assert_eq!(store.spend().logged_total().await.unwrap(), NanoUsd(20));
 }
 
-mod outage {
-    #[tokio::test]
-    async fn sqlite() {
-        let db = bursar_store::testing::TestDatabase::sqlite().unwrap();
-        super::no_event_is_lost_while_the_database_is_away(&db).await;
-        db.cleanup().await.unwrap();
-    }
+/// A test over a [`TestDatabase`] (its own, switchable), on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($module:ident, $test:ident) => {
+        mod $module {
+            #[tokio::test]
+            async fn sqlite() {
+                let db = bursar_store::testing::TestDatabase::sqlite().unwrap();
+                super::$test(&db).await;
+                db.cleanup().await.unwrap();
+            }
 
-    #[tokio::test]
-    async fn postgres() {
-        let Some(db) = bursar_store::testing::TestDatabase::postgres()
-            .await
-            .unwrap()
-        else {
-            return;
-        };
-        super::no_event_is_lost_while_the_database_is_away(&db).await;
-        db.cleanup().await.unwrap();
-    }
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = bursar_store::testing::TestDatabase::postgres()
+                    .await
+                    .unwrap()
+                else {
+                    return;
+                };
+                super::$test(&db).await;
+                db.cleanup().await.unwrap();
+            }
+        }
+    };
 }
 
-mod dead_letters {
-    #[tokio::test]
-    async fn sqlite() {
-        let db = bursar_store::testing::TestDatabase::sqlite().unwrap();
-        super::a_bad_event_is_dead_lettered_and_every_other_one_written(&db).await;
-        db.cleanup().await.unwrap();
-    }
+on_both_backends!(outage, no_event_is_lost_while_the_database_is_away);
 
-    #[tokio::test]
-    async fn postgres() {
-        let Some(db) = bursar_store::testing::TestDatabase::postgres()
-            .await
-            .unwrap()
-        else {
-            return;
-        };
-        super::a_bad_event_is_dead_lettered_and_every_other_one_written(&db).await;
-        db.cleanup().await.unwrap();
-    }
-}
+on_both_backends!(
+    dead_letters,
+    a_bad_event_is_dead_lettered_and_every_other_one_written
+);
 
 /// Events with NUL in their text (which PostgreSQL refuses) among good ones: each batch
 /// holding one is split until the bad event is found; it goes to the dead-letter file and

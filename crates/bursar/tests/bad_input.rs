@@ -11,6 +11,7 @@ both_backends!(
     nul_in_text_that_reaches_the_store_is_refused_and_spend_keeps_flowing,
     nul_or_overlong_filters_are_400_on_every_list_route,
     overlong_ids_and_aliases_are_400,
+    management_requests_are_bounded_in_size_and_list_lengths,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\ngeneral_settings:\n  max_request_size_mb: 0.01\n";
@@ -276,4 +277,37 @@ async fn overlong_ids_and_aliases_are_400(backend: Backend) {
         .post_json("/key/generate", &serde_json::json!({"key_alias": fits}))
         .await;
     assert_eq!(response.status(), 200);
+}
+
+async fn management_requests_are_bounded_in_size_and_list_lengths(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, ROOMY).await else {
+        return;
+    };
+    // More names than a list may hold.
+    let models: Vec<String> = (0..=bursar_core::text::MAX_NAME_LIST)
+        .map(|i| format!("m{i}"))
+        .collect();
+    let body = serde_json::json!({"models": models}).to_string();
+    let (status, answer) = send(&gw, "/key/generate", &body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["param"], "models");
+    // A body beyond the management cap (2 MB) is refused before it is parsed...
+    let big = format!(r#"{{"metadata": {{"note": "{}"}}}}"#, "x".repeat(3 << 20));
+    let (status, _) = send(&gw, "/key/generate", &big).await;
+    assert_eq!(status, 413);
+    // ...while the data plane keeps its own, larger cap.
+    let messages: Vec<serde_json::Value> = (0..50_000)
+        .map(|_| serde_json::json!({"role": "user", "content": "x"}))
+        .collect();
+    let chat = serde_json::json!({"model": "demo", "messages": messages}).to_string();
+    assert!(chat.len() > 1 << 20);
+    let response = gw
+        .post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    gw.stop().await;
 }

@@ -195,6 +195,20 @@ general_settings:
         body["key"].as_str().unwrap().to_string()
     }
 
+    /// The key's spend as instance `instance` reads it, once it is `expected` (or after 15 s).
+    async fn settled_spend(&self, instance: usize, key: &str, expected: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let spend = self.key_info(instance, key).await["info"]["spend"]
+                .as_f64()
+                .unwrap();
+            if (spend - expected).abs() < 1e-9 || Instant::now() > deadline {
+                return spend;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn key_info(&self, instance: usize, key: &str) -> Value {
         let response = self
             .http
@@ -266,22 +280,7 @@ general_settings:
         for instance in &mut self.instances {
             let _ = instance.child.kill().await;
         }
-        if let Some((url, namespace)) = &self.redis {
-            let client = redis::Client::open(url.as_str()).unwrap();
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{{{namespace}}}:*"))
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            if !keys.is_empty() {
-                let _: i64 = redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
+        self.wipe_redis().await;
         if let Some(db) = self.db.take() {
             db.cleanup().await.unwrap();
         }
@@ -333,16 +332,7 @@ async fn a_budget_is_never_overspent_by_500_requests_over_three_instances() {
     );
     // Every instance's ledger writes its share; the database total stays within budget.
     let expected = admitted as f64 * CALL_COST;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let spend = loop {
-        let spend = cluster.key_info(1, &key).await["info"]["spend"]
-            .as_f64()
-            .unwrap();
-        if (spend - expected).abs() < 1e-9 || Instant::now() > deadline {
-            break spend;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let spend = cluster.settled_spend(1, &key, expected).await;
     assert!(
         (spend - expected).abs() < 1e-9,
         "spend {spend}, expected {expected}"
@@ -380,16 +370,7 @@ async fn strict_admission_holds_over_three_instances_when_the_provider_counts_mo
         "refusals are budget errors: {statuses:?}"
     );
     let expected = admitted as f64 * actual;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let spend = loop {
-        let spend = cluster.key_info(2, &key).await["info"]["spend"]
-            .as_f64()
-            .unwrap();
-        if (spend - expected).abs() < 1e-9 || Instant::now() > deadline {
-            break spend;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let spend = cluster.settled_spend(2, &key, expected).await;
     assert!(
         (spend - expected).abs() < 1e-9,
         "spend {spend}, expected {expected}"
@@ -441,16 +422,7 @@ async fn a_redis_restart_mid_run_does_not_let_a_budget_be_overspent() {
     );
     assert!(refused >= 40, "refused {refused}");
     let expected = admitted as f64 * CALL_COST;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let spend = loop {
-        let spend = cluster.key_info(0, &key).await["info"]["spend"]
-            .as_f64()
-            .unwrap();
-        if (spend - expected).abs() < 1e-9 || Instant::now() > deadline {
-            break spend;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let spend = cluster.settled_spend(0, &key, expected).await;
     assert!(
         spend <= max_budget + 1e-9,
         "spend {spend} over {max_budget}"

@@ -20,12 +20,13 @@ use bursar_core::NanoUsd;
 use bursar_core::duration::BudgetDuration;
 use serde::de::DeserializeOwned;
 
-/// Reads a request body within the configured size limit and parses it as `T`.
-pub async fn json_body<T: DeserializeOwned>(
+/// A management body: within the management size limit and read timeout, its text fit for
+/// the store and its lists bounded (`bursar_core::text`).
+async fn management_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<T, ApiError> {
+) -> Result<bytes::Bytes, ApiError> {
     let bytes = read_body(
         body,
         headers,
@@ -34,7 +35,16 @@ pub async fn json_body<T: DeserializeOwned>(
     )
     .await?;
     bursar_core::text::check_management_json(&bytes)?;
-    parse_body(&bytes)
+    Ok(bytes)
+}
+
+/// Reads a management request body and parses it as `T`.
+pub async fn json_body<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    parse_body(&management_body(state, headers, body).await?)
 }
 
 /// Like [`json_body`], parsing the same body twice: as the request's identity (`A`) and its
@@ -44,14 +54,7 @@ pub async fn json_body_pair<A: DeserializeOwned, B: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(A, B), ApiError> {
-    let bytes = read_body(
-        body,
-        headers,
-        state.config().general.max_management_request_bytes,
-        state.config().connections.body_read_timeout,
-    )
-    .await?;
-    bursar_core::text::check_management_json(&bytes)?;
+    let bytes = management_body(state, headers, body).await?;
     Ok((parse_body(&bytes)?, parse_body(&bytes)?))
 }
 
