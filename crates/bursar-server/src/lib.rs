@@ -59,11 +59,25 @@ pub fn app(state: AppState) -> Router {
 /// The request span: method and path, with every raw key in the path or query masked (no
 /// key may reach a log line at any level).
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let uri = request.uri().path_and_query().map_or_else(
-        || request.uri().path().to_string(),
-        |pq| bursar_core::keys::redact_uri(pq.as_str()),
-    );
-    tracing::debug_span!("request", method = %request.method(), uri = %uri, version = ?request.version())
+    // Redacted only when the span is recorded (the macro evaluates fields lazily).
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %RedactedUri(request.uri()),
+        version = ?request.version()
+    )
+}
+
+/// A request URI as logs may show it: see `bursar_core::keys::redact_uri`.
+struct RedactedUri<'a>(&'a axum::http::Uri);
+
+impl std::fmt::Display for RedactedUri<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.path_and_query() {
+            Some(pq) => f.write_str(&bursar_core::keys::redact_uri(pq.as_str())),
+            None => f.write_str(self.0.path()),
+        }
+    }
 }
 
 /// The OpenAPI document `GET /openapi.json` serves, built without a running server.
