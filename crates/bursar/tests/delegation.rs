@@ -12,6 +12,7 @@ both_backends!(
     moving_a_key_reruns_the_membership_and_admin_checks,
     an_org_admin_manages_inside_the_organizations_limits,
     a_custom_key_must_not_be_the_master_key_or_an_existing_key,
+    budget_periods_increases_and_privileges_cannot_lift_a_capped_caller,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n  - {model_name: premium, litellm_params: {model: bursar/demo}}\n";
@@ -586,4 +587,108 @@ async fn a_custom_key_must_not_be_the_master_key_or_an_existing_key(backend: Bac
         .await
         .unwrap();
     assert_eq!(listed["total_count"], 2, "{listed}");
+}
+
+/// The budget fields that would let a key spend beyond its creator's budget (a period, a
+/// temporary increase, a budget row), the audit-impersonation privilege, a spent budget,
+/// and team budget fields a team admin may not loosen.
+async fn budget_periods_increases_and_privileges_cannot_lift_a_capped_caller(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    user(&gw, "capped", "internal_user").await;
+    // A key with 2 USD of which 1.5 are spent.
+    let parent = gw
+        .insert_key(|k| {
+            k.user_id = Some("capped".into());
+            k.max_budget = Some(bursar_core::NanoUsd::from_usd(2.0).unwrap());
+            k.spend = bursar_core::NanoUsd::from_usd(1.5).unwrap();
+        })
+        .await;
+    for (what, body, param) in [
+        (
+            "period",
+            json!({"budget_duration": "1s"}),
+            "budget_duration",
+        ),
+        (
+            "temporary increase",
+            json!({"metadata": {"temp_budget_increase": 1000, "temp_budget_expiry": "2999-01-01T00:00:00Z"}}),
+            "temp_budget_increase",
+        ),
+        ("budget row", json!({"budget_id": "anything"}), "budget_id"),
+        (
+            "audit impersonation",
+            json!({"metadata": {"allow_litellm_changed_by_header": true}}),
+            "metadata",
+        ),
+    ] {
+        refused(
+            what,
+            call(&gw, &parent, "/key/generate", body).await,
+            403,
+            param,
+        );
+    }
+    // What is left, not the maximum, caps a child.
+    let (status, child) = call(&gw, &parent, "/key/generate", json!({})).await;
+    assert_eq!(status, 200, "{child}");
+    assert_eq!(info(&gw, &raw(&child)).await["max_budget"], 0.5);
+    refused(
+        "above what is left",
+        call(&gw, &parent, "/key/generate", json!({"max_budget": 1.0})).await,
+        400,
+        "max_budget",
+    );
+    // The privilege cannot be given to one's own key either.
+    refused(
+        "own key privilege",
+        call(
+            &gw,
+            &parent,
+            "/key/update",
+            json!({"key": parent, "metadata": {"allow_litellm_changed_by_header": true}}),
+        )
+        .await,
+        403,
+        "allow_litellm_changed_by_header",
+    );
+    // A team admin keeps the team's period and per-model limits as a proxy admin set them.
+    user(&gw, "lead", "internal_user").await;
+    admin(
+        &gw,
+        "/team/new",
+        json!({"team_id": "budgeted", "max_budget": 100, "budget_duration": "30d",
+               "model_rpm_limit": {"demo": 5},
+               "members_with_roles": [{"user_id": "lead", "role": "admin"}]}),
+    )
+    .await;
+    let lead = raw(&admin(&gw, "/key/generate", json!({"user_id": "lead"})).await);
+    for (what, body, param) in [
+        (
+            "team period",
+            json!({"team_id": "budgeted", "budget_duration": "1s"}),
+            "budget_duration",
+        ),
+        (
+            "team per-model limit",
+            json!({"team_id": "budgeted", "model_rpm_limit": {"demo": 500}}),
+            "model_rpm_limit",
+        ),
+    ] {
+        refused(
+            what,
+            call(&gw, &lead, "/team/update", body).await,
+            403,
+            param,
+        );
+    }
+    let (status, body) = call(
+        &gw,
+        &lead,
+        "/team/update",
+        json!({"team_id": "budgeted", "team_alias": "renamed"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }

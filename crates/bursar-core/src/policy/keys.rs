@@ -18,12 +18,14 @@ use crate::models::{ALL_PROXY_MODELS, ALL_TEAM_MODELS, Catalog};
 use crate::money::NanoUsd;
 use serde_json::{Map, Value};
 
-/// Metadata entries that govern spend or throughput; changing them is a budget change.
-pub const GOVERNING_METADATA: [&str; 4] = [
+/// Metadata entries that govern spend, throughput or a privilege; changing them is a budget
+/// change.
+pub const GOVERNING_METADATA: [&str; 5] = [
     "temp_budget_increase",
     "temp_budget_expiry",
     "model_rpm_limit",
     "model_tpm_limit",
+    "allow_litellm_changed_by_header",
 ];
 
 /// The caller's standing towards the key it creates or changes.
@@ -162,7 +164,56 @@ pub fn new_key(caller: &Caller<'_>, request: &mut KeyRequest) -> Result<(), Poli
     if request.allowed_routes.as_ref().is_none_or(Vec::is_empty) {
         request.allowed_routes = Some(ceiling.allowed_routes.clone());
     }
+    budget_within(ceiling, &BudgetFields::default(), &request.budget)?;
     shared_checks(caller, request, &[])
+}
+
+/// The budget fields a capped caller may not use to lift a key above its own budget: a
+/// budget row (a proxy admin's object), a budget period or a temporary increase (either
+/// lets the key spend more than the caller's remaining budget), and the audit-impersonation
+/// privilege. Sending them back unchanged is fine.
+fn budget_within(
+    ceiling: &Ceiling,
+    current: &BudgetFields,
+    after: &BudgetFields,
+) -> Result<(), PolicyError> {
+    let changed = |name: &str| {
+        current.governing_metadata.get(name) != after.governing_metadata.get(name)
+            && after
+                .governing_metadata
+                .get(name)
+                .is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false)))
+    };
+    if after.budget_id != current.budget_id && after.budget_id.is_some() {
+        return Err(PolicyError::forbidden(
+            "budget_id",
+            "Only proxy admins can attach a budget row to a key",
+        ));
+    }
+    if changed("allow_litellm_changed_by_header") {
+        return Err(PolicyError::forbidden(
+            "metadata",
+            "Only proxy admins can let a key name who made a change (allow_litellm_changed_by_header)",
+        ));
+    }
+    if ceiling.limits.max_budget.is_some() {
+        let period =
+            after.budget_duration != current.budget_duration && after.budget_duration.is_some();
+        for (field, asked) in [
+            ("budget_duration", period),
+            ("temp_budget_increase", changed("temp_budget_increase")),
+        ] {
+            if asked {
+                return Err(PolicyError::forbidden(
+                    field,
+                    format!(
+                        "You have a budget of your own: {field} would let the key spend beyond it"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks a change of an existing key (update or regeneration).
@@ -217,6 +268,7 @@ pub fn change_key(
             ));
         }
     }
+    budget_within(caller.ceiling, &current.budget, &request.budget)?;
     // Whatever is changed must fit the caller's own ceiling.
     let changed = request.limits.applied_to(LimitSet::default());
     let cap = |asked: Option<Option<i64>>, cap: Option<i64>| asked.and(cap);

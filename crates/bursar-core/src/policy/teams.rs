@@ -3,6 +3,63 @@
 //! of the team's organization.
 
 use super::{LimitChange, LimitSet, PolicyError, tighten_only};
+use crate::money::NanoUsd;
+use serde_json::Value;
+
+/// Team metadata entries that govern spend, throughput or members' keys.
+pub const GOVERNING_TEAM_METADATA: [&str; 3] = [
+    "model_rpm_limit",
+    "model_tpm_limit",
+    "team_member_key_duration",
+];
+
+/// A team's budget fields other than its limits, compared as a whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeamBudget {
+    pub soft_budget: Option<NanoUsd>,
+    pub budget_duration: Option<String>,
+    pub model_max_budget: Value,
+    /// The [`GOVERNING_TEAM_METADATA`] entries.
+    pub governing_metadata: Vec<(&'static str, Option<Value>)>,
+}
+
+impl TeamBudget {
+    pub fn new(
+        soft_budget: Option<NanoUsd>,
+        budget_duration: Option<String>,
+        model_max_budget: Value,
+        metadata: &Value,
+    ) -> TeamBudget {
+        TeamBudget {
+            soft_budget,
+            budget_duration,
+            model_max_budget,
+            governing_metadata: GOVERNING_TEAM_METADATA
+                .iter()
+                .map(|name| (*name, metadata.get(*name).filter(|v| !v.is_null()).cloned()))
+                .collect(),
+        }
+    }
+
+    fn first_difference(&self, other: &TeamBudget) -> Option<&'static str> {
+        let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
+        if self.soft_budget != other.soft_budget {
+            Some("soft_budget")
+        } else if self.budget_duration != other.budget_duration {
+            Some("budget_duration")
+        } else if self.model_max_budget != other.model_max_budget
+            && !(empty(&self.model_max_budget) && empty(&other.model_max_budget))
+        {
+            Some("model_max_budget")
+        } else {
+            self.governing_metadata
+                .iter()
+                .zip(&other.governing_metadata)
+                .find(|(a, b)| a != b)
+                .map(|((name, _), _)| *name)
+        }
+    }
+}
 
 /// A team as it stands, for the rules that compare against it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -12,6 +69,7 @@ pub struct TeamState<'a> {
     pub models: &'a [String],
     pub blocked: bool,
     pub organization_id: Option<&'a str>,
+    pub budget: TeamBudget,
 }
 
 /// What a team change asks for; `None` = unchanged.
@@ -21,6 +79,8 @@ pub struct TeamChange<'a> {
     pub models: Option<&'a [String]>,
     pub blocked: Option<bool>,
     pub organization_id: Option<Option<&'a str>>,
+    /// The budget fields as they will be after the change.
+    pub budget: TeamBudget,
 }
 
 /// Checks a change made by a team admin (not a proxy or org admin).
@@ -33,6 +93,9 @@ pub fn team_admin_change(team: &TeamState<'_>, change: &TeamChange<'_>) -> Resul
         ))
     };
     tighten_only(team.limits, change.limits, "A team admin", &object)?;
+    if let Some(field) = team.budget.first_difference(&change.budget) {
+        return denied(field, &format!("change the {field}"));
+    }
     if let Some(models) = change.models
         && !team.models.is_empty()
         && (models.is_empty() || models.iter().any(|m| !team.models.contains(m)))
@@ -69,6 +132,7 @@ mod tests {
             models: &models,
             blocked: true,
             organization_id: Some("o"),
+            budget: TeamBudget::default(),
         };
         let lower = TeamChange {
             limits: LimitChange {
@@ -78,11 +142,23 @@ mod tests {
             models: Some(&models),
             blocked: Some(true),
             organization_id: Some(Some("o")),
+            budget: TeamBudget::default(),
         };
         team_admin_change(&team, &lower).unwrap();
         let empty: Vec<String> = Vec::new();
         let wider = vec!["gpt-4".to_string(), "claude".to_string()];
+        let period = TeamBudget {
+            budget_duration: Some("1s".into()),
+            ..TeamBudget::default()
+        };
         for (change, field) in [
+            (
+                TeamChange {
+                    budget: period,
+                    ..TeamChange::default()
+                },
+                "budget_duration",
+            ),
             (
                 TeamChange {
                     limits: LimitChange {

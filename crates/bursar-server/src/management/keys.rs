@@ -432,14 +432,6 @@ async fn check_key_change(
     existing: &KeyRow,
     changes: &mut Changes,
 ) -> Result<(), ApiError> {
-    let ceiling = scope::ceiling(state, principal);
-    let mut request = key_request(&changes.patch, Some(existing));
-    policy::keys::change_key(
-        &policy_caller(state, authority, &ceiling),
-        &key_state(existing),
-        &mut request,
-    )?;
-    narrow(&mut changes.patch, request);
     let team_moves = changes
         .patch
         .team_id
@@ -450,32 +442,59 @@ async fn check_key_change(
         .organization_id
         .as_ref()
         .is_some_and(|o| *o != existing.organization_id);
-    if !team_moves && !org_moves {
-        return Ok(());
-    }
+    let moves = team_moves || org_moves;
     let team_id = changes
         .patch
         .team_id
         .clone()
         .unwrap_or_else(|| existing.team_id.clone());
-    let team = match &team_id {
-        Some(id) => Some(find_team(state, id).await?),
-        None => None,
+    let team = match (&team_id, moves) {
+        (Some(id), true) => Some(find_team(state, id).await?),
+        _ => None,
     };
+    // Moving into a team asks for the standing there; the change is judged by the weaker of
+    // the two standings.
     let mut authority = authority;
     if let Some(team) = &team
         && team_moves
+        && authority != Authority::ProxyAdmin
     {
-        if authority != Authority::ProxyAdmin {
-            authority = if may_manage_team_key(state, principal, team, "/key/generate")
-                .await?
-                .manages()
-            {
-                Authority::Admin
-            } else {
-                Authority::Holder
-            };
+        let there = if may_manage_team_key(state, principal, team, "/key/generate")
+            .await?
+            .manages()
+        {
+            Authority::Admin
+        } else {
+            Authority::Holder
+        };
+        if there == Authority::Holder {
+            authority = Authority::Holder;
         }
+    }
+    let ceiling = scope::ceiling(state, principal);
+    let mut request = key_request(&changes.patch, Some(existing));
+    if moves {
+        // A key moved is a key created there: all its limits must fit the caller's ceiling.
+        let l = &mut request.limits;
+        l.max_budget = l.max_budget.or(Some(existing.max_budget));
+        l.rpm_limit = l.rpm_limit.or(Some(existing.rpm_limit));
+        l.tpm_limit = l.tpm_limit.or(Some(existing.tpm_limit));
+        l.max_parallel_requests = l
+            .max_parallel_requests
+            .or(Some(existing.max_parallel_requests));
+    }
+    policy::keys::change_key(
+        &policy_caller(state, authority, &ceiling),
+        &key_state(existing),
+        &mut request,
+    )?;
+    narrow(&mut changes.patch, request);
+    if !moves {
+        return Ok(());
+    }
+    if let Some(team) = &team
+        && team_moves
+    {
         if changes.patch.models.is_none() {
             changes.patch.models = Some(existing.models.clone());
         }
@@ -963,7 +982,14 @@ pub async fn update(
         .map_err(map_conflict(alias.as_deref()))?
         .ok_or_else(|| ApiError::not_found("Key not found"))?;
     state.auth_cache().invalidate(&row.token).await;
-    if changes.patch.spend.is_some() || changes.patch.budget_duration.is_some() {
+    let new_period = changes
+        .patch
+        .budget_duration
+        .as_ref()
+        .is_some_and(|d| *d != existing.budget_duration);
+    // Only an actual change of spend or period resets what admission counted (a reseed
+    // takes the store's figure, which lags what was settled since).
+    if changes.patch.spend.is_some() || new_period {
         // An administrator set the spend or the period: admission takes the stored figure.
         let scope = bursar_limits::ScopeId::new(bursar_limits::ScopeKind::ApiKey, &row.token);
         if let Err(e) = state.limiter().reseed(&scope).await {
@@ -1363,6 +1389,12 @@ async fn regenerate_key(
             ));
         }
         Some(new_key) => {
+            if new_key.len() < MIN_CUSTOM_KEY_LENGTH {
+                return Err(bad_field(
+                    "new_key",
+                    format!("New key must be at least {MIN_CUSTOM_KEY_LENGTH} characters long."),
+                ));
+            }
             check_new_secret(&state, &new_key, "new_key").await?;
             new_key
         }

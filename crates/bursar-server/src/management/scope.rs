@@ -6,6 +6,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::StatusCode;
+use bursar_core::NanoUsd;
 use bursar_core::access;
 use bursar_core::policy::{self, Ceiling, LimitSet};
 use bursar_core::roles::UserRole;
@@ -163,7 +164,11 @@ pub fn ceiling(state: &AppState, principal: &Principal) -> Ceiling {
         .map(|s| {
             let count = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
             LimitSet {
-                max_budget: s.limits.budget.map(|b| b.max),
+                // What is left, not the maximum: a spent key cannot mint a fresh budget.
+                max_budget: s
+                    .limits
+                    .budget
+                    .map(|b| b.max.saturating_sub(b.spent).max(NanoUsd::ZERO)),
                 rpm_limit: count(s.limits.rpm),
                 tpm_limit: count(s.limits.tpm),
                 max_parallel_requests: count(s.limits.max_parallel),

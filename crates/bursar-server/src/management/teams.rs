@@ -27,7 +27,7 @@ use axum::{Extension, Json};
 use bursar_core::NanoUsd;
 use bursar_core::access::TEAM_MEMBER_PERMISSIONS;
 use bursar_core::duration::BudgetDuration;
-use bursar_core::policy::teams::{TeamChange, TeamState};
+use bursar_core::policy::teams::{TeamBudget, TeamChange, TeamState};
 use bursar_core::policy::{self, LimitChange, LimitSet};
 use bursar_core::roles::UserRole;
 use bursar_core::time::format_ms;
@@ -971,6 +971,12 @@ fn check_team_admin_changes(team: &TeamRow, patch: &TeamPatch) -> Result<(), Api
         models: &team.models,
         blocked: team.blocked,
         organization_id: team.organization_id.as_deref(),
+        budget: TeamBudget::new(
+            team.soft_budget,
+            team.budget_duration.clone(),
+            team.model_max_budget.clone(),
+            &team.metadata,
+        ),
     };
     let change = TeamChange {
         limits: LimitChange {
@@ -982,6 +988,18 @@ fn check_team_admin_changes(team: &TeamRow, patch: &TeamPatch) -> Result<(), Api
         models: patch.models.as_deref(),
         blocked: patch.blocked,
         organization_id: patch.organization_id.as_ref().map(Option::as_deref),
+        budget: TeamBudget::new(
+            patch.soft_budget.unwrap_or(team.soft_budget),
+            patch
+                .budget_duration
+                .clone()
+                .unwrap_or_else(|| team.budget_duration.clone()),
+            patch
+                .model_max_budget
+                .clone()
+                .unwrap_or_else(|| team.model_max_budget.clone()),
+            patch.metadata.as_ref().unwrap_or(&team.metadata),
+        ),
     };
     Ok(policy::teams::team_admin_change(&state, &change)?)
 }
