@@ -185,6 +185,21 @@ impl TestGateway {
         self.send_as(&self.master_key, method, path, body).await
     }
 
+    /// `/spend/logs` once it lists at least `at_least` rows (or after 10 s, as it is then).
+    /// The ledger writes in batches, so a test waits for what it caused.
+    pub async fn spend_logs(&self, at_least: usize) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, logs) = self.send(reqwest::Method::GET, "/spend/logs", None).await;
+            if logs.as_array().is_some_and(|l| l.len() >= at_least)
+                || std::time::Instant::now() > deadline
+            {
+                return logs;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Inserts a virtual key directly in the database and returns the raw key.
     pub async fn insert_key(&self, customise: impl FnOnce(&mut NewKey)) -> String {
         let raw = generate_key();

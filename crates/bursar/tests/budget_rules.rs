@@ -62,9 +62,13 @@ async fn key(gw: &TestGateway, max_budget: f64) -> String {
 }
 
 async fn call(gw: &TestGateway, key: &str, body: &Value) -> (u16, Value) {
-    let response = gw.post_json_as(key, "/v1/chat/completions", body).await;
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    gw.send_as(
+        key,
+        reqwest::Method::POST,
+        "/v1/chat/completions",
+        Some(body),
+    )
+    .await
 }
 
 /// The key's recorded spend once the ledger holds `expected` of it.

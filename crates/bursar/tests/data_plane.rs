@@ -370,26 +370,6 @@ async fn demo_model_answers_without_network(backend: Backend) {
     gw.stop().await;
 }
 
-async fn spend_logs(gw: &TestGateway, expected: usize) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let logs: Value = gw
-            .get("/spend/logs")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if logs.as_array().is_some_and(|l| l.len() >= expected)
-            || std::time::Instant::now() > deadline
-        {
-            return logs;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 async fn a_non_json_success_from_upstream_is_a_502_logged_as_a_failure(backend: Backend) {
     let mock = MockUpstream::with(MockBehaviour {
         raw_answer: Some(b"<html><body>Bad gateway</body></html>"),
@@ -405,7 +385,7 @@ async fn a_non_json_success_from_upstream_is_a_502_logged_as_a_failure(backend: 
     assert_eq!(body["error"]["code"], "502", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("not a JSON object"), "{message}");
-    let logs = spend_logs(&gw, 1).await;
+    let logs = gw.spend_logs(1).await;
     assert_eq!(logs[0]["status"], "failure", "{logs}");
     gw.stop().await;
 }
@@ -435,7 +415,7 @@ async fn garbage_in_an_upstream_stream_ends_it_with_an_error_frame(backend: Back
             .all(|e| e.starts_with("data: ")),
         "garbage is not forwarded: {text}"
     );
-    let logs = spend_logs(&gw, 1).await;
+    let logs = gw.spend_logs(1).await;
     assert_eq!(logs[0]["status"], "failure", "{logs}");
     gw.stop().await;
 }

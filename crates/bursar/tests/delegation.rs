@@ -18,9 +18,8 @@ both_backends!(
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n  - {model_name: premium, litellm_params: {model: bursar/demo}}\n";
 
 async fn call(gw: &TestGateway, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let response = gw.post_json_as(key, path, &body).await;
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    gw.send_as(key, reqwest::Method::POST, path, Some(&body))
+        .await
 }
 
 async fn admin(gw: &TestGateway, path: &str, body: Value) -> Value {

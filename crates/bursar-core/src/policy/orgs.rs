@@ -5,7 +5,6 @@
 use super::LimitSet;
 use super::PolicyError;
 use super::keys::BudgetFields;
-use serde_json::Value;
 
 /// What bounds an organization; only proxy admins change it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -15,13 +14,6 @@ pub struct OrgGoverned {
     pub budget: BudgetFields,
     pub models: Vec<String>,
     pub blocked: bool,
-}
-
-impl OrgGoverned {
-    /// `metadata`'s governing entries, as [`BudgetFields::governing`] reads them.
-    pub fn governing(metadata: &Value) -> serde_json::Map<String, Value> {
-        BudgetFields::governing(metadata)
-    }
 }
 
 /// Checks an organization change: a proxy admin may change anything; an org admin anything

@@ -380,8 +380,9 @@ async fn place(
             .is_some(),
         _ => false,
     };
-    let caller_is_member = match (organization_id, principal.user_id()) {
-        (Some(org), Some(me)) => state.store().orgs().member(org, me).await?.is_some(),
+    // The caller's own membership matters only for a key outside a team.
+    let caller_is_member = match (team, organization_id, principal.user_id()) {
+        (None, Some(org), Some(me)) => state.store().orgs().member(org, me).await?.is_some(),
         _ => false,
     };
     policy::keys::place_key(

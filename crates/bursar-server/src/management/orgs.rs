@@ -438,7 +438,7 @@ fn governed(org: &OrgRow, budget: Option<&bursar_store::BudgetRow>) -> OrgGovern
             model_max_budget: budget
                 .and_then(|b| b.model_max_budget.clone())
                 .unwrap_or(Value::Null),
-            governing_metadata: OrgGoverned::governing(&org.metadata),
+            governing_metadata: BudgetFields::governing(&org.metadata),
         },
         models: org.models.clone(),
         blocked: org.blocked,
@@ -475,7 +475,7 @@ fn governed_after(current: &OrgGoverned, org: &OrgRow, changes: &OrgChanges) -> 
                 .clone()
                 .unwrap_or_else(|| current.budget.model_max_budget.clone()),
             governing_metadata: match &p.metadata {
-                Some(m) => OrgGoverned::governing(m),
+                Some(m) => BudgetFields::governing(m),
                 None => current.budget.governing_metadata.clone(),
             },
         },
