@@ -149,6 +149,10 @@ pub struct UserQuery {
     pub sso_user_ids: Vec<String>,
     /// Case-insensitive substring of the email.
     pub email_contains: Option<String>,
+    /// Case-insensitive substring of the user id.
+    pub id_contains: Option<String>,
+    /// Case-insensitive substring of the user id or the email.
+    pub search: Option<String>,
     pub team_id: Option<String>,
     pub organization_ids: Vec<String>,
     pub sort: UserSort,
@@ -331,6 +335,19 @@ impl UserStore<'_> {
                 q.push(" AND lower(u.user_email) LIKE ")
                     .bind(format!("%{}%", escape_like(&email.to_lowercase())))
                     .push(" ESCAPE '\\'");
+            }
+            if let Some(id) = &query.id_contains {
+                q.push(" AND lower(u.user_id) LIKE ")
+                    .bind(format!("%{}%", escape_like(&id.to_lowercase())))
+                    .push(" ESCAPE '\\'");
+            }
+            if let Some(text) = &query.search {
+                let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+                q.push(" AND (lower(u.user_id) LIKE ")
+                    .bind(pattern.clone())
+                    .push(" ESCAPE '\\' OR lower(u.user_email) LIKE ")
+                    .bind(pattern)
+                    .push(" ESCAPE '\\')");
             }
             if let Some(team) = &query.team_id {
                 q.push(" AND EXISTS (SELECT 1 FROM team_members tm WHERE tm.user_id = u.user_id AND tm.team_id = ")

@@ -64,7 +64,7 @@ async fn audit_log_records_every_key_and_user_change(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200, "{log}");
-    let actions: Vec<&str> = log["data"]
+    let actions: Vec<&str> = log["audit_logs"]
         .as_array()
         .unwrap()
         .iter()
@@ -84,13 +84,13 @@ async fn audit_log_records_every_key_and_user_change(backend: Backend) {
             "created"
         ]
     );
-    let first = &log["data"][7];
+    let first = &log["audit_logs"][7];
     assert_eq!(first["changed_by"], "ops-bot");
     assert_eq!(first["changed_by_api_key"], "litellm_proxy_master_key");
     assert_eq!(first["object_id"], bursar_core::keys::hash_key(&key));
     assert_eq!(first["before_value"], Value::Null);
     assert_eq!(first["updated_values"]["key_alias"], "audited");
-    let update = &log["data"][6];
+    let update = &log["audit_logs"][6];
     assert_eq!(update["before_value"]["max_budget"], Value::Null);
     assert_eq!(update["updated_values"]["max_budget"], 1.0);
 
@@ -101,7 +101,7 @@ async fn audit_log_records_every_key_and_user_change(backend: Backend) {
             .unwrap(),
     )
     .await;
-    let actions: Vec<&str> = users["data"]
+    let actions: Vec<&str> = users["audit_logs"]
         .as_array()
         .unwrap()
         .iter()
@@ -151,7 +151,7 @@ async fn audit_log_records_every_key_and_user_change(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 200);
     let (_, latest) = json_of(gw.get("/audit?page_size=1").send().await.unwrap()).await;
-    assert_eq!(latest["data"][0]["changed_by"], "plain");
+    assert_eq!(latest["audit_logs"][0]["changed_by"], "plain");
     gw.stop().await;
 }
 

@@ -564,7 +564,10 @@ async fn stored_spend_resets_once_its_period_ends(backend: Backend) {
     )
     .await;
     let key = created["key"].as_str().unwrap().to_string();
-    let first_reset = created["budget_reset_at"].as_str().unwrap().to_string();
+    let first_reset = key_info(&gw, &key).await["budget_reset_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let customer = post(
         &gw,
         "/customer/new",

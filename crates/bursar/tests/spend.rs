@@ -757,11 +757,19 @@ async fn global_spend_reports_for_admins(backend: Backend) {
     assert_eq!(spend(&models[0]["total_spend"]), NanoUsd(4 * CALL_NANO));
     assert_eq!(models[1]["model"], "embed");
 
+    let renamed = gw
+        .post_json(
+            "/team/update",
+            &json!({"team_id": "t", "team_alias": "Team T"}),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
     let (_, teams) = get_as(&gw, &admin, "/global/spend/teams").await;
     assert_eq!(teams["total_spend_per_team"][0]["team_id"], "t");
+    assert_eq!(teams["total_spend_per_team"][0]["team_alias"], "Team T");
     assert_eq!(teams["daily_spend"][0]["date"], today);
     assert_eq!(
-        spend(&teams["daily_spend"][0]["t"]),
+        spend(&teams["daily_spend"][0]["Team T"]),
         NanoUsd(3 * CALL_NANO + 800)
     );
 

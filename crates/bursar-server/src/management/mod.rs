@@ -18,6 +18,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use bursar_core::NanoUsd;
 use bursar_core::duration::BudgetDuration;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// A management body: within the management size limit and read timeout, its text fit for
@@ -56,6 +57,33 @@ pub async fn json_body_pair<A: DeserializeOwned, B: DeserializeOwned>(
 ) -> Result<(A, B), ApiError> {
     let bytes = management_body(state, headers, body).await?;
     Ok((parse_body(&bytes)?, parse_body(&bytes)?))
+}
+
+/// For update bodies: a field sent as `null` is `Some(None)` (clear it), an absent field is
+/// `None` (leave it), as LiteLLM's `exclude_unset` updates treat them. Use with
+/// `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// [`money`] for an update field: `Some(None)` clears.
+pub fn money_change(
+    field: &str,
+    usd: Option<Option<f64>>,
+) -> Result<Option<Option<NanoUsd>>, ApiError> {
+    usd.map(|v| money(field, v)).transpose()
+}
+
+/// [`limit`] for an update field: `Some(None)` clears.
+pub fn limit_change(
+    field: &str,
+    value: Option<Option<i64>>,
+) -> Result<Option<Option<i64>>, ApiError> {
+    value.map(|v| limit(field, v)).transpose()
 }
 
 /// A non-negative amount of USD for `field`.
@@ -103,29 +131,27 @@ pub fn date_time(field: &str, text: &str) -> Result<i64, ApiError> {
 /// The budget and limit fields teams and organizations share, as a request gives them.
 #[derive(Debug, Default)]
 pub struct BudgetInput {
-    pub max_budget: Option<f64>,
-    pub soft_budget: Option<f64>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
-    pub budget_duration: Option<String>,
+    pub max_budget: Option<Option<f64>>,
+    pub soft_budget: Option<Option<f64>>,
+    pub tpm_limit: Option<Option<i64>>,
+    pub rpm_limit: Option<Option<i64>>,
+    pub max_parallel_requests: Option<Option<i64>>,
+    pub budget_duration: Option<Option<String>>,
 }
 
 impl BudgetInput {
     /// Validates the fields (non-negative, soft below max counting the stored values, a
-    /// parseable duration) into a patch; absent fields stay absent.
+    /// parseable duration) into a patch; absent fields stay absent, `null` ones are cleared.
     pub fn validate(
         self,
         current_max: Option<NanoUsd>,
         current_soft: Option<NanoUsd>,
     ) -> Result<bursar_store::BudgetPatch, ApiError> {
-        let mut budget = bursar_store::BudgetPatch::default();
-        if self.max_budget.is_some() {
-            budget.max_budget = Some(money("max_budget", self.max_budget)?);
-        }
-        if self.soft_budget.is_some() {
-            budget.soft_budget = Some(money("soft_budget", self.soft_budget)?);
-        }
+        let mut budget = bursar_store::BudgetPatch {
+            max_budget: money_change("max_budget", self.max_budget)?,
+            soft_budget: money_change("soft_budget", self.soft_budget)?,
+            ..Default::default()
+        };
         let max = budget.max_budget.unwrap_or(current_max);
         let soft = budget.soft_budget.unwrap_or(current_soft);
         if let (Some(soft), Some(max)) = (soft, max)
@@ -149,13 +175,18 @@ impl BudgetInput {
                 &mut budget.max_parallel_requests,
             ),
         ] {
-            if value.is_some() {
-                *slot = Some(limit(field, value)?);
-            }
+            *slot = limit_change(field, value)?;
         }
-        if let Some(d) = self.budget_duration {
-            budget.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
-            budget.budget_duration = Some(Some(d));
+        match self.budget_duration {
+            Some(Some(d)) => {
+                budget.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
+                budget.budget_duration = Some(Some(d));
+            }
+            Some(None) => {
+                budget.budget_reset_at = Some(None);
+                budget.budget_duration = Some(None);
+            }
+            None => {}
         }
         Ok(budget)
     }

@@ -5,6 +5,8 @@
 //! reach the log: key rows carry only their hash. The row is written after the change commits;
 //! a failure to write it is logged and does not undo the change (as in LiteLLM).
 
+pub mod dto;
+
 use super::keys::is_admin_reader;
 use super::{Page, date_time};
 use crate::auth::Principal;
@@ -14,10 +16,10 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use bursar_core::time::format_ms;
 use bursar_store::{AuditQuery, NewAudit};
+use dto::{AuditLogResponse, PaginatedAuditLogResponse};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::IntoParams;
 
 pub const KEYS_TABLE: &str = "LiteLLM_VerificationToken";
@@ -112,13 +114,13 @@ pub struct AuditListQuery {
     operation_id = "get_audit_logs",
     tag = crate::openapi::AUDIT,
     params(AuditListQuery),
-    responses((status = 200, body = super::schema::PaginatedAuditLogResponse)),
+    responses((status = 200, body = PaginatedAuditLogResponse)),
 )]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<AuditListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PaginatedAuditLogResponse>, ApiError> {
     if !is_admin_reader(&principal) {
         return Err(ApiError::forbidden("Only admins can view audit logs."));
     }
@@ -138,27 +140,11 @@ pub async fn list(
         page_size,
     };
     let (rows, total) = state.store().audit().list(&query).await?;
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "updated_at": format_ms(r.created_at),
-                "changed_by": r.changed_by,
-                "changed_by_api_key": r.changed_by_api_key,
-                "action": r.action,
-                "table_name": r.table_name,
-                "object_id": r.object_id,
-                "before_value": r.before_value,
-                "updated_values": r.updated_values,
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "data": data,
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "total_pages": paging.total_pages(total),
-    })))
+    Ok(Json(PaginatedAuditLogResponse {
+        audit_logs: rows.iter().map(AuditLogResponse::new).collect(),
+        total,
+        page,
+        page_size,
+        total_pages: paging.total_pages(total),
+    }))
 }

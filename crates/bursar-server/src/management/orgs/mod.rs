@@ -7,8 +7,11 @@
 use super::audit::{Auditor, ORGS_TABLE};
 use super::keys::{actor, is_admin_reader};
 use super::scope::{ORG_ADMIN, member_id};
-use super::teams::{budget_json, member_user_id, resolve_member, team_json, with_budgets};
-use super::users::user_json;
+pub mod dto;
+
+use super::teams::dto::TeamObject;
+use super::teams::{member_user_id, resolve_member, with_budgets};
+use super::users::dto::UserTable;
 use super::{BudgetInput, bad_field, json_body, json_body_pair, missing, money};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -21,13 +24,13 @@ use axum::{Extension, Json};
 use bursar_core::policy::keys::BudgetFields;
 use bursar_core::policy::orgs::OrgGoverned;
 use bursar_core::policy::{self, LimitChange, LimitSet};
-use bursar_core::time::format_ms;
 use bursar_store::{
     BudgetPatch, NewBudget, NewOrgMember, OrgFilter, OrgMemberRow, OrgPatch, OrgRow, StoreError,
-    TeamQuery,
+    TeamQuery, UserQuery,
 };
+use dto::{OrgMembership, OrgParts, OrganizationAddMemberResponse, OrganizationObject};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::HashSet;
 use utoipa::{IntoParams, ToSchema};
 
@@ -40,13 +43,25 @@ pub struct OrgFields {
     organization_alias: Option<String>,
     models: Option<Vec<String>>,
     budget_id: Option<String>,
-    max_budget: Option<f64>,
-    soft_budget: Option<f64>,
-    max_parallel_requests: Option<i64>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    soft_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    max_parallel_requests: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    rpm_limit: Option<Option<i64>>,
     model_max_budget: Option<Map<String, Value>>,
-    budget_duration: Option<String>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
+    budget_duration: Option<Option<String>>,
     metadata: Option<Map<String, Value>>,
     blocked: Option<bool>,
     tags: Option<Vec<String>>,
@@ -132,29 +147,36 @@ impl OrgFields {
     }
 }
 
-fn membership_json(m: &OrgMemberRow, budget: Option<&bursar_store::BudgetRow>) -> Value {
-    json!({
-        "organization_id": m.organization_id,
-        "user_id": m.user_id,
-        "user_email": m.user_email,
-        "user_role": m.user_role,
-        "spend": m.spend.as_usd(),
-        "budget_id": m.budget_id,
-        "created_at": format_ms(m.created_at),
-        "updated_at": format_ms(m.updated_at),
-        "litellm_budget_table": budget.map(budget_json),
-    })
-}
-
-async fn memberships_json(
+async fn memberships(
     state: &AppState,
     members: &[OrgMemberRow],
-) -> Result<Vec<Value>, ApiError> {
-    with_budgets(state, members, |m| m.budget_id.as_ref(), membership_json).await
+) -> Result<Vec<OrgMembership>, ApiError> {
+    with_budgets(state, members, |m| m.budget_id.as_ref(), OrgMembership::new).await
+}
+
+/// The users rows of `members` (one query).
+async fn member_users(
+    state: &AppState,
+    members: &[OrgMemberRow],
+) -> Result<Vec<UserTable>, ApiError> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = UserQuery {
+        user_ids: members.iter().map(|m| m.user_id.clone()).collect(),
+        page: 1,
+        page_size: u32::try_from(members.len()).unwrap_or(u32::MAX),
+        ..UserQuery::default()
+    };
+    let (rows, _) = state.store().users().list(&query).await?;
+    Ok(rows
+        .iter()
+        .map(|(user, _)| UserTable::new(user, &[]))
+        .collect())
 }
 
 /// An organization with its budget, members and teams.
-async fn org_json(state: &AppState, org: &OrgRow) -> Result<Value, ApiError> {
+async fn org_object(state: &AppState, org: &OrgRow) -> Result<OrganizationObject, ApiError> {
     let budget = match &org.budget_id {
         Some(id) => state.store().budgets().find(id).await?,
         None => None,
@@ -165,30 +187,22 @@ async fn org_json(state: &AppState, org: &OrgRow) -> Result<Value, ApiError> {
         ..TeamQuery::default()
     };
     let (teams, _) = state.store().teams().list(&query).await?;
-    let mut team_values = Vec::with_capacity(teams.len());
+    let mut team_objects = Vec::with_capacity(teams.len());
     for team in &teams {
         let team_members = state.store().teams().members(&team.team_id).await?;
-        team_values.push(team_json(team, &team_members));
+        team_objects.push(TeamObject::new(team, &team_members));
     }
-    Ok(json!({
-        "organization_id": org.organization_id,
-        "organization_alias": org.organization_alias,
-        "budget_id": org.budget_id,
-        "metadata": org.metadata,
-        "models": org.models,
-        "spend": org.spend.as_usd(),
-        "model_spend": org.model_spend,
-        "blocked": org.blocked,
-        "object_permission": org.object_permission,
-        "created_at": format_ms(org.created_at),
-        "created_by": org.created_by,
-        "updated_at": format_ms(org.updated_at),
-        "updated_by": org.updated_by,
-        "litellm_budget_table": budget.as_ref().map(budget_json),
-        "members": memberships_json(state, &members).await?,
-        "teams": team_values,
-        "users": members.iter().map(|m| json!({"user_id": m.user_id, "user_email": m.user_email})).collect::<Vec<_>>(),
+    Ok(OrganizationObject::new(OrgParts {
+        org,
+        budget: budget.as_ref(),
+        members: memberships(state, &members).await?,
+        users: member_users(state, &members).await?,
+        teams: team_objects,
     }))
+}
+
+fn audit<T: serde::Serialize>(body: &T) -> Option<Value> {
+    serde_json::to_value(body).ok()
 }
 
 async fn find_org(state: &AppState, org_id: &str) -> Result<OrgRow, ApiError> {
@@ -257,14 +271,14 @@ async fn org_gate(
     operation_id = "new_organization",
     tag = crate::openapi::ORGS,
     request_body = super::schema::NewOrganizationRequest,
-    responses((status = 200, body = super::schema::OrganizationObject)),
+    responses((status = 200, body = OrganizationObject)),
 )]
 pub async fn new_org(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrganizationObject>, ApiError> {
     let (identity, fields): (OrgIdentity, OrgFields) =
         json_body_pair(&state, &headers, body).await?;
     if !principal.is_proxy_admin() {
@@ -340,16 +354,9 @@ pub async fn new_org(
             ),
             other => other.into(),
         })?;
-    let body = org_json(&state, &org).await?;
+    let body = org_object(&state, &org).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "created",
-            ORGS_TABLE,
-            &org_id,
-            None,
-            Some(body.clone()),
-        )
+        .record(&state, "created", ORGS_TABLE, &org_id, None, audit(&body))
         .await;
     Ok(Json(body))
 }
@@ -361,14 +368,14 @@ pub async fn new_org(
     operation_id = "update_organization",
     tag = crate::openapi::ORGS,
     request_body = super::schema::UpdateOrganizationRequest,
-    responses((status = 200, body = super::schema::OrganizationObject)),
+    responses((status = 200, body = OrganizationObject)),
 )]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrganizationObject>, ApiError> {
     let (identity, fields): (OrgIdentity, OrgFields) =
         json_body_pair(&state, &headers, body).await?;
     let org_id = require_org_id(identity.organization_id)?;
@@ -393,7 +400,7 @@ pub async fn update(
     let current = governed(&existing, current_budget.as_ref());
     let after = governed_after(&current, &existing, &changes);
     policy::orgs::change_org(principal.is_proxy_admin(), &current, &after)?;
-    let before = org_json(&state, &existing).await?;
+    let before = audit(&org_object(&state, &existing).await?);
     let updated = state
         .store()
         .orgs()
@@ -405,16 +412,9 @@ pub async fn update(
             ))
         })?;
     state.auth_cache().invalidate_all();
-    let data = org_json(&state, &updated).await?;
+    let data = org_object(&state, &updated).await?;
     Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            ORGS_TABLE,
-            &org_id,
-            Some(before),
-            Some(data.clone()),
-        )
+        .record(&state, "updated", ORGS_TABLE, &org_id, before, audit(&data))
         .await;
     Ok(Json(data))
 }
@@ -497,14 +497,14 @@ pub struct DeleteOrgsRequest {
     operation_id = "delete_organization",
     tag = crate::openapi::ORGS,
     request_body = DeleteOrgsRequest,
-    responses((status = 200, body = Vec<super::schema::OrganizationObject>)),
+    responses((status = 200, body = Vec<OrganizationObject>)),
 )]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<OrganizationObject>>, ApiError> {
     let r: DeleteOrgsRequest = json_body(&state, &headers, body).await?;
     if !principal.is_proxy_admin() {
         return Err(ApiError::unauthorized(
@@ -536,7 +536,7 @@ pub async fn delete(
             ))
             .with_param("organization_ids")
         })?;
-        deleted.push(org_json(&state, &org).await?);
+        deleted.push(org_object(&state, &org).await?);
         let query = TeamQuery {
             organization: Some(OrgFilter::Id(id.clone())),
             ..TeamQuery::default()
@@ -544,7 +544,7 @@ pub async fn delete(
         let (teams, _) = state.store().teams().list(&query).await?;
         for team in &teams {
             let members = state.store().teams().members(&team.team_id).await?;
-            archive.push((team.team_id.clone(), team_json(team, &members)));
+            archive.push((team.team_id.clone(), TeamObject::audit(team, &members)));
         }
         ids.push(id.clone());
     }
@@ -567,10 +567,10 @@ pub async fn delete(
     let auditor = Auditor::new(&state, &principal, &headers);
     for (id, data) in ids.iter().zip(&deleted) {
         auditor
-            .record(&state, "deleted", ORGS_TABLE, id, Some(data.clone()), None)
+            .record(&state, "deleted", ORGS_TABLE, id, audit(data), None)
             .await;
     }
-    Ok(Json(Value::from(deleted)))
+    Ok(Json(deleted))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -587,13 +587,13 @@ pub struct ListQuery {
     operation_id = "list_organization",
     tag = crate::openapi::ORGS,
     params(ListQuery),
-    responses((status = 200, body = Vec<super::schema::OrganizationObject>)),
+    responses((status = 200, body = Vec<OrganizationObject>)),
 )]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<OrganizationObject>>, ApiError> {
     let only: Option<Vec<String>> = if is_admin_reader(&principal) {
         None
     } else {
@@ -614,9 +614,9 @@ pub async fn list(
         .await?;
     let mut out = Vec::with_capacity(orgs.len());
     for org in &orgs {
-        out.push(org_json(&state, org).await?);
+        out.push(org_object(&state, org).await?);
     }
-    Ok(Json(Value::from(out)))
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -632,17 +632,17 @@ pub struct InfoQuery {
     operation_id = "info_organization",
     tag = crate::openapi::ORGS,
     params(InfoQuery),
-    responses((status = 200, body = super::schema::OrganizationObject)),
+    responses((status = 200, body = OrganizationObject)),
 )]
 pub async fn info(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<InfoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrganizationObject>, ApiError> {
     let org_id = require_org_id(q.organization_id)?;
     let org = find_org(&state, &org_id).await?;
     org_gate(&state, &principal, &org_id, "/organization/info", true).await?;
-    Ok(Json(org_json(&state, &org).await?))
+    Ok(Json(org_object(&state, &org).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -658,22 +658,22 @@ pub struct InfoBody {
     operation_id = "deprecated_info_organization",
     tag = crate::openapi::ORGS,
     request_body = InfoBody,
-    responses((status = 200, body = Vec<super::schema::OrganizationObject>)),
+    responses((status = 200, body = Vec<OrganizationObject>)),
 )]
 pub async fn info_many(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<OrganizationObject>>, ApiError> {
     let r: InfoBody = json_body(&state, &headers, body).await?;
     let mut out = Vec::with_capacity(r.organizations.len());
     for id in &r.organizations {
         let org = find_org(&state, id).await?;
         org_gate(&state, &principal, id, "/organization/info", true).await?;
-        out.push(org_json(&state, &org).await?);
+        out.push(org_object(&state, &org).await?);
     }
-    Ok(Json(Value::from(out)))
+    Ok(Json(out))
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -719,14 +719,14 @@ fn check_role(role: Option<&str>) -> Result<String, ApiError> {
     operation_id = "organization_member_add",
     tag = crate::openapi::ORGS,
     request_body = MemberAddRequest,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = OrganizationAddMemberResponse)),
 )]
 pub async fn member_add(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrganizationAddMemberResponse>, ApiError> {
     let r: MemberAddRequest = json_body(&state, &headers, body).await?;
     let org_id = require_org_id(r.organization_id)?;
     let specs = match r.member {
@@ -798,30 +798,23 @@ pub async fn member_add(
             other => other.into(),
         })?;
     let mut users = Vec::new();
-    let mut memberships = Vec::new();
+    let mut added = Vec::new();
     for m in &members {
         if let Some(user) = state.store().users().find(&m.user_id).await? {
             let teams = state.store().users().team_ids(&user.user_id).await?;
-            users.push(user_json(&user, &teams));
+            users.push(UserTable::new(&user, &teams));
         }
         if let Some(row) = state.store().orgs().member(&org_id, &m.user_id).await? {
-            memberships.push(row);
+            added.push(row);
         }
     }
-    let body = json!({
-        "organization_id": org_id,
-        "updated_users": users,
-        "updated_organization_memberships": memberships_json(&state, &memberships).await?,
-    });
+    let body = OrganizationAddMemberResponse {
+        organization_id: org_id.clone(),
+        updated_users: users,
+        updated_organization_memberships: memberships(&state, &added).await?,
+    };
     Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            ORGS_TABLE,
-            &org_id,
-            None,
-            Some(body.clone()),
-        )
+        .record(&state, "updated", ORGS_TABLE, &org_id, None, audit(&body))
         .await;
     Ok(Json(body))
 }
@@ -876,14 +869,14 @@ async fn member_of(
     operation_id = "organization_member_update",
     tag = crate::openapi::ORGS,
     request_body = MemberRef,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = OrgMembership)),
 )]
 pub async fn member_update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrgMembership>, ApiError> {
     let r: MemberRef = json_body(&state, &headers, body).await?;
     let (org_id, member) =
         gated_member(&state, &principal, &r, "/organization/member_update").await?;
@@ -916,18 +909,11 @@ pub async fn member_update(
                 member.user_id
             ))
         })?;
-    let body = memberships_json(&state, std::slice::from_ref(&updated))
+    let body = memberships(&state, std::slice::from_ref(&updated))
         .await?
         .remove(0);
     Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            ORGS_TABLE,
-            &org_id,
-            None,
-            Some(body.clone()),
-        )
+        .record(&state, "updated", ORGS_TABLE, &org_id, None, audit(&body))
         .await;
     Ok(Json(body))
 }
@@ -939,18 +925,18 @@ pub async fn member_update(
     operation_id = "organization_member_delete",
     tag = crate::openapi::ORGS,
     request_body = super::schema::OrganizationMemberDeleteRequest,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = OrgMembership)),
 )]
 pub async fn member_delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrgMembership>, ApiError> {
     let r: MemberRef = json_body(&state, &headers, body).await?;
     let (org_id, member) =
         gated_member(&state, &principal, &r, "/organization/member_delete").await?;
-    let body = memberships_json(&state, std::slice::from_ref(&member))
+    let body = memberships(&state, std::slice::from_ref(&member))
         .await?
         .remove(0);
     if !state
@@ -965,14 +951,7 @@ pub async fn member_delete(
         )));
     }
     Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            ORGS_TABLE,
-            &org_id,
-            Some(body.clone()),
-            None,
-        )
+        .record(&state, "updated", ORGS_TABLE, &org_id, audit(&body), None)
         .await;
     Ok(Json(body))
 }

@@ -7,11 +7,14 @@
 //! in full before it is written.
 
 use super::audit::{Auditor, TEAMS_TABLE};
-use super::keys::{actor, all_keys, key_json};
+use super::keys::{actor, all_keys};
 use super::scope::{
     self, ORG_ADMIN, TEAM_ADMIN, TEAM_USER, TeamAccess, admin_only, member_id, not_team_admin,
 };
-use super::users::user_json;
+pub mod dto;
+
+use super::keys::dto::KeyObject;
+use super::users::dto::UserTable;
 use super::{
     BudgetInput, Page, bad_field, descending, json_body, json_body_pair, limit, missing, money,
     reset_at,
@@ -24,7 +27,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use bursar_core::NanoUsd;
 use bursar_core::access::TEAM_MEMBER_PERMISSIONS;
 use bursar_core::duration::BudgetDuration;
 use bursar_core::policy::teams::{TeamBudget, TeamChange, TeamState};
@@ -35,8 +37,13 @@ use bursar_store::{
     BudgetPatch, BudgetRow, KeyQuery, MEMBER_BUDGET_KEY, NewBudget, NewMember, NewUser, OrgFilter,
     StoreError, TeamMemberRow, TeamPatch, TeamQuery, TeamRow, TeamSort,
 };
+use dto::{
+    BulkTeamMemberAddResponse, DeleteTeamResponse, DeletedTeam, GetTeamMemberPermissionsResponse,
+    TeamAddMemberResponse, TeamInfoResponse, TeamListEntry, TeamListResponse, TeamMemberAddResult,
+    TeamMemberUpdateResponse, TeamMembership, TeamObject, TeamWithKeys, UpdateTeamResponse,
+};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::HashSet;
 use utoipa::{IntoParams, ToSchema};
 
@@ -63,16 +70,28 @@ pub struct TeamFields {
     members_with_roles: Option<Vec<MemberSpec>>,
     team_member_permissions: Option<Vec<String>>,
     metadata: Option<Map<String, Value>>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
-    max_parallel_requests: Option<i64>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    rpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    max_parallel_requests: Option<Option<i64>>,
     rpm_limit_type: Option<String>,
     tpm_limit_type: Option<String>,
     model_rpm_limit: Option<Map<String, Value>>,
     model_tpm_limit: Option<Map<String, Value>>,
-    max_budget: Option<f64>,
-    soft_budget: Option<f64>,
-    budget_duration: Option<String>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    soft_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
+    budget_duration: Option<Option<String>>,
     models: Option<Vec<String>>,
     blocked: Option<bool>,
     tags: Option<Vec<String>>,
@@ -305,76 +324,6 @@ impl TeamFields {
     }
 }
 
-pub fn budget_json(b: &BudgetRow) -> Value {
-    json!({
-        "budget_id": b.budget_id,
-        "max_budget": b.max_budget.map(NanoUsd::as_usd),
-        "soft_budget": b.soft_budget.map(NanoUsd::as_usd),
-        "max_parallel_requests": b.max_parallel_requests,
-        "tpm_limit": b.tpm_limit,
-        "rpm_limit": b.rpm_limit,
-        "model_max_budget": b.model_max_budget,
-        "budget_duration": b.budget_duration,
-        "budget_reset_at": b.budget_reset_at.map(format_ms),
-        "allowed_models": b.allowed_models,
-        "created_at": format_ms(b.created_at),
-        "created_by": b.created_by,
-        "updated_at": format_ms(b.updated_at),
-        "updated_by": b.updated_by,
-    })
-}
-
-/// A team as LiteLLM's `LiteLLM_TeamTable` shows it.
-pub fn team_json(team: &TeamRow, members: &[TeamMemberRow]) -> Value {
-    let with_roles: Vec<Value> = members
-        .iter()
-        .map(|m| json!({"user_id": m.user_id, "user_email": m.user_email, "role": m.role}))
-        .collect();
-    let admins: Vec<&str> = members
-        .iter()
-        .filter(|m| m.role == TEAM_ADMIN)
-        .map(|m| m.user_id.as_str())
-        .collect();
-    let plain: Vec<&str> = members
-        .iter()
-        .filter(|m| m.role != TEAM_ADMIN)
-        .map(|m| m.user_id.as_str())
-        .collect();
-    json!({
-        "team_id": team.team_id,
-        "team_alias": team.team_alias,
-        "organization_id": team.organization_id,
-        "admins": admins,
-        "members": plain,
-        "members_with_roles": with_roles,
-        "team_member_permissions": team.team_member_permissions,
-        "metadata": team.metadata,
-        "tpm_limit": team.tpm_limit,
-        "rpm_limit": team.rpm_limit,
-        "max_budget": team.max_budget.map(NanoUsd::as_usd),
-        "soft_budget": team.soft_budget.map(NanoUsd::as_usd),
-        "budget_duration": team.budget_duration,
-        "budget_reset_at": team.budget_reset_at.map(format_ms),
-        "models": team.models,
-        "blocked": team.blocked,
-        "spend": team.spend.as_usd(),
-        "max_parallel_requests": team.max_parallel_requests,
-        "model_spend": team.model_spend,
-        "model_max_budget": team.model_max_budget,
-        "model_id": null,
-        "litellm_model_table": if team.model_aliases.as_object().is_some_and(|m| !m.is_empty()) {
-            json!({"model_aliases": team.model_aliases})
-        } else {
-            Value::Null
-        },
-        "object_permission": team.object_permission,
-        "router_settings": team.router_settings,
-        "access_group_ids": team.access_group_ids,
-        "created_at": format_ms(team.created_at),
-        "updated_at": format_ms(team.updated_at),
-    })
-}
-
 async fn find_team(state: &AppState, team_id: &str) -> Result<TeamRow, ApiError> {
     state.store().teams().find(team_id).await?.ok_or_else(|| {
         ApiError::not_found(format!("Team not found, passed team_id={team_id}"))
@@ -382,18 +331,18 @@ async fn find_team(state: &AppState, team_id: &str) -> Result<TeamRow, ApiError>
     })
 }
 
-async fn team_body(state: &AppState, team: &TeamRow) -> Result<Value, ApiError> {
+async fn team_body(state: &AppState, team: &TeamRow) -> Result<TeamObject, ApiError> {
     let members = state.store().teams().members(&team.team_id).await?;
-    Ok(team_json(team, &members))
+    Ok(TeamObject::new(team, &members))
 }
 
 /// Membership rows with their budget rows (one query), shown by `show`.
-pub async fn with_budgets<M>(
+pub async fn with_budgets<M, T>(
     state: &AppState,
     members: &[M],
     budget_id: impl Fn(&M) -> Option<&String>,
-    show: impl Fn(&M, Option<&BudgetRow>) -> Value,
-) -> Result<Vec<Value>, ApiError> {
+    show: impl Fn(&M, Option<&BudgetRow>) -> T,
+) -> Result<Vec<T>, ApiError> {
     let ids: Vec<String> = members
         .iter()
         .filter_map(|m| budget_id(m).cloned())
@@ -411,24 +360,17 @@ pub async fn with_budgets<M>(
 }
 
 /// The membership rows of a team with their budgets, as `/team/info` shows them.
-async fn memberships_json(
+async fn memberships(
     state: &AppState,
     members: &[TeamMemberRow],
-) -> Result<Vec<Value>, ApiError> {
-    with_budgets(state, members, |m| m.budget_id.as_ref(), membership_json).await
-}
-
-fn membership_json(m: &TeamMemberRow, budget: Option<&BudgetRow>) -> Value {
-    json!({
-        "user_id": m.user_id,
-        "team_id": m.team_id,
-        "user_email": m.user_email,
-        "role": m.role,
-        "budget_id": m.budget_id,
-        "spend": m.spend.as_usd(),
-        "total_spend": m.total_spend.as_usd(),
-        "litellm_budget_table": budget.map(budget_json),
-    })
+) -> Result<Vec<TeamMembership>, ApiError> {
+    with_budgets(
+        state,
+        members,
+        |m| m.budget_id.as_ref(),
+        TeamMembership::new,
+    )
+    .await
 }
 
 fn require_team_id(team_id: Option<String>) -> Result<String, ApiError> {
@@ -805,14 +747,14 @@ async fn check_creator_limits(
     operation_id = "new_team",
     tag = crate::openapi::TEAMS,
     request_body = super::schema::NewTeamRequest,
-    responses((status = 200, body = super::schema::TeamObject)),
+    responses((status = 200, body = TeamObject)),
 )]
 pub async fn new_team(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     let (identity, fields): (TeamIdentity, TeamFields) =
         json_body_pair(&state, &headers, body).await?;
     let mut changes = fields.validate(None)?;
@@ -951,7 +893,7 @@ pub async fn new_team(
             TEAMS_TABLE,
             &team.team_id,
             None,
-            Some(body.clone()),
+            serde_json::to_value(&body).ok(),
         )
         .await;
     Ok(Json(body))
@@ -1011,14 +953,14 @@ fn check_team_admin_changes(team: &TeamRow, patch: &TeamPatch) -> Result<(), Api
     operation_id = "update_team",
     tag = crate::openapi::TEAMS,
     request_body = super::schema::UpdateTeamRequest,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = UpdateTeamResponse)),
 )]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UpdateTeamResponse>, ApiError> {
     let (identity, fields): (TeamIdentity, TeamFields) =
         json_body_pair(&state, &headers, body).await?;
     let team_id = require_team_id(identity.team_id)?;
@@ -1073,7 +1015,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Team not found, passed team_id={team_id}")))?;
     let data = finish_change(&state, &principal, &headers, &existing, &updated, "updated").await?;
-    Ok(Json(json!({"team_id": team_id, "data": data})))
+    Ok(Json(UpdateTeamResponse { team_id, data }))
 }
 
 /// The end of every team change: drops the team's cached keys, records the change with the
@@ -1085,21 +1027,20 @@ async fn finish_change(
     before: &TeamRow,
     after: &TeamRow,
     action: &str,
-) -> Result<Value, ApiError> {
+) -> Result<TeamObject, ApiError> {
     state.auth_cache().invalidate_team(&after.team_id);
     let members = state.store().teams().members(&after.team_id).await?;
-    let data = team_json(after, &members);
     Auditor::new(state, principal, headers)
         .record(
             state,
             action,
             TEAMS_TABLE,
             &after.team_id,
-            Some(team_json(before, &members)),
-            Some(data.clone()),
+            Some(TeamObject::audit(before, &members)),
+            Some(TeamObject::audit(after, &members)),
         )
         .await;
-    Ok(data)
+    Ok(TeamObject::new(after, &members))
 }
 
 /// Applies `patch` to `team`, then [`finish_change`].
@@ -1110,7 +1051,7 @@ async fn patch_team(
     team: &TeamRow,
     patch: &TeamPatch,
     action: &str,
-) -> Result<Value, ApiError> {
+) -> Result<TeamObject, ApiError> {
     let updated = state
         .store()
         .teams()
@@ -1135,14 +1076,14 @@ pub struct DeleteTeamsRequest {
     operation_id = "delete_team",
     tag = crate::openapi::TEAMS,
     request_body = DeleteTeamsRequest,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = DeleteTeamResponse)),
 )]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteTeamResponse>, ApiError> {
     let r: DeleteTeamsRequest = json_body(&state, &headers, body).await?;
     if r.team_ids.is_empty() {
         return Err(bad_field("team_ids", "team_ids must not be empty"));
@@ -1167,7 +1108,10 @@ pub async fn delete(
                 admin_only(&principal, "/team/delete")
             });
         }
-        archive.push((team_id.clone(), team_body(&state, &team).await?));
+        archive.push((
+            team_id.clone(),
+            serde_json::to_value(team_body(&state, &team).await?).unwrap_or_default(),
+        ));
     }
     let auditor = Auditor::new(&state, &principal, &headers);
     let tokens = state
@@ -1183,7 +1127,9 @@ pub async fn delete(
             .record(&state, "deleted", TEAMS_TABLE, &team_id, Some(data), None)
             .await;
     }
-    Ok(Json(json!({"deleted_teams": r.team_ids})))
+    Ok(Json(DeleteTeamResponse {
+        deleted_teams: r.team_ids,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1199,13 +1145,13 @@ pub struct InfoQuery {
     operation_id = "team_info",
     tag = crate::openapi::TEAMS,
     params(InfoQuery),
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = TeamInfoResponse)),
 )]
 pub async fn info(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<InfoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamInfoResponse>, ApiError> {
     let team_id = require_team_id(q.team_id)?;
     let team = find_team(&state, &team_id).await?;
     let access = TeamAccess::of(&state, &principal, &team).await?;
@@ -1224,12 +1170,12 @@ pub async fn info(
         },
     )
     .await?;
-    Ok(Json(json!({
-        "team_id": team_id,
-        "team_info": team_json(&team, &members),
-        "keys": keys.iter().map(key_json).collect::<Vec<_>>(),
-        "team_memberships": memberships_json(&state, &members).await?,
-    })))
+    Ok(Json(TeamInfoResponse {
+        team_id,
+        team_info: TeamObject::new(&team, &members),
+        keys: keys.iter().map(KeyObject::new).collect(),
+        team_memberships: memberships(&state, &members).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1297,13 +1243,13 @@ async fn visibility(
     operation_id = "list_team",
     tag = crate::openapi::TEAMS,
     params(ListQuery),
-    responses((status = 200, body = Vec<serde_json::Value>)),
+    responses((status = 200, body = Vec<TeamWithKeys>)),
 )]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<TeamWithKeys>>, ApiError> {
     let mut query = TeamQuery {
         member: q.user_id.clone(),
         organization: org_filter(q.organization_id),
@@ -1314,7 +1260,6 @@ pub async fn list(
     let mut out = Vec::with_capacity(teams.len());
     for team in &teams {
         let members = state.store().teams().members(&team.team_id).await?;
-        let mut v = team_json(team, &members);
         let keys = all_keys(
             &state,
             KeyQuery {
@@ -1323,11 +1268,13 @@ pub async fn list(
             },
         )
         .await?;
-        v["keys"] = Value::from(keys.iter().map(key_json).collect::<Vec<_>>());
-        v["team_memberships"] = Value::from(memberships_json(&state, &members).await?);
-        out.push(v);
+        out.push(TeamWithKeys {
+            team: TeamObject::new(team, &members),
+            keys: keys.iter().map(KeyObject::new).collect(),
+            team_memberships: memberships(&state, &members).await?,
+        });
     }
-    Ok(Json(Value::from(out)))
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1355,13 +1302,13 @@ pub struct ListV2Query {
     operation_id = "list_team_v2",
     tag = crate::openapi::TEAMS,
     params(ListV2Query),
-    responses((status = 200, body = super::schema::TeamListResponse)),
+    responses((status = 200, body = TeamListResponse)),
 )]
 pub async fn list_v2(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<ListV2Query>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamListResponse>, ApiError> {
     let paging = Page::parse(q.page, q.page_size, "page_size", 10, 100)?;
     let sort = match q.sort_by.as_deref() {
         None | Some("created_at") => TeamSort::CreatedAt,
@@ -1389,7 +1336,7 @@ pub async fn list_v2(
         size: paging.size,
         visible_to: None,
     };
-    let teams: Vec<Value>;
+    let teams: Vec<TeamListEntry>;
     let total: u64;
     match q.status.as_deref() {
         Some("deleted") => {
@@ -1406,10 +1353,17 @@ pub async fn list_v2(
             teams = rows
                 .into_iter()
                 .map(|row| {
-                    let mut v = row.data;
-                    v["deleted_at"] = Value::String(format_ms(row.deleted_at));
-                    v["deleted_by"] = Value::from(row.deleted_by);
-                    v
+                    let mut team = match row.data {
+                        Value::Object(map) => map,
+                        _ => Map::new(),
+                    };
+                    team.remove("deleted_at");
+                    team.remove("deleted_by");
+                    TeamListEntry::Deleted(DeletedTeam {
+                        team,
+                        deleted_at: format_ms(row.deleted_at),
+                        deleted_by: row.deleted_by,
+                    })
                 })
                 .collect();
             total = n;
@@ -1419,7 +1373,9 @@ pub async fn list_v2(
             let (rows, n) = state.store().teams().list(&query).await?;
             let mut out = Vec::with_capacity(rows.len());
             for team in &rows {
-                out.push(team_body(&state, team).await?);
+                out.push(TeamListEntry::Team(Box::new(
+                    team_body(&state, team).await?,
+                )));
             }
             teams = out;
             total = n;
@@ -1432,13 +1388,13 @@ pub async fn list_v2(
         }
     }
     let total_pages = paging.total_pages_in_range(total)?;
-    Ok(Json(json!({
-        "teams": teams,
-        "total": total,
-        "page": paging.page,
-        "page_size": paging.size,
-        "total_pages": total_pages,
-    })))
+    Ok(Json(TeamListResponse {
+        teams,
+        total,
+        page: paging.page,
+        page_size: paging.size,
+        total_pages,
+    }))
 }
 
 /// Teams any user may join (`default_team_settings`' available teams).
@@ -1447,16 +1403,16 @@ pub async fn list_v2(
     path = "/team/available",
     operation_id = "list_available_teams",
     tag = crate::openapi::TEAMS,
-    responses((status = 200, body = Vec<serde_json::Value>)),
+    responses((status = 200, body = Vec<TeamObject>)),
 )]
-pub async fn available(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn available(State(state): State<AppState>) -> Result<Json<Vec<TeamObject>>, ApiError> {
     let mut out = Vec::new();
     for team_id in &state.config().internal_user_defaults.available_teams {
         if let Some(team) = state.store().teams().find(team_id).await? {
             out.push(team_body(&state, &team).await?);
         }
     }
-    Ok(Json(Value::from(out)))
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1473,13 +1429,13 @@ pub struct FilterQuery {
     operation_id = "ui_view_teams",
     tag = crate::openapi::TEAMS,
     params(FilterQuery),
-    responses((status = 200, body = Vec<serde_json::Value>)),
+    responses((status = 200, body = Vec<TeamObject>)),
 )]
 pub async fn filter_ui(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<FilterQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<TeamObject>>, ApiError> {
     let mut query = TeamQuery {
         team_id: q.team_id,
         alias_contains: q.team_alias.filter(|a| !a.is_empty()),
@@ -1491,7 +1447,7 @@ pub async fn filter_ui(
     for team in &teams {
         out.push(team_body(&state, team).await?);
     }
-    Ok(Json(Value::from(out)))
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1542,14 +1498,14 @@ fn may_add(
     operation_id = "team_member_add",
     tag = crate::openapi::TEAMS,
     request_body = MemberAddRequest,
-    responses((status = 200, body = super::schema::TeamAddMemberResponse)),
+    responses((status = 200, body = TeamAddMemberResponse)),
 )]
 pub async fn member_add(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamAddMemberResponse>, ApiError> {
     let r: MemberAddRequest = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id)?;
     let (specs, single) = match r.member {
@@ -1564,7 +1520,8 @@ pub async fn member_add(
     }
     let resolved = new_members(&state, &principal, &specs, r.max_budget_in_team, "member").await?;
     let existing = state.store().teams().members(&team_id).await?;
-    let existing_json = team_json(&team, &existing)["members_with_roles"].clone();
+    let existing_members = TeamObject::new(&team, &existing).members_with_roles;
+    let existing_json = serde_json::to_value(&existing_members).unwrap_or_default();
     let (dupes, fresh): (Vec<_>, Vec<_>) = resolved
         .into_iter()
         .partition(|(m, _)| existing.iter().any(|e| e.user_id == m.user_id));
@@ -1605,25 +1562,29 @@ pub async fn member_add(
     for m in &members {
         if let Some(user) = state.store().users().find(&m.user_id).await? {
             let teams = state.store().users().team_ids(&user.user_id).await?;
-            users.push(user_json(&user, &teams));
+            users.push(UserTable::new(&user, &teams));
         }
     }
     let rows = state.store().teams().members(&team_id).await?;
-    let mut body = team_json(&team, &rows);
     let added: Vec<TeamMemberRow> = rows
-        .into_iter()
+        .iter()
         .filter(|row| members.iter().any(|m| m.user_id == row.user_id))
+        .cloned()
         .collect();
-    body["updated_users"] = Value::from(users);
-    body["updated_team_memberships"] = Value::from(memberships_json(&state, &added).await?);
+    let body = TeamAddMemberResponse {
+        team: TeamObject::new(&team, &rows),
+        updated_users: users,
+        updated_team_memberships: memberships(&state, &added).await?,
+    };
+    let members_after = serde_json::to_value(&body.team.members_with_roles).unwrap_or_default();
     Auditor::new(&state, &principal, &headers)
         .record(
             &state,
             "updated",
             TEAMS_TABLE,
             &team_id,
-            Some(json!({"members_with_roles": existing_json})),
-            Some(json!({"members_with_roles": body["members_with_roles"].clone()})),
+            Some(audit_members(existing_json)),
+            Some(audit_members(members_after)),
         )
         .await;
     Ok(Json(body))
@@ -1645,14 +1606,14 @@ pub struct BulkMemberAddRequest {
     operation_id = "bulk_team_member_add",
     tag = crate::openapi::TEAMS,
     request_body = BulkMemberAddRequest,
-    responses((status = 200, body = super::schema::TeamAddMemberResponse)),
+    responses((status = 200, body = BulkTeamMemberAddResponse)),
 )]
 pub async fn bulk_member_add(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BulkTeamMemberAddResponse>, ApiError> {
     let r: BulkMemberAddRequest = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id)?;
     let team = find_team(&state, &team_id).await?;
@@ -1714,12 +1675,14 @@ pub async fn bulk_member_add(
             Err(e) => (false, Some(e.message), spec.user_id.clone()),
         };
         ok += usize::from(success);
-        results.push(json!({
-            "user_id": user_id,
-            "user_email": spec.user_email,
-            "success": success,
-            "error": error,
-        }));
+        results.push(TeamMemberAddResult {
+            user_id,
+            user_email: spec.user_email.clone(),
+            success,
+            error,
+            updated_user: None,
+            updated_team_membership: None,
+        });
     }
     let updated = find_team(&state, &team_id).await?;
     let updated_team = team_body(&state, &updated).await?;
@@ -1730,17 +1693,17 @@ pub async fn bulk_member_add(
             TEAMS_TABLE,
             &team_id,
             None,
-            Some(updated_team.clone()),
+            serde_json::to_value(&updated_team).ok(),
         )
         .await;
-    Ok(Json(json!({
-        "team_id": team_id,
-        "results": results,
-        "total_requested": specs.len(),
-        "successful_additions": ok,
-        "failed_additions": specs.len() - ok,
-        "updated_team": updated_team,
-    })))
+    Ok(Json(BulkTeamMemberAddResponse {
+        team_id,
+        results,
+        total_requested: specs.len(),
+        successful_additions: ok,
+        failed_additions: specs.len() - ok,
+        updated_team: Some(updated_team),
+    }))
 }
 
 async fn add_one(
@@ -1826,14 +1789,14 @@ pub(super) async fn member_user_id(
     operation_id = "team_member_delete",
     tag = crate::openapi::TEAMS,
     request_body = super::schema::TeamMemberDeleteRequest,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = TeamObject)),
 )]
 pub async fn member_delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     let r: MemberRef = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id.clone())?;
     let team = find_team(&state, &team_id).await?;
@@ -1849,10 +1812,8 @@ pub async fn member_delete(
         .await?
         .is_none()
     {
-        return Err(ApiError::not_found(format!(
-            "User {user_id} is not a member of team {team_id}"
-        ))
-        .with_param("user_id"));
+        // LiteLLM's status and message.
+        return Err(bad_field("user_id", "User not found in team"));
     }
     let before = team_body(&state, &team).await?;
     let tokens = state
@@ -1870,8 +1831,8 @@ pub async fn member_delete(
             "updated",
             TEAMS_TABLE,
             &team_id,
-            Some(before),
-            Some(body.clone()),
+            serde_json::to_value(&before).ok(),
+            serde_json::to_value(&body).ok(),
         )
         .await;
     Ok(Json(body))
@@ -1884,14 +1845,14 @@ pub async fn member_delete(
     operation_id = "team_member_update",
     tag = crate::openapi::TEAMS,
     request_body = MemberRef,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = TeamMemberUpdateResponse)),
 )]
 pub async fn member_update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamMemberUpdateResponse>, ApiError> {
     let r: MemberRef = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id.clone())?;
     let team = find_team(&state, &team_id).await?;
@@ -1936,15 +1897,7 @@ pub async fn member_update(
     };
     // The member's keys act with the member's team budget and role.
     state.auth_cache().invalidate_team(&team_id);
-    let body = json!({
-        "team_id": team_id,
-        "user_id": member.user_id,
-        "user_email": member.user_email,
-        "role": member.role,
-        "max_budget_in_team": budget_row.as_ref().and_then(|b| b.max_budget).map(NanoUsd::as_usd),
-        "tpm_limit": budget_row.as_ref().and_then(|b| b.tpm_limit),
-        "rpm_limit": budget_row.as_ref().and_then(|b| b.rpm_limit),
-    });
+    let body = TeamMemberUpdateResponse::new(&member, budget_row.as_ref());
     Auditor::new(&state, &principal, &headers)
         .record(
             &state,
@@ -1952,7 +1905,7 @@ pub async fn member_update(
             TEAMS_TABLE,
             &team_id,
             None,
-            Some(body.clone()),
+            serde_json::to_value(&body).ok(),
         )
         .await;
     Ok(Json(body))
@@ -1971,14 +1924,14 @@ pub struct TeamIdBody {
     operation_id = "block_team",
     tag = crate::openapi::TEAMS,
     request_body = TeamIdBody,
-    responses((status = 200, body = super::schema::TeamObject)),
+    responses((status = 200, body = TeamObject)),
 )]
 pub async fn block(
     state: State<AppState>,
     principal: Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     set_blocked(state, principal, headers, body, true).await
 }
 
@@ -1989,14 +1942,14 @@ pub async fn block(
     operation_id = "unblock_team",
     tag = crate::openapi::TEAMS,
     request_body = TeamIdBody,
-    responses((status = 200, body = super::schema::TeamObject)),
+    responses((status = 200, body = TeamObject)),
 )]
 pub async fn unblock(
     state: State<AppState>,
     principal: Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     set_blocked(state, principal, headers, body, false).await
 }
 
@@ -2006,7 +1959,7 @@ async fn set_blocked(
     headers: HeaderMap,
     body: Body,
     blocked: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     let route = if blocked {
         "/team/block"
     } else {
@@ -2024,8 +1977,9 @@ async fn set_blocked(
         ..TeamPatch::default()
     };
     let action = if blocked { "blocked" } else { "unblocked" };
-    let data = patch_team(&state, &principal, &headers, &team, &patch, action).await?;
-    Ok(Json(data))
+    Ok(Json(
+        patch_team(&state, &principal, &headers, &team, &patch, action).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -2042,14 +1996,14 @@ pub struct TeamModelsRequest {
     operation_id = "team_model_add",
     tag = crate::openapi::TEAMS,
     request_body = TeamModelsRequest,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = TeamObject)),
 )]
 pub async fn model_add(
     state: State<AppState>,
     principal: Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     change_models(state, principal, headers, body, true).await
 }
 
@@ -2060,14 +2014,14 @@ pub async fn model_add(
     operation_id = "team_model_delete",
     tag = crate::openapi::TEAMS,
     request_body = super::schema::TeamModelDeleteRequest,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = TeamObject)),
 )]
 pub async fn model_delete(
     state: State<AppState>,
     principal: Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     change_models(state, principal, headers, body, false).await
 }
 
@@ -2077,7 +2031,7 @@ async fn change_models(
     headers: HeaderMap,
     body: Body,
     add: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     let r: TeamModelsRequest = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id)?;
     let team = find_team(&state, &team_id).await?;
@@ -2115,24 +2069,27 @@ async fn change_models(
     operation_id = "team_member_permissions",
     tag = crate::openapi::TEAMS,
     params(InfoQuery),
-    responses((status = 200, body = super::schema::GetTeamMemberPermissionsResponse)),
+    responses((status = 200, body = GetTeamMemberPermissionsResponse)),
 )]
 pub async fn permissions_list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<InfoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GetTeamMemberPermissionsResponse>, ApiError> {
     let team_id = require_team_id(q.team_id)?;
     let team = find_team(&state, &team_id).await?;
     let access = TeamAccess::of(&state, &principal, &team).await?;
     if !access.manages() && !access.viewer {
         return Err(not_team_admin("/team/permissions_list", &team_id));
     }
-    Ok(Json(json!({
-        "team_id": team_id,
-        "team_member_permissions": team.team_member_permissions,
-        "all_available_permissions": TEAM_MEMBER_PERMISSIONS,
-    })))
+    Ok(Json(GetTeamMemberPermissionsResponse {
+        team_id,
+        team_member_permissions: Some(team.team_member_permissions),
+        all_available_permissions: TEAM_MEMBER_PERMISSIONS
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -2149,14 +2106,14 @@ pub struct PermissionsUpdateRequest {
     operation_id = "update_team_member_permissions",
     tag = crate::openapi::TEAMS,
     request_body = PermissionsUpdateRequest,
-    responses((status = 200, body = super::schema::TeamObject)),
+    responses((status = 200, body = TeamObject)),
 )]
 pub async fn permissions_update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TeamObject>, ApiError> {
     let r: PermissionsUpdateRequest = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id)?;
     let team = find_team(&state, &team_id).await?;
@@ -2219,4 +2176,11 @@ pub async fn admin_team_ids(state: &AppState, user_id: &str) -> Result<Vec<Strin
         .filter(|(_, role)| role == TEAM_ADMIN)
         .map(|(team, _)| team)
         .collect())
+}
+
+/// A team's membership as the audit log records a member change.
+fn audit_members(members_with_roles: Value) -> Value {
+    let mut map = Map::new();
+    map.insert("members_with_roles".into(), members_with_roles);
+    Value::Object(map)
 }

@@ -3,7 +3,8 @@
 //! Only proxy admins reach these routes (viewers may read).
 
 use super::keys::actor;
-use super::teams::budget_json;
+pub mod dto;
+
 use super::{BudgetInput, bad_field, json_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -14,8 +15,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use bursar_store::{BudgetPatch, BudgetRow, NewBudget, StoreError};
+use dto::{BudgetTable, ConfigList};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 /// `BudgetNewRequest`.
@@ -23,12 +25,24 @@ use utoipa::{IntoParams, ToSchema};
 #[schema(as = BudgetNewRequest)]
 pub struct BudgetFields {
     budget_id: Option<String>,
-    max_budget: Option<f64>,
-    soft_budget: Option<f64>,
-    max_parallel_requests: Option<i64>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
-    budget_duration: Option<String>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    soft_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    max_parallel_requests: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    rpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
+    budget_duration: Option<Option<String>>,
     model_max_budget: Option<Map<String, Value>>,
     budget_reset_at: Option<String>,
 }
@@ -91,14 +105,14 @@ fn forget_all(state: &AppState) {
     operation_id = "new_budget",
     tag = crate::openapi::BUDGETS,
     request_body = BudgetFields,
-    responses((status = 200, body = super::schema::BudgetObject)),
+    responses((status = 200, body = BudgetTable)),
 )]
 pub async fn new_budget(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BudgetTable>, ApiError> {
     let fields: BudgetFields = json_body(&state, &headers, body).await?;
     let (id, patch) = fields.validate(None)?;
     let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -116,7 +130,7 @@ pub async fn new_budget(
             StoreError::Conflict { .. } => exists(),
             other => other.into(),
         })?;
-    Ok(Json(budget_json(&row)))
+    Ok(Json(BudgetTable::new(&row)))
 }
 
 /// Updates a budget; absent fields are unchanged.
@@ -126,14 +140,14 @@ pub async fn new_budget(
     operation_id = "update_budget",
     tag = crate::openapi::BUDGETS,
     request_body = BudgetFields,
-    responses((status = 200, body = super::schema::BudgetObject)),
+    responses((status = 200, body = BudgetTable)),
 )]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BudgetTable>, ApiError> {
     let fields: BudgetFields = json_body(&state, &headers, body).await?;
     let id = fields
         .budget_id
@@ -154,7 +168,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| not_found(&id))?;
     forget_all(&state);
-    Ok(Json(budget_json(&row)))
+    Ok(Json(BudgetTable::new(&row)))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -175,13 +189,13 @@ pub struct InfoRequest {
     operation_id = "info_budget",
     tag = crate::openapi::BUDGETS,
     request_body = InfoRequest,
-    responses((status = 200, body = Vec<super::schema::BudgetObject>)),
+    responses((status = 200, body = Vec<BudgetTable>)),
 )]
 pub async fn info(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<BudgetTable>>, ApiError> {
     let r: InfoRequest = json_body(&state, &headers, body).await?;
     if r.budgets.is_empty() {
         return Err(bad_field(
@@ -190,7 +204,7 @@ pub async fn info(
         ));
     }
     let rows = state.store().budgets().find_many(&r.budgets).await?;
-    Ok(Json(Value::Array(rows.iter().map(budget_json).collect())))
+    Ok(Json(rows.iter().map(BudgetTable::new).collect()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -206,18 +220,18 @@ pub struct SettingsQuery {
     operation_id = "budget_settings",
     tag = crate::openapi::BUDGETS,
     params(SettingsQuery),
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = Vec<ConfigList>)),
 )]
 pub async fn settings(
     State(state): State<AppState>,
     Query(q): Query<SettingsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<ConfigList>>, ApiError> {
     let id = q
         .budget_id
         .filter(|b| !b.is_empty())
         .ok_or_else(|| super::missing("budget_id", "budget_id is required"))?;
     let row = state.store().budgets().find(&id).await?;
-    let shown = row.as_ref().map(budget_json).unwrap_or_else(|| json!({}));
+    let shown = row.as_ref().map(BudgetTable::audit).unwrap_or_default();
     let fields = [
         (
             "max_budget",
@@ -242,21 +256,19 @@ pub async fn settings(
             "How often spend resets, e.g. 30s, 1h, 1d, 1mo",
         ),
     ];
-    Ok(Json(Value::Array(
+    Ok(Json(
         fields
             .iter()
-            .map(|(name, kind, description)| {
-                json!({
-                    "field_name": name,
-                    "field_type": kind,
-                    "field_description": description,
-                    "field_value": shown.get(*name).cloned().unwrap_or(Value::Null),
-                    "stored_in_db": true,
-                    "field_default_value": Value::Null,
-                })
+            .map(|(name, kind, description)| ConfigList {
+                field_name: name.to_string(),
+                field_type: kind.to_string(),
+                field_description: description.to_string(),
+                field_value: shown.get(*name).cloned(),
+                stored_in_db: Some(true),
+                field_default_value: None,
             })
             .collect(),
-    )))
+    ))
 }
 
 /// Every budget.
@@ -265,11 +277,11 @@ pub async fn settings(
     path = "/budget/list",
     operation_id = "list_budget",
     tag = crate::openapi::BUDGETS,
-    responses((status = 200, body = Vec<super::schema::BudgetObject>)),
+    responses((status = 200, body = Vec<BudgetTable>)),
 )]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<BudgetTable>>, ApiError> {
     let rows = state.store().budgets().list().await?;
-    Ok(Json(Value::Array(rows.iter().map(budget_json).collect())))
+    Ok(Json(rows.iter().map(BudgetTable::new).collect()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -285,13 +297,13 @@ pub struct DeleteRequest {
     operation_id = "delete_budget",
     tag = crate::openapi::BUDGETS,
     request_body = DeleteRequest,
-    responses((status = 200, body = super::schema::BudgetObject)),
+    responses((status = 200, body = BudgetTable)),
 )]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BudgetTable>, ApiError> {
     let r: DeleteRequest = json_body(&state, &headers, body).await?;
     let id = super::required("id", r.id)?;
     let row = state
@@ -301,5 +313,5 @@ pub async fn delete(
         .await?
         .ok_or_else(|| not_found(&id).with_param("id"))?;
     forget_all(&state);
-    Ok(Json(budget_json(&row)))
+    Ok(Json(BudgetTable::new(&row)))
 }

@@ -3,9 +3,15 @@
 //! Creating a user can create its first key and team memberships; deleting users removes their
 //! keys and memberships. Both are single transactions, validated before anything is written.
 
+pub mod dto;
+
 use super::audit::{Auditor, KEYS_TABLE, USERS_TABLE};
+use super::keys::dto::{GenerateKeyResponse, KeyObject, RequestEcho};
 use super::keys::{actor, all_keys, expiry, is_admin_reader, key_json};
-use super::{Page, bad_field, descending, json_body, limit, money, reset_at};
+use super::teams::dto::TeamObject;
+use super::{
+    Page, bad_field, descending, json_body, limit, limit_change, money, money_change, reset_at,
+};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -14,16 +20,19 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use bursar_core::NanoUsd;
 use bursar_core::keys::{abbreviate_key, generate_key, hash_key};
 use bursar_core::roles::UserRole;
-use bursar_core::time::format_ms;
 use bursar_store::{
-    KeyQuery, KeyRow, NewBudget, NewKey, NewUser, StoreError, UserPatch, UserQuery, UserRow,
-    UserSort, UserTeam,
+    KeyQuery, KeyRow, NewBudget, NewKey, NewUser, StoreError, UserPatch, UserQuery, UserSort,
+    UserTeam,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use dto::{
+    NewUserResponse, RoleDescription, UpdateUserResponse, UserInfoResponse, UserListResponse,
+    UserTable,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
 /// Roles `/user/new` and `/user/update` accept.
@@ -54,6 +63,8 @@ pub struct NewUserRequest {
     user_alias: Option<String>,
     user_role: Option<String>,
     teams: Option<Vec<TeamEntry>>,
+    /// A team to join as `user` (LiteLLM's older field; it wins over `teams`).
+    team_id: Option<String>,
     organizations: Option<Vec<String>>,
     auto_create_key: Option<bool>,
     send_invite_email: Option<bool>,
@@ -94,112 +105,13 @@ fn check_password(password: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
-/// A user as the management routes answer it (LiteLLM's `LiteLLM_UserTable`).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = LiteLLM_UserTable)]
-pub struct UserTable {
-    user_id: String,
-    user_alias: Option<String>,
-    user_email: Option<String>,
-    /// `proxy_admin`, `proxy_admin_viewer`, `internal_user` or `internal_user_viewer`.
-    user_role: String,
-    sso_user_id: Option<String>,
-    organization_id: Option<String>,
-    /// Team ids (empty in lists).
-    teams: Vec<String>,
-    max_budget: Option<f64>,
-    soft_budget: Option<f64>,
-    spend: f64,
-    models: Vec<String>,
-    metadata: Value,
-    max_parallel_requests: Option<i64>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
-    budget_duration: Option<String>,
-    budget_reset_at: Option<String>,
-    model_max_budget: Value,
-    model_spend: Value,
-    created_at: String,
-    updated_at: String,
-    /// The user's key count (`/user/list` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_count: Option<i64>,
-}
-
-impl UserTable {
-    pub fn new(user: &UserRow, teams: &[String]) -> UserTable {
-        UserTable {
-            user_id: user.user_id.clone(),
-            user_alias: user.user_alias.clone(),
-            user_email: user.user_email.clone(),
-            user_role: user.user_role.clone(),
-            sso_user_id: user.sso_user_id.clone(),
-            organization_id: user.organization_id.clone(),
-            teams: teams.to_vec(),
-            max_budget: user.max_budget.map(NanoUsd::as_usd),
-            soft_budget: user.soft_budget.map(NanoUsd::as_usd),
-            spend: user.spend.as_usd(),
-            models: user.models.clone(),
-            metadata: user.metadata.clone(),
-            max_parallel_requests: user.max_parallel_requests,
-            tpm_limit: user.tpm_limit,
-            rpm_limit: user.rpm_limit,
-            budget_duration: user.budget_duration.clone(),
-            budget_reset_at: user.budget_reset_at.map(format_ms),
-            model_max_budget: user.model_max_budget.clone(),
-            model_spend: user.model_spend.clone(),
-            created_at: format_ms(user.created_at),
-            updated_at: format_ms(user.updated_at),
-            key_count: None,
+fn update_conflict(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict { .. } => {
+            bad_field("sso_user_id", "Another user already has this sso_user_id")
         }
+        other => other.into(),
     }
-}
-
-pub fn user_json(user: &UserRow, teams: &[String]) -> Value {
-    serde_json::to_value(UserTable::new(user, teams)).unwrap_or(Value::Null)
-}
-
-/// `POST /user/new`: the user, and its first key's fields when one was created.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct NewUserResponse {
-    #[schema(inline)]
-    #[serde(flatten)]
-    user: UserTable,
-    /// The new key (shown once), or null with `auto_create_key: false`.
-    key: Option<String>,
-    /// The key's hash, its id in the other key routes.
-    token_id: Option<String>,
-    key_alias: Option<String>,
-    expires: Option<String>,
-}
-
-/// `GET /user/info`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UserInfoResponse {
-    user_id: String,
-    user_info: UserTable,
-    keys: Vec<super::schema::KeyObject>,
-    teams: Vec<super::schema::TeamObject>,
-}
-
-/// `POST /user/update`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UpdateUserResponse {
-    user_id: String,
-    data: UserTable,
-}
-
-/// `GET /user/list`.
-#[derive(Serialize, ToSchema)]
-pub struct UserListResponse {
-    users: Vec<UserTable>,
-    total: u64,
-    page: u32,
-    page_size: u32,
-    total_pages: u64,
 }
 
 fn conflict(user: &NewUser) -> impl FnOnce(StoreError) -> ApiError + '_ {
@@ -230,7 +142,7 @@ pub async fn new_user(
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NewUserResponse>, ApiError> {
     let r: NewUserRequest = json_body(&state, &headers, body).await?;
     if r.send_invite_email == Some(true) {
         return Err(bad_field(
@@ -284,11 +196,16 @@ pub async fn new_user(
             );
         }
         if !orgs.iter().any(|(o, _)| o == &org) {
-            orgs.push((org, role.as_str().to_string()));
+            // LiteLLM makes every new member an internal_user of the organization.
+            orgs.push((org, UserRole::InternalUser.as_str().to_string()));
         }
     }
     let mut memberships: Vec<UserTeam> = Vec::new();
-    for entry in r.teams.unwrap_or_default() {
+    let teams = match r.team_id.clone().filter(|t| !t.is_empty()) {
+        Some(team_id) => vec![TeamEntry::Id(team_id)],
+        None => r.teams.unwrap_or_default(),
+    };
+    for entry in teams {
         let (team_id, team_role, max_budget_in_team) = match entry {
             TeamEntry::Id(team_id) => (team_id, None, None),
             TeamEntry::Detailed {
@@ -390,7 +307,6 @@ pub async fn new_user(
         .await
         .map_err(conflict(&user))?;
     let auditor = Auditor::new(&state, &principal, &headers);
-    let mut body = user_json(&created, &team_ids);
     auditor
         .record(
             &state,
@@ -398,38 +314,30 @@ pub async fn new_user(
             USERS_TABLE,
             &created.user_id,
             None,
-            Some(body.clone()),
+            Some(UserTable::audit(&created, &team_ids)),
         )
         .await;
-    if let (Some(raw), Some(key)) = (raw_key, key) {
-        let row = state.store().keys().find_by_hash(&key.token).await?;
-        if let Some(row) = &row {
-            auditor
-                .record(
-                    &state,
-                    "created",
-                    KEYS_TABLE,
-                    &row.token,
-                    None,
-                    Some(key_json(row)),
-                )
-                .await;
-        }
-        if let Some(row) = row
-            && let (Value::Object(out), Value::Object(k)) = (&mut body, key_json(&row))
-        {
-            for (name, value) in k {
-                if !out.contains_key(&name) {
-                    out.insert(name, value);
-                }
-            }
-        }
-        body["key"] = Value::String(raw);
-        body["token_id"] = Value::String(key.token);
-    } else {
-        body["key"] = Value::Null;
+    let mut first_key = None;
+    if let (Some(raw), Some(key)) = (raw_key, key)
+        && let Some(row) = state.store().keys().find_by_hash(&key.token).await?
+    {
+        auditor
+            .record(
+                &state,
+                "created",
+                KEYS_TABLE,
+                &row.token,
+                None,
+                Some(key_json(&row)),
+            )
+            .await;
+        let echo = RequestEcho {
+            duration: r.duration.clone(),
+            key_type: Some("default".into()),
+        };
+        first_key = Some(GenerateKeyResponse::new(raw, &row, echo));
     }
-    Ok(Json(body))
+    Ok(Json(NewUserResponse::new(&created, &team_ids, first_key)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -452,7 +360,7 @@ pub async fn info(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<InfoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserInfoResponse>, ApiError> {
     let me = principal.user_id().map(str::to_string);
     let user_id = match q.user_id.or(me.clone()) {
         Some(id) => id,
@@ -475,20 +383,21 @@ pub async fn info(
     };
     let teams = state.store().users().team_ids(&user_id).await?;
     let keys = all_keys_of(&state, &user_id).await?;
-    let keys: Vec<Value> = keys.iter().map(key_json).collect();
-    let mut team_objects: Vec<Value> = Vec::with_capacity(teams.len());
+    let keys = keys.iter().map(KeyObject::new).collect();
+    let mut team_objects = Vec::with_capacity(teams.len());
     for team_id in &teams {
         if let Some(team) = state.store().teams().find(team_id).await? {
             let members = state.store().teams().members(team_id).await?;
-            team_objects.push(super::teams::team_json(&team, &members));
+            team_objects.push(TeamObject::new(&team, &members));
         }
     }
-    Ok(Json(json!({
-        "user_id": user_id,
-        "user_info": user_json(&user, &teams),
-        "keys": keys,
-        "teams": team_objects,
-    })))
+    Ok(Json(UserInfoResponse {
+        user_id: Some(user_id),
+        user_info: Some(UserTable::new(&user, &teams)),
+        keys,
+        teams: team_objects,
+        admin_mcp_permissions: None,
+    }))
 }
 
 async fn all_keys_of(state: &AppState, user_id: &str) -> Result<Vec<KeyRow>, ApiError> {
@@ -512,12 +421,20 @@ pub struct UpdateUserRequest {
     password: Option<String>,
     spend: Option<f64>,
     models: Option<Vec<String>>,
-    max_budget: Option<f64>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    max_budget: Option<Option<f64>>,
     soft_budget: Option<f64>,
-    budget_duration: Option<String>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
+    budget_duration: Option<Option<String>>,
     max_parallel_requests: Option<i64>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    rpm_limit: Option<Option<i64>>,
     metadata: Option<Map<String, Value>>,
     model_max_budget: Option<Map<String, Value>>,
     sso_user_id: Option<String>,
@@ -537,7 +454,7 @@ pub async fn update(
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UpdateUserResponse>, ApiError> {
     let r: UpdateUserRequest = json_body(&state, &headers, body).await?;
     check_password(&r.password)?;
     let role = r.user_role.as_deref().map(parse_role).transpose()?;
@@ -558,40 +475,78 @@ pub async fn update(
     if let Some(spend) = r.spend {
         patch.spend = money("spend", Some(spend))?;
     }
-    if r.max_budget.is_some() {
-        patch.max_budget = Some(money("max_budget", r.max_budget)?);
-    }
+    // As LiteLLM: a null max_budget, tpm_limit, rpm_limit or budget_duration clears it.
+    patch.max_budget = money_change("max_budget", r.max_budget)?;
     if r.soft_budget.is_some() {
         patch.soft_budget = Some(money("soft_budget", r.soft_budget)?);
     }
-    for (field, value, slot) in [
-        (
-            "max_parallel_requests",
-            r.max_parallel_requests,
-            &mut patch.max_parallel_requests,
-        ),
-        ("tpm_limit", r.tpm_limit, &mut patch.tpm_limit),
-        ("rpm_limit", r.rpm_limit, &mut patch.rpm_limit),
-    ] {
-        if value.is_some() {
-            *slot = Some(limit(field, value)?);
-        }
+    if r.max_parallel_requests.is_some() {
+        patch.max_parallel_requests =
+            Some(limit("max_parallel_requests", r.max_parallel_requests)?);
     }
-    if let Some(d) = r.budget_duration {
-        patch.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
-        patch.budget_duration = Some(Some(d));
+    patch.tpm_limit = limit_change("tpm_limit", r.tpm_limit)?;
+    patch.rpm_limit = limit_change("rpm_limit", r.rpm_limit)?;
+    match r.budget_duration {
+        Some(Some(d)) => {
+            patch.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
+            patch.budget_duration = Some(Some(d));
+        }
+        Some(None) => {
+            patch.budget_reset_at = Some(None);
+            patch.budget_duration = Some(None);
+        }
+        None => {}
     }
 
     let existing = match (&r.user_id, &r.user_email) {
         (Some(id), _) => {
-            let found = state.store().users().find(id).await?;
-            let found = found.ok_or_else(|| {
-                ApiError::not_found(format!("User {id} not found")).with_param("user_id")
-            })?;
             if let Some(email) = &r.user_email {
                 patch.user_email = Some(Some(email.clone()));
             }
-            found
+            match state.store().users().find(id).await? {
+                Some(found) => found,
+                // LiteLLM's upsert: a proxy admin updating an unknown user_id creates it.
+                None if principal.is_proxy_admin() => {
+                    let user = NewUser {
+                        user_id: id.clone(),
+                        user_role: UserRole::InternalUser.as_str().to_string(),
+                        ..Default::default()
+                    };
+                    let created = state
+                        .store()
+                        .users()
+                        .create(&user, None, &[], &[])
+                        .await
+                        .map_err(conflict(&user))?;
+                    let updated = state
+                        .store()
+                        .users()
+                        .update(&created.user_id, &patch)
+                        .await
+                        .map_err(update_conflict)?
+                        .unwrap_or(created);
+                    Auditor::new(&state, &principal, &headers)
+                        .record(
+                            &state,
+                            "created",
+                            USERS_TABLE,
+                            &updated.user_id,
+                            None,
+                            Some(UserTable::audit(&updated, &[])),
+                        )
+                        .await;
+                    return Ok(Json(UpdateUserResponse {
+                        user_id: updated.user_id.clone(),
+                        data: UserTable::new(&updated, &[]),
+                    }));
+                }
+                None => {
+                    return Err(ApiError::not_found(
+                        "User not found. Only PROXY_ADMIN can create users via /user/update; use /user/new instead.",
+                    )
+                    .with_param("user_id"));
+                }
+            }
         }
         (None, Some(email)) => match state.store().users().find_by_email(email).await? {
             Some(found) => found,
@@ -615,7 +570,7 @@ pub async fn update(
                     .update(&created.user_id, &patch)
                     .await?
                     .unwrap_or(created);
-                let data = user_json(&updated, &[]);
+                let data = UserTable::new(&updated, &[]);
                 Auditor::new(&state, &principal, &headers)
                     .record(
                         &state,
@@ -623,10 +578,13 @@ pub async fn update(
                         USERS_TABLE,
                         &updated.user_id,
                         None,
-                        Some(data.clone()),
+                        Some(UserTable::audit(&updated, &[])),
                     )
                     .await;
-                return Ok(Json(json!({"user_id": updated.user_id, "data": data})));
+                return Ok(Json(UpdateUserResponse {
+                    user_id: updated.user_id,
+                    data,
+                }));
             }
         },
         (None, None) => {
@@ -643,30 +601,27 @@ pub async fn update(
         .users()
         .update(&existing.user_id, &patch)
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict { .. } => {
-                bad_field("sso_user_id", "Another user already has this sso_user_id")
-            }
-            other => other.into(),
-        })?
+        .map_err(update_conflict)?
         .ok_or_else(|| ApiError::not_found(format!("User {} not found", existing.user_id)))?;
     if role.is_some() {
         // The user's keys act with its role: drop their cached snapshots.
         state.auth_cache().invalidate_all();
     }
     let teams = state.store().users().team_ids(&updated.user_id).await?;
-    let data = user_json(&updated, &teams);
     Auditor::new(&state, &principal, &headers)
         .record(
             &state,
             "updated",
             USERS_TABLE,
             &updated.user_id,
-            Some(user_json(&existing, &teams)),
-            Some(data.clone()),
+            Some(UserTable::audit(&existing, &teams)),
+            Some(UserTable::audit(&updated, &teams)),
         )
         .await;
-    Ok(Json(json!({"user_id": updated.user_id, "data": data})))
+    Ok(Json(UpdateUserResponse {
+        user_id: updated.user_id.clone(),
+        data: UserTable::new(&updated, &teams),
+    }))
 }
 
 /// `POST /user/delete`.
@@ -682,14 +637,14 @@ pub struct DeleteUserRequest {
     operation_id = "delete_user",
     tag = crate::openapi::USERS,
     request_body = DeleteUserRequest,
-    responses((status = 200, description = "The number of users deleted", body = u64)),
+    responses((status = 200, description = "The number of users deleted", body = usize)),
 )]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<usize>, ApiError> {
     let r: DeleteUserRequest = json_body(&state, &headers, body).await?;
     if r.user_ids.is_empty() {
         return Err(bad_field("user_ids", "user_ids must not be empty"));
@@ -723,7 +678,7 @@ pub async fn delete(
                 "deleted",
                 USERS_TABLE,
                 &user.user_id,
-                Some(user_json(user, &[])),
+                Some(UserTable::audit(user, &[])),
                 None,
             )
             .await;
@@ -740,7 +695,7 @@ pub async fn delete(
             )
             .await;
     }
-    Ok(Json(json!(r.user_ids.len())))
+    Ok(Json(r.user_ids.len()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -748,8 +703,10 @@ pub async fn delete(
 pub struct ListQuery {
     /// Filter users by role.
     role: Option<String>,
-    /// Comma-separated user ids.
+    /// Comma-separated user ids; a single id matches as a case-insensitive substring.
     user_ids: Option<String>,
+    /// Case-insensitive substring of the user id or email.
+    search: Option<String>,
     /// Comma-separated SSO user ids.
     sso_user_ids: Option<String>,
     /// Filter users by partial email match.
@@ -823,9 +780,14 @@ pub async fn list(
         role.parse::<UserRole>()
             .map_err(|_| bad_field("role", format!("Invalid role {role:?}")))?;
     }
+    let mut user_ids = comma_list(q.user_ids);
+    // As LiteLLM: one id is a substring match, several are exact.
+    let id_contains = (user_ids.len() == 1).then(|| user_ids.remove(0));
     let query = UserQuery {
         role: q.role,
-        user_ids: comma_list(q.user_ids),
+        user_ids,
+        id_contains,
+        search: q.search.filter(|s| !s.is_empty()),
         sso_user_ids: comma_list(q.sso_user_ids),
         email_contains: q.user_email.filter(|e| !e.is_empty()),
         team_id: q.team,
@@ -859,13 +821,41 @@ pub async fn list(
     path = "/user/available_roles",
     operation_id = "ui_get_available_role",
     tag = crate::openapi::USERS,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = BTreeMap<String, RoleDescription>)),
 )]
-pub async fn available_roles() -> Json<Value> {
-    Json(json!({
-        "proxy_admin": {"description": "Proxy admin: can create, update and delete keys, users, teams and models", "ui_label": "Admin (All Permissions)"},
-        "proxy_admin_viewer": {"description": "Proxy admin viewer: can view all keys, users, teams and spend", "ui_label": "Admin (View Only)"},
-        "internal_user": {"description": "Internal user: can create, delete and view their own keys and spend", "ui_label": "Internal User (Create/Delete/View)"},
-        "internal_user_viewer": {"description": "Internal user viewer: can view their own keys and spend", "ui_label": "Internal User (View Only)"},
-    }))
+pub async fn available_roles() -> Json<BTreeMap<&'static str, RoleDescription>> {
+    let role = |description, ui_label| RoleDescription {
+        description,
+        ui_label,
+    };
+    Json(BTreeMap::from([
+        (
+            "proxy_admin",
+            role(
+                "Proxy admin: can create, update and delete keys, users, teams and models",
+                "Admin (All Permissions)",
+            ),
+        ),
+        (
+            "proxy_admin_viewer",
+            role(
+                "Proxy admin viewer: can view all keys, users, teams and spend",
+                "Admin (View Only)",
+            ),
+        ),
+        (
+            "internal_user",
+            role(
+                "Internal user: can create, delete and view their own keys and spend",
+                "Internal User (Create/Delete/View)",
+            ),
+        ),
+        (
+            "internal_user_viewer",
+            role(
+                "Internal user viewer: can view their own keys and spend",
+                "Internal User (View Only)",
+            ),
+        ),
+    ]))
 }

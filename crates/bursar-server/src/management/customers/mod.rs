@@ -6,7 +6,8 @@
 //! zero rather than "no change".
 
 use super::keys::actor;
-use super::teams::budget_json;
+pub mod dto;
+
 use super::{BudgetInput, bad_field, invalid, json_body, missing, money};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -18,8 +19,9 @@ use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use bursar_limits::{ScopeId, ScopeKind};
 use bursar_store::{BudgetPatch, BudgetRow, EndUserPatch, EndUserRow, NewEndUser, StoreError};
+use dto::{BlockUsersResponse, CustomerObject, DeleteCustomersResponse, UnblockUsersResponse};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 /// The fields of `/customer/new` and `/customer/update`.
@@ -35,12 +37,24 @@ pub struct CustomerFields {
     default_model: Option<String>,
     metadata: Option<Map<String, Value>>,
     object_permission: Option<Map<String, Value>>,
-    max_budget: Option<f64>,
-    soft_budget: Option<f64>,
-    max_parallel_requests: Option<i64>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
-    budget_duration: Option<String>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    soft_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    max_parallel_requests: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    rpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
+    budget_duration: Option<Option<String>>,
     model_max_budget: Option<Map<String, Value>>,
     budget_reset_at: Option<String>,
 }
@@ -136,32 +150,19 @@ impl CustomerFields {
     }
 }
 
-/// An end user as LiteLLM's `LiteLLM_EndUserTable` shows it, with its budget row.
-fn customer_json(row: &EndUserRow, budget: Option<&BudgetRow>) -> Value {
-    json!({
-        "user_id": row.user_id,
-        "alias": row.alias,
-        "spend": row.spend.as_usd(),
-        "allowed_model_region": row.allowed_model_region,
-        "default_model": row.default_model,
-        "budget_id": row.budget_id,
-        "blocked": row.blocked,
-        "object_permission": row.object_permission,
-        "metadata": row.metadata,
-        "litellm_budget_table": budget.map(budget_json),
-    })
-}
-
-async fn customer_with_budget(state: &AppState, row: &EndUserRow) -> Result<Value, ApiError> {
+async fn customer_with_budget(
+    state: &AppState,
+    row: &EndUserRow,
+) -> Result<CustomerObject, ApiError> {
     let budget = match &row.budget_id {
         Some(id) => state.store().budgets().find(id).await?,
         None => None,
     };
-    Ok(customer_json(row, budget.as_ref()))
+    Ok(CustomerObject::new(row, budget.as_ref()))
 }
 
-async fn customers_json(state: &AppState, rows: &[EndUserRow]) -> Result<Vec<Value>, ApiError> {
-    super::teams::with_budgets(state, rows, |r| r.budget_id.as_ref(), customer_json).await
+async fn customers(state: &AppState, rows: &[EndUserRow]) -> Result<Vec<CustomerObject>, ApiError> {
+    super::teams::with_budgets(state, rows, |r| r.budget_id.as_ref(), CustomerObject::new).await
 }
 
 fn not_found(id: &str, param: &str) -> ApiError {
@@ -189,14 +190,14 @@ async fn forget(state: &AppState, user_id: &str, reseed: bool) {
     operation_id = "new_end_user",
     tag = crate::openapi::CUSTOMERS,
     request_body = CustomerFields,
-    responses((status = 200, body = super::schema::CustomerObject)),
+    responses((status = 200, body = CustomerObject)),
 )]
 pub async fn new_customer(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CustomerObject>, ApiError> {
     let fields: CustomerFields = json_body(&state, &headers, body).await?;
     let changes = fields.validate(&state, None).await?;
     let duplicate = |id: &str| {
@@ -260,12 +261,12 @@ pub struct InfoQuery {
     operation_id = "end_user_info",
     tag = crate::openapi::CUSTOMERS,
     params(InfoQuery),
-    responses((status = 200, body = super::schema::CustomerObject)),
+    responses((status = 200, body = CustomerObject)),
 )]
 pub async fn info(
     State(state): State<AppState>,
     Query(q): Query<InfoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CustomerObject>, ApiError> {
     let id = q
         .end_user_id
         .filter(|i| !i.is_empty())
@@ -286,14 +287,14 @@ pub async fn info(
     operation_id = "update_end_user",
     tag = crate::openapi::CUSTOMERS,
     request_body = super::schema::UpdateCustomerRequest,
-    responses((status = 200, body = super::schema::CustomerObject)),
+    responses((status = 200, body = CustomerObject)),
 )]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CustomerObject>, ApiError> {
     let fields: CustomerFields = json_body(&state, &headers, body).await?;
     let id = super::required("user_id", fields.user_id.clone())?;
     let existing = state
@@ -357,13 +358,13 @@ fn py_list(ids: &[String]) -> String {
     operation_id = "delete_end_user",
     tag = crate::openapi::CUSTOMERS,
     request_body = UserIds,
-    responses((status = 200, body = super::schema::DeleteCustomersResponse)),
+    responses((status = 200, body = DeleteCustomersResponse)),
 )]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteCustomersResponse>, ApiError> {
     let r: UserIds = json_body(&state, &headers, body).await?;
     require_ids(&r.user_ids)?;
     match state.store().end_users().delete_all(&r.user_ids).await? {
@@ -376,10 +377,13 @@ pub async fn delete(
             for id in &r.user_ids {
                 forget(&state, id, true).await;
             }
-            Ok(Json(json!({
-                "deleted_customers": deleted,
-                "message": format!("Successfully deleted customers with ids: {}", py_list(&r.user_ids)),
-            })))
+            Ok(Json(DeleteCustomersResponse {
+                deleted_customers: deleted,
+                message: format!(
+                    "Successfully deleted customers with ids: {}",
+                    py_list(&r.user_ids)
+                ),
+            }))
         }
     }
 }
@@ -390,11 +394,11 @@ pub async fn delete(
     path = "/customer/list",
     operation_id = "list_end_user",
     tag = crate::openapi::CUSTOMERS,
-    responses((status = 200, body = Vec<super::schema::CustomerObject>)),
+    responses((status = 200, body = Vec<CustomerObject>)),
 )]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<CustomerObject>>, ApiError> {
     let rows = state.store().end_users().list().await?;
-    Ok(Json(Value::Array(customers_json(&state, &rows).await?)))
+    Ok(Json(customers(&state, &rows).await?))
 }
 
 /// Sets `blocked` on the listed end users (creating unknown ones) and drops cached copies.
@@ -424,17 +428,17 @@ async fn set_blocked(
     operation_id = "block_user",
     tag = crate::openapi::CUSTOMERS,
     request_body = super::schema::BlockUsers,
-    responses((status = 200, body = super::schema::BlockUsersResponse)),
+    responses((status = 200, body = BlockUsersResponse)),
 )]
 pub async fn block(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BlockUsersResponse>, ApiError> {
     let rows = set_blocked(&state, &headers, body, true).await?;
-    Ok(Json(
-        json!({ "blocked_users": customers_json(&state, &rows).await? }),
-    ))
+    Ok(Json(BlockUsersResponse {
+        blocked_users: customers(&state, &rows).await?,
+    }))
 }
 
 /// Clears `blocked` in the database (LiteLLM only edits an in-memory list). Answers with the
@@ -445,17 +449,17 @@ pub async fn block(
     operation_id = "unblock_user",
     tag = crate::openapi::CUSTOMERS,
     request_body = super::schema::BlockUsers,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = UnblockUsersResponse)),
 )]
 pub async fn unblock(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UnblockUsersResponse>, ApiError> {
     let rows = set_blocked(&state, &headers, body, false).await?;
     let still_blocked = state.store().end_users().blocked_ids().await?;
-    Ok(Json(json!({
-        "blocked_users": still_blocked,
-        "unblocked_users": customers_json(&state, &rows).await?,
-    })))
+    Ok(Json(UnblockUsersResponse {
+        blocked_users: still_blocked,
+        unblocked_users: customers(&state, &rows).await?,
+    }))
 }

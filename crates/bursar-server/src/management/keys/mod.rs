@@ -5,10 +5,15 @@
 //! everything. Every write invalidates the key's cached snapshot, so a blocked, deleted or
 //! rotated key stops working on the very next request.
 
+pub mod dto;
+
 use super::audit::{Auditor, KEYS_TABLE};
 use super::scope;
 use super::teams::{admin_team_ids, may_manage_team_key};
-use super::{Page, bad_field, descending, json_body, json_body_pair, limit, money, reset_at};
+use super::{
+    Page, bad_field, descending, json_body, json_body_pair, limit_change, money, money_change,
+    nullable, reset_at,
+};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -17,7 +22,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use bursar_core::NanoUsd;
 use bursar_core::access::routes_for_key_type;
 use bursar_core::duration::BudgetDuration;
 use bursar_core::keys::{
@@ -28,10 +32,13 @@ use bursar_core::policy::keys::{
 };
 use bursar_core::policy::{self, Ceiling, LimitChange, LimitSet};
 use bursar_core::roles::UserRole;
-use bursar_core::time::format_ms;
 use bursar_store::{KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError, TeamRow};
+use dto::{
+    DeleteKeyResponse, GenerateKeyResponse, KeyHealthResponse, KeyInfoResponse, KeyListItem,
+    KeyListResponseObject, KeyObject, RequestEcho, UpdateKeyResponse,
+};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 /// Shortest caller-chosen key accepted (LiteLLM's `MINIMUM_CUSTOM_KEY_LENGTH`).
@@ -41,19 +48,34 @@ const MIN_CUSTOM_KEY_LENGTH: usize = 16;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct KeyFields {
     key_alias: Option<String>,
-    duration: Option<String>,
+    /// How long the key lives (`30d`, `-1` or `null` = forever).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    duration: Option<Option<String>>,
     models: Option<Vec<String>>,
     spend: Option<f64>,
-    max_budget: Option<f64>,
-    soft_budget: Option<f64>,
-    budget_duration: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>)]
+    max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>)]
+    soft_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    budget_duration: Option<Option<String>>,
     budget_id: Option<String>,
     user_id: Option<String>,
     team_id: Option<String>,
     organization_id: Option<String>,
-    max_parallel_requests: Option<i64>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    max_parallel_requests: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    rpm_limit: Option<Option<i64>>,
     rpm_limit_type: Option<String>,
     tpm_limit_type: Option<String>,
     model_max_budget: Option<Map<String, Value>>,
@@ -100,37 +122,37 @@ impl KeyFields {
         if let Some(alias) = self.key_alias {
             patch.key_alias = Some(Some(alias).filter(|a| !a.is_empty()));
         }
-        if let Some(d) = &self.duration {
-            patch.expires_at = Some(expiry(d)?);
+        match &self.duration {
+            Some(Some(d)) => patch.expires_at = Some(expiry(d)?),
+            Some(None) => patch.expires_at = Some(None),
+            None => {}
         }
         patch.models = self.models;
         if let Some(spend) = self.spend {
             patch.spend = money("spend", Some(spend))?;
         }
-        if self.max_budget.is_some() {
-            patch.max_budget = Some(money("max_budget", self.max_budget)?);
-        }
-        if self.soft_budget.is_some() {
-            patch.soft_budget = Some(money("soft_budget", self.soft_budget)?);
-        }
-        if let Some(d) = self.budget_duration {
-            patch.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
-            patch.budget_duration = Some(Some(d));
+        patch.max_budget = money_change("max_budget", self.max_budget)?;
+        patch.soft_budget = money_change("soft_budget", self.soft_budget)?;
+        match self.budget_duration {
+            Some(Some(d)) => {
+                patch.budget_reset_at = Some(Some(reset_at("budget_duration", &d)?));
+                patch.budget_duration = Some(Some(d));
+            }
+            // Cleared: the key's spend no longer resets.
+            Some(None) => {
+                patch.budget_reset_at = Some(None);
+                patch.budget_duration = Some(None);
+            }
+            None => {}
         }
         patch.budget_id = self.budget_id.map(Some);
         patch.user_id = self.user_id.map(Some);
         patch.team_id = self.team_id.map(Some);
         patch.organization_id = self.organization_id.map(Some);
-        if self.max_parallel_requests.is_some() {
-            patch.max_parallel_requests =
-                Some(limit("max_parallel_requests", self.max_parallel_requests)?);
-        }
-        if self.tpm_limit.is_some() {
-            patch.tpm_limit = Some(limit("tpm_limit", self.tpm_limit)?);
-        }
-        if self.rpm_limit.is_some() {
-            patch.rpm_limit = Some(limit("rpm_limit", self.rpm_limit)?);
-        }
+        patch.max_parallel_requests =
+            limit_change("max_parallel_requests", self.max_parallel_requests)?;
+        patch.tpm_limit = limit_change("tpm_limit", self.tpm_limit)?;
+        patch.rpm_limit = limit_change("rpm_limit", self.rpm_limit)?;
         patch.model_max_budget = self.model_max_budget.map(Value::Object);
         patch.permissions = self.permissions.map(Value::Object);
         patch.aliases = self.aliases.map(Value::Object);
@@ -553,44 +575,9 @@ pub(super) async fn all_keys(state: &AppState, query: KeyQuery) -> Result<Vec<Ke
     Ok(out)
 }
 
-/// A key as LiteLLM's `/key/info` shows it (never the raw secret).
+/// A key as the audit log and other families' answers show it.
 pub fn key_json(row: &KeyRow) -> Value {
-    let time = |ms: Option<i64>| ms.map(format_ms);
-    json!({
-        "token": row.token,
-        "key_name": row.key_name,
-        "key_alias": row.key_alias,
-        "spend": row.spend.as_usd(),
-        "max_budget": row.max_budget.map(NanoUsd::as_usd),
-        "expires": time(row.expires_at),
-        "models": row.models,
-        "aliases": row.aliases,
-        "config": {},
-        "user_id": row.user_id,
-        "team_id": row.team_id,
-        "organization_id": row.organization_id,
-        "budget_id": row.budget_id,
-        "permissions": row.permissions,
-        "max_parallel_requests": row.max_parallel_requests,
-        "metadata": row.metadata,
-        "blocked": row.blocked,
-        "tpm_limit": row.tpm_limit,
-        "rpm_limit": row.rpm_limit,
-        "budget_duration": row.budget_duration,
-        "budget_reset_at": time(row.budget_reset_at),
-        "allowed_cache_controls": [],
-        "allowed_routes": row.allowed_routes,
-        "soft_budget_cooldown": false,
-        "model_spend": row.model_spend,
-        "model_max_budget": row.model_max_budget,
-        "litellm_budget_table": row.soft_budget.map(|s| json!({"soft_budget": s.as_usd()})),
-        "rotation_count": row.rotation_count,
-        "created_at": format_ms(row.created_at),
-        "created_by": row.created_by,
-        "updated_at": format_ms(row.updated_at),
-        "updated_by": row.updated_by,
-        "last_active": time(row.last_active_at),
-    })
+    KeyObject::audit(row)
 }
 
 /// Accepts a raw `sk-…` key or a stored hash; anything else is malformed.
@@ -650,14 +637,14 @@ fn map_conflict(alias: Option<&str>) -> impl FnOnce(StoreError) -> ApiError + '_
     operation_id = "generate_key_fn",
     tag = crate::openapi::KEYS,
     request_body = super::schema::GenerateKeyRequest,
-    responses((status = 200, body = super::schema::GenerateKeyResponse)),
+    responses((status = 200, body = GenerateKeyResponse)),
 )]
 pub async fn generate(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GenerateKeyResponse>, ApiError> {
     let (request, fields): (KeyIdentity, KeyFields) =
         json_body_pair(&state, &headers, body).await?;
     let raw = match request.key {
@@ -682,7 +669,8 @@ pub async fn generate(
         }
         None => generate_key(),
     };
-    let requested_duration = fields.duration.is_some();
+    let duration = fields.duration.clone().flatten();
+    let requested_duration = duration.is_some();
     let mut changes = fields.into_changes(None)?;
     let team = match changes.patch.team_id.clone().flatten() {
         Some(team_id) => Some(find_team(&state, &team_id).await?),
@@ -791,11 +779,11 @@ pub async fn generate(
             Some(key_json(&row)),
         )
         .await;
-    let mut body = key_json(&row);
-    body["key"] = Value::String(raw);
-    body["token_id"] = Value::String(row.token.clone());
-    body["key_type"] = Value::String(changes.key_type.unwrap_or_else(|| "default".into()));
-    Ok(Json(body))
+    let echo = RequestEcho {
+        duration,
+        key_type: Some(changes.key_type.unwrap_or_else(|| "default".into())),
+    };
+    Ok(Json(GenerateKeyResponse::new(raw, &row, echo)))
 }
 
 /// The rules of a team key: the key's models within the team's, its organization the
@@ -862,13 +850,13 @@ pub struct InfoQuery {
     operation_id = "info_key_fn",
     tag = crate::openapi::KEYS,
     params(InfoQuery),
-    responses((status = 200, body = super::schema::KeyInfoResponse)),
+    responses((status = 200, body = KeyInfoResponse)),
 )]
 pub async fn info(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(query): Query<InfoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyInfoResponse>, ApiError> {
     let (passed, row) = match query.key {
         Some(key) => {
             let row = find_key(&state, &key).await?;
@@ -900,11 +888,10 @@ pub async fn info(
         "You are not allowed to access this key's info. Only the key's owner and admins can view it.",
     )
     .await?;
-    let mut info = key_json(&row);
-    if let Value::Object(map) = &mut info {
-        map.remove("token");
-    }
-    Ok(Json(json!({"key": passed, "info": info})))
+    let mut info = KeyObject::new(&row);
+    // LiteLLM leaves the hash out of a key's info.
+    info.token = None;
+    Ok(Json(KeyInfoResponse { key: passed, info }))
 }
 
 /// Updates a key; absent fields are unchanged.
@@ -914,14 +901,14 @@ pub async fn info(
     operation_id = "update_key_fn",
     tag = crate::openapi::KEYS,
     request_body = super::schema::UpdateKeyRequest,
-    responses((status = 200, body = super::schema::KeyObject)),
+    responses((status = 200, body = UpdateKeyResponse)),
 )]
 pub async fn update(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UpdateKeyResponse>, ApiError> {
     let (request, fields): (KeyIdentity, KeyFields) =
         json_body_pair(&state, &headers, body).await?;
     let existing = match (&request.key, &fields.key_alias) {
@@ -1007,9 +994,10 @@ pub async fn update(
             Some(key_json(&row)),
         )
         .await;
-    let mut body = key_json(&row);
-    body["key"] = Value::String(request.key.unwrap_or_else(|| row.token.clone()));
-    Ok(Json(body))
+    Ok(Json(UpdateKeyResponse {
+        key: request.key.unwrap_or_else(|| row.token.clone()),
+        updated: KeyObject::new(&row),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -1026,14 +1014,14 @@ pub struct DeleteKeyRequest {
     operation_id = "delete_key_fn",
     tag = crate::openapi::KEYS,
     request_body = DeleteKeyRequest,
-    responses((status = 200, body = super::schema::DeleteKeyResponse)),
+    responses((status = 200, body = DeleteKeyResponse)),
 )]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteKeyResponse>, ApiError> {
     let request: DeleteKeyRequest = json_body(&state, &headers, body).await?;
     let mut rows = Vec::new();
     let passed: Vec<String>;
@@ -1102,7 +1090,9 @@ pub async fn delete(
             )
             .await;
     }
-    Ok(Json(json!({"deleted_keys": passed})))
+    Ok(Json(DeleteKeyResponse {
+        deleted_keys: passed,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1118,14 +1108,14 @@ pub struct BlockRequest {
     operation_id = "block_key",
     tag = crate::openapi::KEYS,
     request_body = BlockRequest,
-    responses((status = 200, body = super::schema::KeyObject)),
+    responses((status = 200, body = KeyObject)),
 )]
 pub async fn block(
     state: State<AppState>,
     principal: Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyObject>, ApiError> {
     set_blocked(state, principal, headers, body, true).await
 }
 
@@ -1136,14 +1126,14 @@ pub async fn block(
     operation_id = "unblock_key",
     tag = crate::openapi::KEYS,
     request_body = BlockRequest,
-    responses((status = 200, body = super::schema::KeyObject)),
+    responses((status = 200, body = KeyObject)),
 )]
 pub async fn unblock(
     state: State<AppState>,
     principal: Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyObject>, ApiError> {
     set_blocked(state, principal, headers, body, false).await
 }
 
@@ -1153,7 +1143,7 @@ async fn set_blocked(
     headers: HeaderMap,
     body: Body,
     blocked: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyObject>, ApiError> {
     let request: BlockRequest = json_body(&state, &headers, body).await?;
     let existing = find_key(&state, &request.key).await?;
     if !principal.is_proxy_admin() {
@@ -1196,7 +1186,7 @@ async fn set_blocked(
             Some(key_json(&row)),
         )
         .await;
-    Ok(Json(key_json(&row)))
+    Ok(Json(KeyObject::new(&row)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1226,13 +1216,13 @@ pub struct ListQuery {
     operation_id = "list_keys",
     tag = crate::openapi::KEYS,
     params(ListQuery),
-    responses((status = 200, body = super::schema::KeyListResponseObject)),
+    responses((status = 200, body = KeyListResponseObject)),
 )]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyListResponseObject>, ApiError> {
     let paging = Page::parse(q.page, q.size, "size", 10, 100)?;
     let (page, size) = (paging.page, paging.size);
     let sort = match q.sort_by.as_deref() {
@@ -1276,9 +1266,12 @@ pub async fn list(
                 user_id = Some(me);
             }
             (None, None) => {
-                return Ok(Json(
-                    json!({"keys": [], "total_count": 0, "current_page": page, "total_pages": 0}),
-                ));
+                return Ok(Json(KeyListResponseObject {
+                    keys: Vec::new(),
+                    total_count: Some(0),
+                    current_page: Some(page),
+                    total_pages: Some(0),
+                }));
             }
         }
     }
@@ -1297,22 +1290,22 @@ pub async fn list(
     let (rows, total) = state.store().keys().list(&query).await?;
     let total_pages = paging.total_pages_in_range(total)?;
     let full = q.return_full_object.unwrap_or(false);
-    let keys: Vec<Value> = rows
+    let keys = rows
         .iter()
         .map(|r| {
             if full {
-                key_json(r)
+                KeyListItem::Full(Box::new(KeyObject::new(r)))
             } else {
-                Value::String(r.token.clone())
+                KeyListItem::Hash(r.token.clone())
             }
         })
         .collect();
-    Ok(Json(json!({
-        "keys": keys,
-        "total_count": total,
-        "current_page": page,
-        "total_pages": total_pages,
-    })))
+    Ok(Json(KeyListResponseObject {
+        keys,
+        total_count: Some(total),
+        current_page: Some(page),
+        total_pages: Some(total_pages),
+    }))
 }
 
 /// Replaces a key with a new one, keeping its settings and spend.
@@ -1322,14 +1315,14 @@ pub async fn list(
     operation_id = "regenerate_key_fn",
     tag = crate::openapi::KEYS,
     request_body = super::schema::RegenerateKeyRequest,
-    responses((status = 200, body = super::schema::GenerateKeyResponse)),
+    responses((status = 200, body = GenerateKeyResponse)),
 )]
 pub async fn regenerate(
     state: State<AppState>,
     principal: Extension<Principal>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GenerateKeyResponse>, ApiError> {
     regenerate_key(state, principal, None, headers, body).await
 }
 
@@ -1341,7 +1334,7 @@ pub async fn regenerate(
     tag = crate::openapi::KEYS,
     request_body = super::schema::RegenerateKeyRequest,
     params(("key" = String, Path, description = "The key or its hash")),
-    responses((status = 200, body = super::schema::GenerateKeyResponse)),
+    responses((status = 200, body = GenerateKeyResponse)),
 )]
 pub async fn regenerate_path(
     state: State<AppState>,
@@ -1349,7 +1342,7 @@ pub async fn regenerate_path(
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GenerateKeyResponse>, ApiError> {
     regenerate_key(state, principal, Some(key), headers, body).await
 }
 
@@ -1359,7 +1352,7 @@ async fn regenerate_key(
     path_key: Option<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GenerateKeyResponse>, ApiError> {
     let (request, fields): (KeyIdentity, KeyFields) =
         json_body_pair(&state, &headers, body).await?;
     let key = path_key.or(request.key).ok_or_else(|| {
@@ -1453,10 +1446,11 @@ async fn regenerate_key(
             Some(key_json(&row)),
         )
         .await;
-    let mut body = key_json(&row);
-    body["key"] = Value::String(raw);
-    body["token_id"] = Value::String(row.token.clone());
-    Ok(Json(body))
+    Ok(Json(GenerateKeyResponse::new(
+        raw,
+        &row,
+        RequestEcho::default(),
+    )))
 }
 
 /// The calling key's logging health (always healthy: no logging callbacks).
@@ -1465,8 +1459,11 @@ async fn regenerate_key(
     path = "/key/health",
     operation_id = "key_health",
     tag = crate::openapi::KEYS,
-    responses((status = 200, body = super::schema::KeyHealthResponse)),
+    responses((status = 200, body = KeyHealthResponse)),
 )]
-pub async fn health() -> Json<Value> {
-    Json(json!({"key": "healthy", "logging_callbacks": null}))
+pub async fn health() -> Json<KeyHealthResponse> {
+    Json(KeyHealthResponse {
+        key: "healthy".into(),
+        logging_callbacks: None,
+    })
 }

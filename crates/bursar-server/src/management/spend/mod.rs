@@ -1007,7 +1007,7 @@ pub async fn global_teams(
         )
         .await?;
     let mut names: HashMap<String, String> = HashMap::new();
-    for (_, t) in &by_day {
+    for t in by_day.iter().map(|(_, t)| t).chain(top.iter()) {
         if !names.contains_key(&t.id) {
             let alias = state
                 .store()
@@ -1033,6 +1033,7 @@ pub async fn global_teams(
         "teams": teams,
         "total_spend_per_team": top.iter().map(|t| json!({
             "team_id": t.id,
+            "team_alias": names[&t.id],
             "total_spend": t.metrics.spend.as_usd(),
         })).collect::<Vec<_>>(),
     })))

@@ -1,0 +1,378 @@
+//! LiteLLM behaviour that its clients and scripts rely on: an explicit `null` clears a field
+//! on every update route, `/user/update` upserts for proxy admins, `/user/new` joins
+//! `team_id`, `/user/list` searches, and `/team/member_delete` of a non-member is LiteLLM's 400.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use bursar_testkit::{Backend, TestGateway, both_backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+both_backends!(
+    null_clears_key_fields_and_holders_cannot_clear_their_caps,
+    null_clears_team_org_budget_customer_and_user_fields,
+    user_update_upserts_for_proxy_admins_only,
+    user_new_joins_team_id_and_organizations_as_internal_user,
+    user_list_searches_ids_and_emails,
+    team_membership_is_members_with_roles,
+);
+
+const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
+
+async fn ok(gw: &TestGateway, method: Method, path: &str, body: Value) -> Value {
+    let body = (method != Method::GET).then_some(body);
+    let (status, out) = gw.send(method, path, body.as_ref()).await;
+    assert_eq!(status, 200, "{path}: {out}");
+    out
+}
+
+async fn key_info(gw: &TestGateway, raw: &str) -> Value {
+    ok(
+        gw,
+        Method::GET,
+        &format!("/key/info?key={raw}"),
+        Value::Null,
+    )
+    .await["info"]
+        .clone()
+}
+
+async fn null_clears_key_fields_and_holders_cannot_clear_their_caps(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "holder", "auto_create_key": false}),
+    )
+    .await;
+    let key = ok(
+        &gw,
+        Method::POST,
+        "/key/generate",
+        json!({"user_id": "holder", "max_budget": 5.0, "soft_budget": 1.0, "rpm_limit": 10, "tpm_limit": 100,
+               "max_parallel_requests": 2, "budget_duration": "1d", "duration": "7d"}),
+    )
+    .await;
+    let raw = key["key"].as_str().unwrap().to_string();
+    let before = key_info(&gw, &raw).await;
+    assert_eq!(before["max_budget"], 5.0);
+    assert!(before["expires"].is_string() && before["budget_reset_at"].is_string());
+
+    // The holder may not lift the caps an admin set: null is a change, and a loosening one.
+    for field in ["max_budget", "rpm_limit", "tpm_limit", "budget_duration"] {
+        let (status, out) = gw
+            .send_as(
+                &raw,
+                Method::POST,
+                "/key/update",
+                Some(&json!({"key": raw, field: null})),
+            )
+            .await;
+        assert_eq!(status, 403, "{field}: {out}");
+    }
+    // Absent fields are left alone.
+    ok(
+        &gw,
+        Method::POST,
+        "/key/update",
+        json!({"key": raw, "key_alias": "kept"}),
+    )
+    .await;
+    assert_eq!(key_info(&gw, &raw).await["rpm_limit"], 10);
+
+    let updated = ok(
+        &gw,
+        Method::POST,
+        "/key/update",
+        json!({"key": raw, "max_budget": null, "soft_budget": null, "rpm_limit": null, "tpm_limit": null,
+               "max_parallel_requests": null, "budget_duration": null, "duration": null}),
+    )
+    .await;
+    assert_eq!(updated["key"], raw);
+    let after = key_info(&gw, &raw).await;
+    for field in [
+        "max_budget",
+        "rpm_limit",
+        "tpm_limit",
+        "max_parallel_requests",
+        "budget_duration",
+        "budget_reset_at",
+        "expires",
+        "litellm_budget_table",
+    ] {
+        assert_eq!(after[field], Value::Null, "{field}: {after}");
+    }
+    assert_eq!(after["key_alias"], "kept");
+    gw.stop().await;
+}
+
+async fn null_clears_team_org_budget_customer_and_user_fields(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let team = ok(
+        &gw,
+        Method::POST,
+        "/team/new",
+        json!({"team_id": "nt", "max_budget": 9.0, "rpm_limit": 9, "tpm_limit": 99, "budget_duration": "1d"}),
+    )
+    .await;
+    assert_eq!(team["max_budget"], 9.0);
+    let changed = ok(
+        &gw,
+        Method::POST,
+        "/team/update",
+        json!({"team_id": "nt", "max_budget": null, "rpm_limit": null, "budget_duration": null}),
+    )
+    .await;
+    assert_eq!(changed["data"]["max_budget"], Value::Null);
+    assert_eq!(changed["data"]["rpm_limit"], Value::Null);
+    assert_eq!(changed["data"]["budget_duration"], Value::Null);
+    assert_eq!(changed["data"]["budget_reset_at"], Value::Null);
+    assert_eq!(changed["data"]["tpm_limit"], 99, "absent fields stay");
+
+    let org = ok(
+        &gw,
+        Method::POST,
+        "/organization/new",
+        json!({"organization_alias": "o", "max_budget": 50.0, "tpm_limit": 500}),
+    )
+    .await;
+    let org_id = org["organization_id"].as_str().unwrap().to_string();
+    let org = ok(
+        &gw,
+        Method::PATCH,
+        "/organization/update",
+        json!({"organization_id": org_id, "max_budget": null}),
+    )
+    .await;
+    assert_eq!(org["litellm_budget_table"]["max_budget"], Value::Null);
+    assert_eq!(org["litellm_budget_table"]["tpm_limit"], 500);
+
+    ok(
+        &gw,
+        Method::POST,
+        "/budget/new",
+        json!({"budget_id": "b", "max_budget": 3.0, "rpm_limit": 3}),
+    )
+    .await;
+    let budget = ok(
+        &gw,
+        Method::POST,
+        "/budget/update",
+        json!({"budget_id": "b", "max_budget": null}),
+    )
+    .await;
+    assert_eq!(budget["max_budget"], Value::Null);
+    assert_eq!(budget["rpm_limit"], 3);
+
+    ok(
+        &gw,
+        Method::POST,
+        "/customer/new",
+        json!({"user_id": "c", "max_budget": 4.0}),
+    )
+    .await;
+    let customer = ok(
+        &gw,
+        Method::POST,
+        "/customer/update",
+        json!({"user_id": "c", "max_budget": null}),
+    )
+    .await;
+    assert_eq!(customer["litellm_budget_table"]["max_budget"], Value::Null);
+
+    ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "u", "max_budget": 7.0, "tpm_limit": 70, "rpm_limit": 7, "auto_create_key": false}),
+    )
+    .await;
+    let user = ok(
+        &gw,
+        Method::POST,
+        "/user/update",
+        json!({"user_id": "u", "max_budget": null, "tpm_limit": null}),
+    )
+    .await;
+    assert_eq!(user["data"]["max_budget"], Value::Null);
+    assert_eq!(user["data"]["tpm_limit"], Value::Null);
+    assert_eq!(user["data"]["rpm_limit"], 7);
+    gw.stop().await;
+}
+
+async fn user_update_upserts_for_proxy_admins_only(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let created = ok(
+        &gw,
+        Method::POST,
+        "/user/update",
+        json!({"user_id": "fresh", "user_alias": "Fresh", "max_budget": 2.0}),
+    )
+    .await;
+    assert_eq!(created["user_id"], "fresh");
+    assert_eq!(created["data"]["user_alias"], "Fresh");
+    assert_eq!(created["data"]["max_budget"], 2.0);
+    let info = ok(&gw, Method::GET, "/user/info?user_id=fresh", Value::Null).await;
+    assert_eq!(info["user_info"]["user_alias"], "Fresh");
+
+    let plain = ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "plain", "user_role": "internal_user"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, out) = gw
+        .send_as(
+            &plain,
+            Method::POST,
+            "/user/update",
+            Some(&json!({"user_id": "ghost", "user_alias": "x"})),
+        )
+        .await;
+    assert!([401, 403, 404].contains(&status), "{status} {out}");
+    let (status, _) = gw.send(Method::GET, "/user/info?user_id=ghost", None).await;
+    assert_eq!(status, 404, "no user was created");
+    gw.stop().await;
+}
+
+async fn user_new_joins_team_id_and_organizations_as_internal_user(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(&gw, Method::POST, "/team/new", json!({"team_id": "joined"})).await;
+    let org = ok(
+        &gw,
+        Method::POST,
+        "/organization/new",
+        json!({"organization_alias": "org"}),
+    )
+    .await;
+    let org_id = org["organization_id"].as_str().unwrap().to_string();
+    let user = ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "boss", "user_role": "proxy_admin", "team_id": "joined", "organizations": [org_id]}),
+    )
+    .await;
+    assert_eq!(user["teams"], json!(["joined"]));
+    let team = ok(&gw, Method::GET, "/team/info?team_id=joined", Value::Null).await;
+    let members = &team["team_info"]["members_with_roles"];
+    assert_eq!(members[0]["user_id"], "boss");
+    assert_eq!(members[0]["role"], "user");
+    let org = ok(
+        &gw,
+        Method::GET,
+        &format!("/organization/info?organization_id={org_id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(org["members"][0]["user_id"], "boss");
+    assert_eq!(
+        org["members"][0]["user_role"], "internal_user",
+        "the membership role is LiteLLM's, not the global role"
+    );
+    gw.stop().await;
+}
+
+async fn user_list_searches_ids_and_emails(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    for (id, email) in [
+        ("Alice-1", "alice@example.com"),
+        ("bob-2", "BOB@corp.test"),
+        ("carol-3", "carol@example.com"),
+    ] {
+        ok(
+            &gw,
+            Method::POST,
+            "/user/new",
+            json!({"user_id": id, "user_email": email, "auto_create_key": false}),
+        )
+        .await;
+    }
+    let ids = |body: &Value| -> Vec<String> {
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["user_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let list = ok(&gw, Method::GET, "/user/list?search=alice", Value::Null).await;
+    assert_eq!(ids(&list), ["Alice-1"]);
+    let list = ok(&gw, Method::GET, "/user/list?search=CORP", Value::Null).await;
+    assert_eq!(ids(&list), ["bob-2"]);
+    let list = ok(&gw, Method::GET, "/user/list?search=example", Value::Null).await;
+    assert_eq!(list["total"], 2);
+    // One id: a case-insensitive substring; several: exact ids.
+    let list = ok(&gw, Method::GET, "/user/list?user_ids=ALICE", Value::Null).await;
+    assert_eq!(ids(&list), ["Alice-1"]);
+    let list = ok(
+        &gw,
+        Method::GET,
+        "/user/list?user_ids=alice,bob-2",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(ids(&list), ["bob-2"]);
+    // Search and the other filters combine.
+    let list = ok(
+        &gw,
+        Method::GET,
+        "/user/list?search=example&user_email=carol",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(ids(&list), ["carol-3"]);
+    gw.stop().await;
+}
+
+async fn team_membership_is_members_with_roles(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(&gw, Method::POST, "/team/new", json!({"team_id": "tm"})).await;
+    let added = ok(
+        &gw,
+        Method::POST,
+        "/team/member_add",
+        json!({"team_id": "tm", "member": [{"user_id": "m1", "role": "admin"}, {"user_id": "m2", "role": "user"}]}),
+    )
+    .await;
+    assert_eq!(added["members_with_roles"].as_array().unwrap().len(), 2);
+    // The legacy columns are not membership.
+    assert_eq!(added["members"], json!([]));
+    assert_eq!(added["admins"], json!([]));
+
+    let (status, out) = gw
+        .send(
+            Method::POST,
+            "/team/member_delete",
+            Some(&json!({"team_id": "tm", "user_id": "stranger"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{out}");
+    assert_eq!(out["error"]["message"], "User not found in team");
+    let after = ok(
+        &gw,
+        Method::POST,
+        "/team/member_delete",
+        json!({"team_id": "tm", "user_id": "m2"}),
+    )
+    .await;
+    assert_eq!(after["members_with_roles"][0]["user_id"], "m1");
+    assert_eq!(after["members_with_roles"].as_array().unwrap().len(), 1);
+    gw.stop().await;
+}
