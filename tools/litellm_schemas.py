@@ -20,7 +20,8 @@ MODELS = [
     "OrganizationAddMemberResponse", "KeyListResponseObject", "TeamMemberUpdateResponse",
     "GetTeamMemberPermissionsResponse", "BulkTeamMemberAddResponse", "TeamMemberAddResult",
     "LiteLLM_BudgetTableFull", "CustomerResponse", "DeleteCustomersResponse",
-    "PaginatedAuditLogResponse", "AuditLogResponse", "Member",
+    "PaginatedAuditLogResponse", "AuditLogResponse", "Member", "UserInfoV2Response",
+    "TeamMemberInfoResponse",
 ]
 
 

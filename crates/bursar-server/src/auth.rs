@@ -26,6 +26,7 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/health/liveness",
     "/health/readiness",
     "/metrics",
+    "/routes",
 ];
 
 /// LiteLLM's user id for the master key.

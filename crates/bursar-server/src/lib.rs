@@ -103,6 +103,39 @@ fn public_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(health::readiness))
         .routes(routes!(health::metrics))
+        .routes(routes!(routes::listing::list))
+}
+
+/// Every served route with its methods and handler name, for `GET /routes`.
+pub fn route_list() -> Vec<routes::listing::RouteEntry> {
+    let doc = api_routes()
+        .into_openapi()
+        .merge_from(public_routes().into_openapi());
+    let entry = |path: &str, method: &str, name: &str| routes::listing::RouteEntry {
+        path: path.to_string(),
+        methods: vec![method.to_string()],
+        name: name.to_string(),
+        endpoint: name.to_string(),
+    };
+    let mut out = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let operations = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                let name = operation.operation_id.as_deref().unwrap_or_default();
+                out.push(entry(path, method, name));
+            }
+        }
+    }
+    out.push(entry(openapi::DOCUMENT_PATH, "GET", "openapi"));
+    out.push(entry(openapi::DOCS_PATH, "GET", "swagger_ui_html"));
+    out
 }
 
 /// Swagger UI settings: no call-outs (the validator badge fetches validator.swagger.io).
@@ -135,6 +168,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::regenerate))
         .routes(routes!(keys::regenerate_path))
         .routes(routes!(keys::health))
+        .routes(routes!(keys::aliases))
         .routes(alias(routes!(audit::list), "/audit/logs"))
         .routes(routes!(users::new_user))
         .routes(routes!(users::info))
@@ -142,6 +176,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::delete))
         .routes(alias(routes!(users::list), "/user/get_users"))
         .routes(routes!(users::available_roles))
+        .routes(routes!(users::info_v2))
+        .routes(routes!(users::available_users))
         .routes(routes!(teams::new_team))
         .routes(routes!(teams::update))
         .routes(routes!(teams::delete))
@@ -150,6 +186,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(teams::list_v2))
         .routes(routes!(teams::available))
         .routes(routes!(teams::filter_ui))
+        .routes(routes!(teams::member_me))
         .routes(routes!(teams::member_add))
         .routes(routes!(teams::bulk_member_add))
         .routes(routes!(teams::member_delete))

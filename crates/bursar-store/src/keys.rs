@@ -2,6 +2,7 @@
 
 use crate::error::on_unique;
 use crate::sql::SqlBuilder;
+use crate::users::escape_like;
 use crate::{StoreError, now_ms};
 use bursar_core::NanoUsd;
 use serde_json::Value;
@@ -553,4 +554,58 @@ pub(crate) fn optional_json_column<T: serde::de::DeserializeOwned>(
     text.map(|t| serde_json::from_str(&t))
         .transpose()
         .map_err(|source| StoreError::CorruptJson { column, source })
+}
+
+/// What `/key/aliases` lists: the distinct non-empty aliases, filtered and paged.
+#[derive(Debug, Clone, Default)]
+pub struct AliasQuery {
+    /// Only keys this user owns, or keys of these teams (a non-admin's own view).
+    pub visible_to: Option<(String, Vec<String>)>,
+    pub team_id: Option<String>,
+    /// Case-insensitive substring of the alias.
+    pub search: Option<String>,
+    /// 1-based.
+    pub page: u32,
+    pub size: u32,
+}
+
+impl KeyStore<'_> {
+    /// Key aliases in ascending order, and how many there are in all.
+    pub async fn aliases(&self, query: &AliasQuery) -> Result<(Vec<String>, u64), StoreError> {
+        fn filters(q: &mut SqlBuilder, query: &AliasQuery) {
+            q.push(" WHERE key_alias IS NOT NULL AND key_alias <> ''");
+            if let Some((user, teams)) = &query.visible_to {
+                q.push(" AND (user_id = ").bind(user.clone());
+                if !teams.is_empty() {
+                    q.push(" OR team_id IN (")
+                        .bind_list(teams.iter().cloned())
+                        .push(")");
+                }
+                q.push(")");
+            }
+            if let Some(team) = &query.team_id {
+                q.push(" AND team_id = ").bind(team.clone());
+            }
+            if let Some(text) = &query.search {
+                q.push(" AND lower(key_alias) LIKE ")
+                    .bind(format!("%{}%", escape_like(&text.to_lowercase())))
+                    .push(" ESCAPE '\\'");
+            }
+        }
+        let mut count = SqlBuilder::new("SELECT COUNT(DISTINCT key_alias) AS n FROM keys");
+        filters(&mut count, query);
+        let total: i64 = count.build()?.fetch_one(self.pool).await?.try_get("n")?;
+        let mut q = SqlBuilder::new("SELECT DISTINCT key_alias FROM keys");
+        filters(&mut q, query);
+        let size = query.size.max(1);
+        q.push(" ORDER BY key_alias LIMIT ").bind(i64::from(size));
+        q.push(" OFFSET ")
+            .bind(i64::from(query.page.max(1) - 1) * i64::from(size));
+        let rows = q.build()?.fetch_all(self.pool).await?;
+        let aliases = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("key_alias"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((aliases, u64::try_from(total).unwrap_or(0)))
+    }
 }

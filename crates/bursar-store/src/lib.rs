@@ -27,7 +27,7 @@ pub use audit::{AuditQuery, AuditRow, AuditStore, NewAudit};
 pub use budgets::{BudgetPatch, BudgetRow, BudgetStore, NewBudget};
 pub use end_users::{EndUserPatch, EndUserRow, EndUserStore, NewEndUser};
 pub use error::StoreError;
-pub use keys::{KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
+pub use keys::{AliasQuery, KeyPatch, KeyQuery, KeyRow, KeySort, KeyStore, NewKey};
 pub use ledger::{Ledger, LedgerOptions, LedgerStats, LedgerWriter};
 pub use orgs::{NewOrgMember, OrgMemberRow, OrgPatch, OrgRow, OrgStore};
 pub use resets::{ResetReport, ResetStore};

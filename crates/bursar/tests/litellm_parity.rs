@@ -14,6 +14,9 @@ both_backends!(
     user_new_joins_team_id_and_organizations_as_internal_user,
     user_list_searches_ids_and_emails,
     team_membership_is_members_with_roles,
+    routes_listing_is_public_and_complete,
+    key_aliases_are_listed_for_what_the_caller_may_see,
+    v2_user_info_members_me_and_seat_counts,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -374,5 +377,173 @@ async fn team_membership_is_members_with_roles(backend: Backend) {
     .await;
     assert_eq!(after["members_with_roles"][0]["user_id"], "m1");
     assert_eq!(after["members_with_roles"].as_array().unwrap().len(), 1);
+    gw.stop().await;
+}
+
+async fn routes_listing_is_public_and_complete(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let response = reqwest::get(gw.endpoint("/routes")).await.unwrap();
+    assert_eq!(response.status(), 200, "no key needed");
+    let body: Value = response.json().await.unwrap();
+    let routes = body["routes"].as_array().unwrap();
+    let find = |path: &str, method: &str| {
+        routes
+            .iter()
+            .find(|r| {
+                r["path"] == path && r["methods"].as_array().unwrap().contains(&json!(method))
+            })
+            .cloned()
+    };
+    let generate = find("/key/generate", "POST").expect("/key/generate is listed");
+    assert_eq!(generate["name"], "generate_key_fn");
+    assert_eq!(generate["endpoint"], "generate_key_fn");
+    assert!(find("/v1/chat/completions", "POST").is_some());
+    assert!(
+        find("/chat/completions", "POST").is_some(),
+        "aliases are listed too"
+    );
+    assert!(find("/organization/update", "PATCH").is_some());
+    assert!(find("/routes", "GET").is_some());
+    assert!(find("/openapi.json", "GET").is_some());
+    gw.stop().await;
+}
+
+async fn key_aliases_are_listed_for_what_the_caller_may_see(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let owner = ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "owner", "key_alias": "own-b", "user_role": "internal_user"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for alias in ["svc-a", "svc-c", "Svc-B"] {
+        ok(
+            &gw,
+            Method::POST,
+            "/key/generate",
+            json!({"key_alias": alias}),
+        )
+        .await;
+    }
+    ok(&gw, Method::POST, "/key/generate", json!({})).await;
+    let all = ok(&gw, Method::GET, "/key/aliases", Value::Null).await;
+    assert_eq!(all["aliases"], json!(["Svc-B", "own-b", "svc-a", "svc-c"]));
+    assert_eq!(all["total_count"], 4);
+    assert_eq!(all["current_page"], 1);
+    assert_eq!(all["size"], 50);
+    let page = ok(
+        &gw,
+        Method::GET,
+        "/key/aliases?search=SVC&size=2&page=2",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(page["aliases"], json!(["svc-c"]));
+    assert_eq!(page["total_count"], 3);
+    assert_eq!(page["total_pages"], 2);
+    let (status, mine) = gw.send_as(&owner, Method::GET, "/key/aliases", None).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(
+        mine["aliases"],
+        json!(["own-b"]),
+        "a user sees only its own keys' aliases"
+    );
+    let (status, _) = gw.send(Method::GET, "/key/aliases?size=101", None).await;
+    assert_eq!(status, 400);
+    gw.stop().await;
+}
+
+async fn v2_user_info_members_me_and_seat_counts(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let key_of = |body: Value| body["key"].as_str().unwrap().to_string();
+    let lead = key_of(
+        ok(
+            &gw,
+            Method::POST,
+            "/user/new",
+            json!({"user_id": "lead", "user_role": "internal_user"}),
+        )
+        .await,
+    );
+    let dev = key_of(
+        ok(
+            &gw,
+            Method::POST,
+            "/user/new",
+            json!({"user_id": "dev", "user_role": "internal_user", "max_budget": 4.0}),
+        )
+        .await,
+    );
+    let outsider = key_of(
+        ok(
+            &gw,
+            Method::POST,
+            "/user/new",
+            json!({"user_id": "outsider", "user_role": "internal_user"}),
+        )
+        .await,
+    );
+    ok(
+        &gw,
+        Method::POST,
+        "/team/new",
+        json!({"team_id": "squad", "team_alias": "Squad", "members_with_roles": [
+            {"user_id": "lead", "role": "admin"}, {"user_id": "dev", "role": "user"}]}),
+    )
+    .await;
+
+    let (status, me) = gw.send_as(&dev, Method::GET, "/v2/user/info", None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user_id"], "dev");
+    assert_eq!(me["max_budget"], 4.0);
+    assert_eq!(me["teams"], json!(["squad"]));
+    assert!(me.get("keys").is_none(), "v2 is the user alone");
+    let (status, _) = gw
+        .send_as(&lead, Method::GET, "/v2/user/info?user_id=dev", None)
+        .await;
+    assert_eq!(status, 200, "a team admin sees the team's members");
+    let (status, out) = gw
+        .send_as(&outsider, Method::GET, "/v2/user/info?user_id=dev", None)
+        .await;
+    assert_eq!(status, 404, "{out}");
+    assert_eq!(out["error"]["message"], "User not found: dev");
+    let (status, _) = gw
+        .send(Method::GET, "/v2/user/info?user_id=nobody", None)
+        .await;
+    assert_eq!(status, 404);
+
+    let (status, mine) = gw
+        .send_as(&dev, Method::GET, "/team/squad/members/me", None)
+        .await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["role"], "user");
+    assert_eq!(mine["team_alias"], "Squad");
+    assert_eq!(mine["spend"], 0.0);
+    let (status, _) = gw
+        .send_as(&outsider, Method::GET, "/team/squad/members/me", None)
+        .await;
+    assert_eq!(status, 404);
+    // The master key acts as LiteLLM's default_user_id, which is no member.
+    let (status, _) = gw.send(Method::GET, "/team/squad/members/me", None).await;
+    assert_eq!(status, 404);
+
+    let seats = ok(&gw, Method::GET, "/user/available_users", Value::Null).await;
+    assert_eq!(seats["total_users_used"], 3);
+    assert_eq!(seats["total_teams_used"], 1);
+    assert_eq!(seats["total_users"], Value::Null);
+    let (status, _) = gw
+        .send_as(&dev, Method::GET, "/user/available_users", None)
+        .await;
+    assert!(status == 401 || status == 403, "{status}");
     gw.stop().await;
 }

@@ -293,6 +293,25 @@ async fn management_responses_have_litellms_field_sets(backend: Backend) {
         &user_info["teams"],
         "/user/info teams",
     );
+    let v2 = ok(&gw, get.clone(), "/v2/user/info?user_id=shape-alice", None).await;
+    check(&s, "UserInfoV2Response", &v2, &[], "/v2/user/info");
+    let alice_key = user["key"].as_str().unwrap();
+    let (status, me) = gw
+        .send_as(
+            alice_key,
+            get.clone(),
+            &format!("/team/{team_id}/members/me"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{me}");
+    check(
+        &s,
+        "TeamMemberInfoResponse",
+        &me,
+        &[],
+        "/team/{team_id}/members/me",
+    );
     let users = ok(&gw, get.clone(), "/user/list", None).await;
     check(&s, "UserListResponse", &users, &[], "/user/list");
     each(

@@ -2,5 +2,6 @@
 
 pub mod data;
 pub mod health;
+pub mod listing;
 pub mod models;
 pub mod schema;

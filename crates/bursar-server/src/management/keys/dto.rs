@@ -315,3 +315,13 @@ pub struct KeyHealthResponse {
     pub key: String,
     pub logging_callbacks: Option<Value>,
 }
+
+/// `GET /key/aliases`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyAliasesResponse {
+    pub aliases: Vec<String>,
+    pub total_count: u64,
+    pub current_page: u32,
+    pub total_pages: u64,
+    pub size: u32,
+}

@@ -32,10 +32,10 @@ use bursar_core::policy::keys::{
 };
 use bursar_core::policy::{self, Ceiling, LimitChange, LimitSet};
 use bursar_core::roles::UserRole;
-use bursar_store::{KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError, TeamRow};
+use bursar_store::{AliasQuery, KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError, TeamRow};
 use dto::{
-    DeleteKeyResponse, GenerateKeyResponse, KeyHealthResponse, KeyInfoResponse, KeyListItem,
-    KeyListResponseObject, KeyObject, RequestEcho, UpdateKeyResponse,
+    DeleteKeyResponse, GenerateKeyResponse, KeyAliasesResponse, KeyHealthResponse, KeyInfoResponse,
+    KeyListItem, KeyListResponseObject, KeyObject, RequestEcho, UpdateKeyResponse,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -1466,4 +1466,69 @@ pub async fn health() -> Json<KeyHealthResponse> {
         key: "healthy".into(),
         logging_callbacks: None,
     })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AliasesQuery {
+    /// Page number.
+    #[param(minimum = 1, default = 1)]
+    page: Option<u32>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    size: Option<u32>,
+    /// Case-insensitive substring of the alias.
+    search: Option<String>,
+    team_id: Option<String>,
+}
+
+/// Key aliases the caller may see (its own keys' and its teams' keys' for non-admins), paged.
+#[utoipa::path(
+    get,
+    path = "/key/aliases",
+    operation_id = "key_aliases",
+    tag = crate::openapi::KEYS,
+    params(AliasesQuery),
+    responses((status = 200, body = KeyAliasesResponse)),
+)]
+pub async fn aliases(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<AliasesQuery>,
+) -> Result<Json<KeyAliasesResponse>, ApiError> {
+    let paging = Page::parse(q.page, q.size, "size", 50, 100)?;
+    let visible_to = if is_admin_reader(&principal) {
+        None
+    } else {
+        match principal.user_id() {
+            Some(me) => {
+                let teams = state.store().users().team_ids(me).await?;
+                Some((me.to_string(), teams))
+            }
+            None => {
+                return Ok(Json(KeyAliasesResponse {
+                    aliases: Vec::new(),
+                    total_count: 0,
+                    current_page: paging.page,
+                    total_pages: 0,
+                    size: paging.size,
+                }));
+            }
+        }
+    };
+    let query = AliasQuery {
+        visible_to,
+        team_id: q.team_id,
+        search: q.search.filter(|s| !s.is_empty()),
+        page: paging.page,
+        size: paging.size,
+    };
+    let (aliases, total) = state.store().keys().aliases(&query).await?;
+    Ok(Json(KeyAliasesResponse {
+        aliases,
+        total_count: total,
+        current_page: paging.page,
+        total_pages: paging.total_pages(total),
+        size: paging.size,
+    }))
 }

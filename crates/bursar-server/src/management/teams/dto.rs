@@ -279,3 +279,18 @@ pub struct GetTeamMemberPermissionsResponse {
     pub team_member_permissions: Option<Vec<String>>,
     pub all_available_permissions: Vec<String>,
 }
+
+/// `GET /team/{team_id}/members/me`: the caller's membership (LiteLLM's
+/// `TeamMemberInfoResponse`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamMemberInfoResponse {
+    pub user_id: String,
+    pub team_id: String,
+    pub budget_id: Option<String>,
+    pub spend: Option<f64>,
+    pub total_spend: Option<f64>,
+    pub litellm_budget_table: Option<BudgetTable>,
+    pub role: Option<String>,
+    pub user_email: Option<String>,
+    pub team_alias: Option<String>,
+}

@@ -13,6 +13,7 @@ use super::scope::{
 };
 pub mod dto;
 
+use super::budgets::dto::BudgetTable;
 use super::keys::dto::KeyObject;
 use super::users::dto::UserTable;
 use super::{
@@ -24,7 +25,7 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use bursar_core::access::TEAM_MEMBER_PERMISSIONS;
@@ -40,7 +41,8 @@ use bursar_store::{
 use dto::{
     BulkTeamMemberAddResponse, DeleteTeamResponse, DeletedTeam, GetTeamMemberPermissionsResponse,
     TeamAddMemberResponse, TeamInfoResponse, TeamListEntry, TeamListResponse, TeamMemberAddResult,
-    TeamMemberUpdateResponse, TeamMembership, TeamObject, TeamWithKeys, UpdateTeamResponse,
+    TeamMemberInfoResponse, TeamMemberUpdateResponse, TeamMembership, TeamObject, TeamWithKeys,
+    UpdateTeamResponse,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -2183,4 +2185,53 @@ fn audit_members(members_with_roles: Value) -> Value {
     let mut map = Map::new();
     map.insert("members_with_roles".into(), members_with_roles);
     Value::Object(map)
+}
+
+/// The calling key's user's own membership of a team, with its budget.
+#[utoipa::path(
+    get,
+    path = "/team/{team_id}/members/me",
+    operation_id = "team_member_me",
+    tag = crate::openapi::TEAMS,
+    params(("team_id" = String, Path, description = "The team")),
+    responses((status = 200, body = TeamMemberInfoResponse)),
+)]
+pub async fn member_me(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(team_id): Path<String>,
+) -> Result<Json<TeamMemberInfoResponse>, ApiError> {
+    let Some(me) = principal.user_id().map(str::to_string) else {
+        return Err(bad_field(
+            "user_id",
+            "API key has no associated user_id; cannot resolve 'me' for team membership.",
+        ));
+    };
+    let team = find_team(&state, &team_id).await?;
+    let member = state
+        .store()
+        .teams()
+        .member(&team_id, &me)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "User user_id={me} is not a member of team_id={team_id}."
+            ))
+        })?;
+    let budget = match &member.budget_id {
+        Some(id) => state.store().budgets().find(id).await?,
+        None => None,
+    };
+    let spend = member.spend.as_usd();
+    Ok(Json(TeamMemberInfoResponse {
+        user_id: member.user_id,
+        team_id: team.team_id,
+        budget_id: member.budget_id,
+        spend: Some(spend),
+        total_spend: Some(member.total_spend.as_usd().max(spend)),
+        litellm_budget_table: budget.as_ref().map(BudgetTable::new),
+        role: Some(member.role),
+        user_email: member.user_email,
+        team_alias: team.team_alias,
+    }))
 }

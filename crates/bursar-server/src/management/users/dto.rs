@@ -168,3 +168,65 @@ pub struct RoleDescription {
     pub description: &'static str,
     pub ui_label: &'static str,
 }
+
+/// `GET /v2/user/info`: LiteLLM's `UserInfoV2Response`, the user alone (no keys or teams' rows).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfoV2Response {
+    pub user_id: String,
+    pub user_email: Option<String>,
+    pub user_alias: Option<String>,
+    pub user_role: Option<String>,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub models: Vec<String>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<String>,
+    pub metadata: Option<Value>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub sso_user_id: Option<String>,
+    /// Team ids.
+    pub teams: Vec<String>,
+    pub object_permission: Option<Value>,
+    pub model_max_budget: Option<Value>,
+    pub model_max_budget_usage: Option<Value>,
+}
+
+impl UserInfoV2Response {
+    pub fn new(user: &UserRow, teams: Vec<String>) -> Self {
+        UserInfoV2Response {
+            user_id: user.user_id.clone(),
+            user_email: user.user_email.clone(),
+            user_alias: user.user_alias.clone(),
+            user_role: Some(user.user_role.clone()),
+            spend: user.spend.as_usd(),
+            max_budget: user.max_budget.map(NanoUsd::as_usd),
+            tpm_limit: user.tpm_limit,
+            rpm_limit: user.rpm_limit,
+            models: user.models.clone(),
+            budget_duration: user.budget_duration.clone(),
+            budget_reset_at: user.budget_reset_at.map(format_ms),
+            metadata: Some(user.metadata.clone()),
+            created_at: Some(format_ms(user.created_at)),
+            updated_at: Some(format_ms(user.updated_at)),
+            sso_user_id: user.sso_user_id.clone(),
+            teams,
+            object_permission: None,
+            model_max_budget: Some(user.model_max_budget.clone()),
+            model_max_budget_usage: None,
+        }
+    }
+}
+
+/// `GET /user/available_users`: seat counts (no seat limits: the totals are null).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AvailableUsersResponse {
+    pub total_users: Option<u64>,
+    pub total_teams: Option<u64>,
+    pub total_users_used: u64,
+    pub total_teams_used: u64,
+    pub total_teams_remaining: Option<u64>,
+    pub total_users_remaining: Option<u64>,
+}

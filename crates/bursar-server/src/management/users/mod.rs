@@ -27,8 +27,8 @@ use bursar_store::{
     UserTeam,
 };
 use dto::{
-    NewUserResponse, RoleDescription, UpdateUserResponse, UserInfoResponse, UserListResponse,
-    UserTable,
+    AvailableUsersResponse, NewUserResponse, RoleDescription, UpdateUserResponse, UserInfoResponse,
+    UserInfoV2Response, UserListResponse, UserTable,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -858,4 +858,110 @@ pub async fn available_roles() -> Json<BTreeMap<&'static str, RoleDescription>> 
             ),
         ),
     ]))
+}
+
+/// The user alone (LiteLLM's lighter `/user/info`): the caller itself, or anyone for admins,
+/// team admins for their teams' members and org admins for their organizations' members.
+/// Any other user is "not found", as in LiteLLM.
+#[utoipa::path(
+    get,
+    path = "/v2/user/info",
+    operation_id = "user_info_v2",
+    tag = crate::openapi::USERS,
+    params(InfoQuery),
+    responses((status = 200, body = UserInfoV2Response)),
+)]
+pub async fn info_v2(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<InfoQuery>,
+) -> Result<Json<UserInfoV2Response>, ApiError> {
+    let me = principal.user_id().map(str::to_string);
+    let Some(user_id) = q.user_id.filter(|u| !u.is_empty()).or(me.clone()) else {
+        return Err(bad_field(
+            "user_id",
+            "user_id is required. Either pass it as a query parameter or authenticate with a user-bound key.",
+        ));
+    };
+    let not_found =
+        || ApiError::not_found(format!("User not found: {user_id}")).with_param("user_id");
+    let user = state
+        .store()
+        .users()
+        .find(&user_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let teams = state.store().users().team_ids(&user_id).await?;
+    let allowed = is_admin_reader(&principal)
+        || me.as_deref() == Some(user_id.as_str())
+        || match me.as_deref() {
+            Some(me) => administers(&state, me, &user_id, &teams).await?,
+            None => false,
+        };
+    if !allowed {
+        return Err(not_found());
+    }
+    Ok(Json(UserInfoV2Response::new(&user, teams)))
+}
+
+/// Whether `me` is a team admin of one of `teams` or an org admin of an organization `user_id`
+/// belongs to.
+async fn administers(
+    state: &AppState,
+    me: &str,
+    user_id: &str,
+    teams: &[String],
+) -> Result<bool, ApiError> {
+    for team_id in teams {
+        if let Some(member) = state.store().teams().member(team_id, me).await?
+            && member.role == "admin"
+        {
+            return Ok(true);
+        }
+    }
+    let mine = state.store().orgs().memberships_of(me).await?;
+    let theirs = state.store().orgs().memberships_of(user_id).await?;
+    Ok(mine.iter().any(|m| {
+        m.user_role.as_deref() == Some("org_admin")
+            && theirs
+                .iter()
+                .any(|t| t.organization_id == m.organization_id)
+    }))
+}
+
+/// Seat usage: how many users and teams exist (Bursar has no seat limits).
+#[utoipa::path(
+    get,
+    path = "/user/available_users",
+    operation_id = "available_enterprise_users",
+    tag = crate::openapi::USERS,
+    responses((status = 200, body = AvailableUsersResponse)),
+)]
+pub async fn available_users(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<AvailableUsersResponse>, ApiError> {
+    if !is_admin_reader(&principal) {
+        return Err(ApiError::forbidden("Only admins can view seat usage"));
+    }
+    let users = UserQuery {
+        page: 1,
+        page_size: 1,
+        ..UserQuery::default()
+    };
+    let (_, total_users_used) = state.store().users().list(&users).await?;
+    let teams = bursar_store::TeamQuery {
+        page: 1,
+        size: 1,
+        ..bursar_store::TeamQuery::default()
+    };
+    let (_, total_teams_used) = state.store().teams().list(&teams).await?;
+    Ok(Json(AvailableUsersResponse {
+        total_users: None,
+        total_teams: None,
+        total_users_used,
+        total_teams_used,
+        total_teams_remaining: None,
+        total_users_remaining: None,
+    }))
 }
