@@ -5,7 +5,6 @@ pub mod budgets;
 pub mod customers;
 pub mod keys;
 pub mod orgs;
-pub mod schema;
 pub mod scope;
 pub mod spend;
 pub mod teams;
@@ -48,15 +47,23 @@ pub async fn json_body<T: DeserializeOwned>(
     parse_body(&management_body(state, headers, body).await?)
 }
 
-/// Like [`json_body`], parsing the same body twice: as the request's identity (`A`) and its
-/// fields (`B`), so a type error in either still names its field.
-pub async fn json_body_pair<A: DeserializeOwned, B: DeserializeOwned>(
+/// A request body read as two types from the same JSON object (flattening one into the other
+/// would lose the field name of a type error). The request type is what the handler reads and
+/// what the document describes.
+pub trait FromParts: Sized {
+    type Identity: DeserializeOwned;
+    type Fields: DeserializeOwned;
+    fn from_parts(identity: Self::Identity, fields: Self::Fields) -> Self;
+}
+
+/// Reads a management body (size-capped and checked) as a [`FromParts`] request.
+pub async fn json_body_parts<T: FromParts>(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(A, B), ApiError> {
+) -> Result<T, ApiError> {
     let bytes = management_body(state, headers, body).await?;
-    Ok((parse_body(&bytes)?, parse_body(&bytes)?))
+    Ok(T::from_parts(parse_body(&bytes)?, parse_body(&bytes)?))
 }
 
 /// For update bodies: a field sent as `null` is `Some(None)` (clear it), an absent field is

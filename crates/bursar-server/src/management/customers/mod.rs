@@ -286,7 +286,7 @@ pub async fn info(
     path = "/customer/update",
     operation_id = "update_end_user",
     tag = crate::openapi::CUSTOMERS,
-    request_body = super::schema::UpdateCustomerRequest,
+    request_body = UpdateCustomerRequest,
     responses((status = 200, body = CustomerObject)),
 )]
 pub async fn update(
@@ -295,7 +295,7 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<CustomerObject>, ApiError> {
-    let fields: CustomerFields = json_body(&state, &headers, body).await?;
+    let UpdateCustomerRequest(fields) = json_body(&state, &headers, body).await?;
     let id = super::required("user_id", fields.user_id.clone())?;
     let existing = state
         .store()
@@ -334,6 +334,16 @@ pub async fn update(
 pub struct UserIds {
     user_ids: Vec<String>,
 }
+
+/// `POST /customer/update`: `user_id` picks the customer; absent fields are unchanged.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct UpdateCustomerRequest(CustomerFields);
+
+/// `POST /customer/block` and `/customer/unblock`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct BlockUsers(UserIds);
 
 fn require_ids(ids: &[String]) -> Result<(), ApiError> {
     if ids.is_empty() || ids.iter().any(|i| i.trim().is_empty()) {
@@ -408,7 +418,7 @@ async fn set_blocked(
     body: Body,
     blocked: bool,
 ) -> Result<Vec<EndUserRow>, ApiError> {
-    let r: UserIds = json_body(state, headers, body).await?;
+    let BlockUsers(r) = json_body(state, headers, body).await?;
     require_ids(&r.user_ids)?;
     let rows = state
         .store()
@@ -427,7 +437,7 @@ async fn set_blocked(
     path = "/customer/block",
     operation_id = "block_user",
     tag = crate::openapi::CUSTOMERS,
-    request_body = super::schema::BlockUsers,
+    request_body = BlockUsers,
     responses((status = 200, body = BlockUsersResponse)),
 )]
 pub async fn block(
@@ -448,7 +458,7 @@ pub async fn block(
     path = "/customer/unblock",
     operation_id = "unblock_user",
     tag = crate::openapi::CUSTOMERS,
-    request_body = super::schema::BlockUsers,
+    request_body = BlockUsers,
     responses((status = 200, body = UnblockUsersResponse)),
 )]
 pub async fn unblock(

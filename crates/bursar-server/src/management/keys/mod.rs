@@ -11,8 +11,8 @@ use super::audit::{Auditor, KEYS_TABLE};
 use super::scope;
 use super::teams::{admin_team_ids, may_manage_team_key};
 use super::{
-    Page, bad_field, descending, json_body, json_body_pair, limit_change, money, money_change,
-    nullable, reset_at,
+    FromParts, Page, bad_field, descending, json_body, json_body_parts, limit_change, money,
+    money_change, nullable, reset_at,
 };
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -99,6 +99,64 @@ pub struct KeyIdentity {
     key: Option<String>,
     new_key: Option<String>,
     grace_period: Option<String>,
+}
+
+/// `POST /key/generate`.
+#[derive(Debug, ToSchema)]
+pub struct GenerateKeyRequest {
+    /// A caller-chosen key (`sk-…`, at least 16 characters); generated when absent.
+    key: Option<String>,
+    #[serde(flatten)]
+    fields: KeyFields,
+}
+
+impl FromParts for GenerateKeyRequest {
+    type Identity = KeyIdentity;
+    type Fields = KeyFields;
+    fn from_parts(identity: KeyIdentity, fields: KeyFields) -> Self {
+        GenerateKeyRequest {
+            key: identity.key,
+            fields,
+        }
+    }
+}
+
+/// `POST /key/update`: `key` (or, without it, `key_alias`) picks the key; absent fields are
+/// unchanged, `null` ones are cleared.
+#[derive(Debug, ToSchema)]
+pub struct UpdateKeyRequest {
+    /// The key or its hash.
+    key: Option<String>,
+    #[serde(flatten)]
+    fields: KeyFields,
+}
+
+impl FromParts for UpdateKeyRequest {
+    type Identity = KeyIdentity;
+    type Fields = KeyFields;
+    fn from_parts(identity: KeyIdentity, fields: KeyFields) -> Self {
+        UpdateKeyRequest {
+            key: identity.key,
+            fields,
+        }
+    }
+}
+
+/// `POST /key/regenerate` and `POST /key/{key}/regenerate`.
+#[derive(Debug, ToSchema)]
+pub struct RegenerateKeyRequest {
+    #[serde(flatten)]
+    identity: KeyIdentity,
+    #[serde(flatten)]
+    fields: KeyFields,
+}
+
+impl FromParts for RegenerateKeyRequest {
+    type Identity = KeyIdentity;
+    type Fields = KeyFields;
+    fn from_parts(identity: KeyIdentity, fields: KeyFields) -> Self {
+        RegenerateKeyRequest { identity, fields }
+    }
 }
 
 /// Validated changes, ready for the store.
@@ -636,7 +694,7 @@ fn map_conflict(alias: Option<&str>) -> impl FnOnce(StoreError) -> ApiError + '_
     path = "/key/generate",
     operation_id = "generate_key_fn",
     tag = crate::openapi::KEYS,
-    request_body = super::schema::GenerateKeyRequest,
+    request_body = GenerateKeyRequest,
     responses((status = 200, body = GenerateKeyResponse)),
 )]
 pub async fn generate(
@@ -645,9 +703,8 @@ pub async fn generate(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<GenerateKeyResponse>, ApiError> {
-    let (request, fields): (KeyIdentity, KeyFields) =
-        json_body_pair(&state, &headers, body).await?;
-    let raw = match request.key {
+    let GenerateKeyRequest { key, fields } = json_body_parts(&state, &headers, body).await?;
+    let raw = match key {
         Some(custom) => {
             if !custom.starts_with(KEY_PREFIX) {
                 return Err(bad_field(
@@ -900,7 +957,7 @@ pub async fn info(
     path = "/key/update",
     operation_id = "update_key_fn",
     tag = crate::openapi::KEYS,
-    request_body = super::schema::UpdateKeyRequest,
+    request_body = UpdateKeyRequest,
     responses((status = 200, body = UpdateKeyResponse)),
 )]
 pub async fn update(
@@ -909,8 +966,8 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<UpdateKeyResponse>, ApiError> {
-    let (request, fields): (KeyIdentity, KeyFields) =
-        json_body_pair(&state, &headers, body).await?;
+    let request: UpdateKeyRequest = json_body_parts(&state, &headers, body).await?;
+    let fields = request.fields;
     let existing = match (&request.key, &fields.key_alias) {
         (Some(key), _) => find_key(&state, key).await?,
         (None, Some(alias)) => state
@@ -1314,7 +1371,7 @@ pub async fn list(
     path = "/key/regenerate",
     operation_id = "regenerate_key_fn",
     tag = crate::openapi::KEYS,
-    request_body = super::schema::RegenerateKeyRequest,
+    request_body = RegenerateKeyRequest,
     responses((status = 200, body = GenerateKeyResponse)),
 )]
 pub async fn regenerate(
@@ -1332,7 +1389,7 @@ pub async fn regenerate(
     path = "/key/{key}/regenerate",
     operation_id = "regenerate_key_fn",
     tag = crate::openapi::KEYS,
-    request_body = super::schema::RegenerateKeyRequest,
+    request_body = RegenerateKeyRequest,
     params(("key" = String, Path, description = "The key or its hash")),
     responses((status = 200, body = GenerateKeyResponse)),
 )]
@@ -1353,8 +1410,10 @@ async fn regenerate_key(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<GenerateKeyResponse>, ApiError> {
-    let (request, fields): (KeyIdentity, KeyFields) =
-        json_body_pair(&state, &headers, body).await?;
+    let RegenerateKeyRequest {
+        identity: request,
+        fields,
+    } = json_body_parts(&state, &headers, body).await?;
     let key = path_key.or(request.key).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -12,7 +12,7 @@ pub mod dto;
 use super::teams::dto::TeamObject;
 use super::teams::{member_user_id, resolve_member, with_budgets};
 use super::users::dto::UserTable;
-use super::{BudgetInput, bad_field, json_body, json_body_pair, missing, money};
+use super::{BudgetInput, FromParts, bad_field, json_body, json_body_parts, missing, money};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -76,6 +76,50 @@ pub struct OrgFields {
 pub struct OrgIdentity {
     organization_id: Option<String>,
 }
+
+/// `POST /organization/new`.
+#[derive(Debug, ToSchema)]
+pub struct NewOrganizationRequest {
+    /// Generated when absent.
+    organization_id: Option<String>,
+    #[serde(flatten)]
+    fields: OrgFields,
+}
+
+impl FromParts for NewOrganizationRequest {
+    type Identity = OrgIdentity;
+    type Fields = OrgFields;
+    fn from_parts(identity: OrgIdentity, fields: OrgFields) -> Self {
+        NewOrganizationRequest {
+            organization_id: identity.organization_id,
+            fields,
+        }
+    }
+}
+
+/// `PATCH /organization/update`: `organization_id` picks it; absent fields are unchanged.
+#[derive(Debug, ToSchema)]
+pub struct UpdateOrganizationRequest {
+    organization_id: Option<String>,
+    #[serde(flatten)]
+    fields: OrgFields,
+}
+
+impl FromParts for UpdateOrganizationRequest {
+    type Identity = OrgIdentity;
+    type Fields = OrgFields;
+    fn from_parts(identity: OrgIdentity, fields: OrgFields) -> Self {
+        UpdateOrganizationRequest {
+            organization_id: identity.organization_id,
+            fields,
+        }
+    }
+}
+
+/// `DELETE /organization/member_delete`: `user_id` or `user_email`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct OrganizationMemberDeleteRequest(MemberRef);
 
 struct OrgChanges {
     patch: OrgPatch,
@@ -270,7 +314,7 @@ async fn org_gate(
     path = "/organization/new",
     operation_id = "new_organization",
     tag = crate::openapi::ORGS,
-    request_body = super::schema::NewOrganizationRequest,
+    request_body = NewOrganizationRequest,
     responses((status = 200, body = OrganizationObject)),
 )]
 pub async fn new_org(
@@ -279,8 +323,10 @@ pub async fn new_org(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OrganizationObject>, ApiError> {
-    let (identity, fields): (OrgIdentity, OrgFields) =
-        json_body_pair(&state, &headers, body).await?;
+    let NewOrganizationRequest {
+        organization_id,
+        fields,
+    } = json_body_parts(&state, &headers, body).await?;
     if !principal.is_proxy_admin() {
         return Err(ApiError::unauthorized(
             "auth_error",
@@ -311,7 +357,7 @@ pub async fn new_org(
             ),
         ));
     }
-    let org_id = match identity.organization_id.filter(|i| !i.trim().is_empty()) {
+    let org_id = match organization_id.filter(|i| !i.trim().is_empty()) {
         Some(id) => {
             if state.store().orgs().find(&id).await?.is_some() {
                 return Err(bad_field(
@@ -367,7 +413,7 @@ pub async fn new_org(
     path = "/organization/update",
     operation_id = "update_organization",
     tag = crate::openapi::ORGS,
-    request_body = super::schema::UpdateOrganizationRequest,
+    request_body = UpdateOrganizationRequest,
     responses((status = 200, body = OrganizationObject)),
 )]
 pub async fn update(
@@ -376,9 +422,11 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OrganizationObject>, ApiError> {
-    let (identity, fields): (OrgIdentity, OrgFields) =
-        json_body_pair(&state, &headers, body).await?;
-    let org_id = require_org_id(identity.organization_id)?;
+    let UpdateOrganizationRequest {
+        organization_id,
+        fields,
+    } = json_body_parts(&state, &headers, body).await?;
+    let org_id = require_org_id(organization_id)?;
     let existing = find_org(&state, &org_id).await?;
     org_gate(&state, &principal, &org_id, "/organization/update", false).await?;
     let current_budget = match &existing.budget_id {
@@ -924,7 +972,7 @@ pub async fn member_update(
     path = "/organization/member_delete",
     operation_id = "organization_member_delete",
     tag = crate::openapi::ORGS,
-    request_body = super::schema::OrganizationMemberDeleteRequest,
+    request_body = OrganizationMemberDeleteRequest,
     responses((status = 200, body = OrgMembership)),
 )]
 pub async fn member_delete(
@@ -933,7 +981,7 @@ pub async fn member_delete(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<OrgMembership>, ApiError> {
-    let r: MemberRef = json_body(&state, &headers, body).await?;
+    let OrganizationMemberDeleteRequest(r) = json_body(&state, &headers, body).await?;
     let (org_id, member) =
         gated_member(&state, &principal, &r, "/organization/member_delete").await?;
     let body = memberships(&state, std::slice::from_ref(&member))

@@ -2,6 +2,8 @@
 //! from the pre-aggregated daily tables, never from spend logs), `/spend/logs` and the
 //! admin-only `/global/spend/*` reports.
 
+pub mod dto;
+
 use super::scope::{self, member_id};
 use super::{Page, bad_field};
 use crate::auth::Principal;
@@ -13,8 +15,15 @@ use axum::{Extension, Json};
 use bursar_core::NanoUsd;
 use bursar_core::roles::UserRole;
 use bursar_store::{DailyEntity, DailyMetrics, DailyPage, DailyQuery, DailyRow, KeyRow};
+use dto::{
+    BreakdownMetrics, DailySpendData, DailySpendMetadata, GlobalKeySpend, GlobalModelSpend,
+    GlobalTeamSpend, GroupDay, GroupDetail, GroupSpend, KeyCostReport, KeyMetadata,
+    KeyMetricWithMetadata, MetricWithMetadata, ModelCost, SpendAnalyticsPaginatedResponse,
+    SpendLog, SpendLogsDay, SpendLogsEntry, SpendLogsPage, SpendMetrics, SpendReportEntry,
+    TeamTotalSpend,
+};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use utoipa::IntoParams;
 
@@ -159,13 +168,13 @@ async fn own_keys(state: &AppState, principal: &Principal) -> Result<Vec<String>
     params(DailyRange,
         ("user_id" = Option<String>, Query, description = "Filter by user (admins)"),
         ("timezone" = Option<i64>, Query, description = "Accepted for compatibility; days are UTC"),),
-    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+    responses((status = 200, body = SpendAnalyticsPaginatedResponse)),
 )]
 pub async fn user_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<DailyParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
     let mut q = params.query(DailyEntity::User, 50)?;
     q.entity_ids = if reads_all(&principal) {
         params
@@ -194,13 +203,13 @@ pub async fn user_daily(
     params(DailyRange,
         ("team_ids" = Option<String>, Query, description = "Comma-separated team ids"),
         ("exclude_team_ids" = Option<String>, Query, description = "Comma-separated team ids to leave out"),),
-    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+    responses((status = 200, body = SpendAnalyticsPaginatedResponse)),
 )]
 pub async fn team_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<DailyParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
     let mut q = params.query(DailyEntity::Team, 10)?;
     q.exclude_entity_ids = list(params.exclude_team_ids.as_deref()).unwrap_or_default();
     let asked = list(params.team_ids.as_deref());
@@ -251,13 +260,13 @@ pub async fn team_daily(
     tag = crate::openapi::ORGS,
     params(DailyRange,
         ("organization_ids" = Option<String>, Query, description = "Comma-separated organization ids"),),
-    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+    responses((status = 200, body = SpendAnalyticsPaginatedResponse)),
 )]
 pub async fn org_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<DailyParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
     let mut q = params.query(DailyEntity::Organization, 10)?;
     let asked = list(params.organization_ids.as_deref());
     if reads_all(&principal) {
@@ -287,13 +296,13 @@ pub async fn org_daily(
     tag = crate::openapi::TAGS,
     params(DailyRange,
         ("tags" = Option<String>, Query, description = "Comma-separated tags"),),
-    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+    responses((status = 200, body = SpendAnalyticsPaginatedResponse)),
 )]
 pub async fn tag_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<DailyParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
     let mut q = params.query(DailyEntity::Tag, 10)?;
     q.entity_ids = list(params.tags.as_deref());
     if !reads_all(&principal) {
@@ -310,13 +319,13 @@ pub async fn tag_daily(
     tag = crate::openapi::CUSTOMERS,
     params(DailyRange,
         ("end_user_ids" = Option<String>, Query, description = "Comma-separated customer ids"),),
-    responses((status = 200, body = super::schema::SpendAnalyticsPaginatedResponse)),
+    responses((status = 200, body = SpendAnalyticsPaginatedResponse)),
 )]
 pub async fn customer_daily(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<DailyParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
     let mut q = params.query(DailyEntity::EndUser, 10)?;
     q.entity_ids = list(params.end_user_ids.as_deref());
     if !reads_all(&principal) {
@@ -340,60 +349,38 @@ async fn keys_by_hash(
         .collect())
 }
 
-async fn respond(state: &AppState, q: DailyQuery) -> Result<Json<Value>, ApiError> {
+async fn respond(
+    state: &AppState,
+    q: DailyQuery,
+) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
     let page = state.store().spend().daily(&q).await?;
     let mut hashes: Vec<String> = page.rows.iter().map(|r| r.api_key.clone()).collect();
     hashes.sort();
     hashes.dedup();
     let keys = keys_by_hash(state, &hashes).await?;
-    let mut entity_meta: HashMap<String, Value> = HashMap::new();
+    let mut entity_meta: HashMap<String, Map<String, Value>> = HashMap::new();
     if q.entity == DailyEntity::Team {
         for row in &page.rows {
             if !entity_meta.contains_key(&row.entity_id)
                 && let Some(team) = state.store().teams().find(&row.entity_id).await?
             {
-                entity_meta.insert(
-                    row.entity_id.clone(),
-                    json!({"team_alias": team.team_alias}),
-                );
+                let mut meta = Map::new();
+                meta.insert("team_alias".into(), Value::from(team.team_alias));
+                entity_meta.insert(row.entity_id.clone(), meta);
             }
         }
     }
     Ok(Json(analytics(&q, &page, &keys, &entity_meta)))
 }
 
-/// LiteLLM's `SpendMetrics`.
-fn metrics_json(m: &DailyMetrics) -> Value {
-    json!({
-        "spend": m.spend.as_usd(),
-        "flat_cost": 0.0,
-        "prompt_tokens": m.prompt_tokens,
-        "completion_tokens": m.completion_tokens,
-        "cache_read_input_tokens": m.cache_read_input_tokens,
-        "cache_creation_input_tokens": m.cache_creation_input_tokens,
-        "compression_saved_tokens": 0,
-        "compression_savings_spend": 0.0,
-        "prompt_caching_savings_spend": 0.0,
-        "gateway_injected_caching_savings_spend": 0.0,
-        "autorouter_savings_spend": 0.0,
-        "total_tokens": m.total_tokens(),
-        "successful_requests": m.successful_requests,
-        "failed_requests": m.failed_requests,
-        "api_requests": m.api_requests,
-        "total_response_time_ms": m.total_response_time_ms,
-        "timed_requests": m.api_requests,
-    })
-}
-
-fn key_metadata(hash: &str, keys: &HashMap<String, KeyRow>) -> Value {
-    match keys.get(hash) {
-        Some(k) => json!({
-            "key_alias": k.key_alias,
-            "team_id": k.team_id,
-            "user_id": k.user_id,
-            "key_exists": true,
-        }),
-        None => json!({"key_alias": null, "team_id": null, "user_id": null, "key_exists": false}),
+fn key_metric(
+    hash: &str,
+    m: &DailyMetrics,
+    keys: &HashMap<String, KeyRow>,
+) -> KeyMetricWithMetadata {
+    KeyMetricWithMetadata {
+        metrics: SpendMetrics::new(m),
+        metadata: KeyMetadata::new(hash, keys),
     }
 }
 
@@ -413,18 +400,20 @@ impl Bucket {
             .add(&row.metrics);
     }
 
-    fn json(&self, metadata: Value, keys: &HashMap<String, KeyRow>) -> Value {
-        let breakdown: Map<String, Value> = self
-            .keys
-            .iter()
-            .map(|(hash, m)| {
-                (
-                    hash.clone(),
-                    json!({"metrics": metrics_json(m), "metadata": key_metadata(hash, keys)}),
-                )
-            })
-            .collect();
-        json!({"metrics": metrics_json(&self.metrics), "metadata": metadata, "api_key_breakdown": breakdown})
+    fn show(
+        &self,
+        metadata: Map<String, Value>,
+        keys: &HashMap<String, KeyRow>,
+    ) -> MetricWithMetadata {
+        MetricWithMetadata {
+            metrics: SpendMetrics::new(&self.metrics),
+            metadata,
+            api_key_breakdown: self
+                .keys
+                .iter()
+                .map(|(hash, m)| (hash.clone(), key_metric(hash, m, keys)))
+                .collect(),
+        }
     }
 }
 
@@ -444,8 +433,8 @@ fn analytics(
     q: &DailyQuery,
     page: &DailyPage,
     keys: &HashMap<String, KeyRow>,
-    entity_meta: &HashMap<String, Value>,
-) -> Value {
+    entity_meta: &HashMap<String, Map<String, Value>>,
+) -> SpendAnalyticsPaginatedResponse {
     let mut days: BTreeMap<&str, Day> = BTreeMap::new();
     for row in &page.rows {
         let day = days.entry(row.date.as_str()).or_default();
@@ -472,74 +461,47 @@ fn analytics(
             .or_default()
             .add(&row.metrics);
     }
-    let group = |buckets: &BTreeMap<String, Bucket>, meta: &dyn Fn(&str) -> Value| -> Value {
-        Value::Object(
-            buckets
-                .iter()
-                .map(|(name, b)| (name.clone(), b.json(meta(name), keys)))
-                .collect(),
-        )
+    let group = |buckets: &BTreeMap<String, Bucket>,
+                 meta: &dyn Fn(&str) -> Map<String, Value>|
+     -> BTreeMap<String, MetricWithMetadata> {
+        buckets
+            .iter()
+            .map(|(name, b)| (name.clone(), b.show(meta(name), keys)))
+            .collect()
     };
-    let empty = |_: &str| json!({});
-    let entity = |id: &str| entity_meta.get(id).cloned().unwrap_or_else(|| json!({}));
-    let results: Vec<Value> = days
+    let empty = |_: &str| Map::new();
+    let entity = |id: &str| entity_meta.get(id).cloned().unwrap_or_default();
+    let results = days
         .iter()
         .rev()
-        .map(|(date, d)| {
-            let api_keys: Map<String, Value> = d
-                .api_keys
-                .iter()
-                .map(|(hash, m)| {
-                    (
-                        hash.clone(),
-                        json!({"metrics": metrics_json(m), "metadata": key_metadata(hash, keys)}),
-                    )
-                })
-                .collect();
-            json!({
-                "date": date,
-                "metrics": metrics_json(&d.metrics),
-                "breakdown": {
-                    "models": group(&d.models, &empty),
-                    "model_groups": group(&d.model_groups, &empty),
-                    "mcp_servers": {},
-                    "providers": group(&d.providers, &empty),
-                    "endpoints": group(&d.endpoints, &empty),
-                    "api_keys": api_keys,
-                    "entities": group(&d.entities, &entity),
-                }
-            })
+        .map(|(date, d)| DailySpendData {
+            date: date.to_string(),
+            metrics: SpendMetrics::new(&d.metrics),
+            breakdown: BreakdownMetrics {
+                models: group(&d.models, &empty),
+                model_groups: group(&d.model_groups, &empty),
+                providers: group(&d.providers, &empty),
+                endpoints: group(&d.endpoints, &empty),
+                api_keys: d
+                    .api_keys
+                    .iter()
+                    .map(|(hash, m)| (hash.clone(), key_metric(hash, m, keys)))
+                    .collect(),
+                entities: group(&d.entities, &entity),
+                ..BreakdownMetrics::default()
+            },
         })
         .collect();
-    let t = &page.totals;
     let total_pages = page.total_rows.div_ceil(q.page_size.max(1)).max(1);
-    json!({
-        "results": results,
-        "metadata": {
-            "total_spend": t.spend.as_usd(),
-            "total_flat_cost": 0.0,
-            "total_prompt_tokens": t.prompt_tokens,
-            "total_completion_tokens": t.completion_tokens,
-            "total_tokens": t.total_tokens(),
-            "total_api_requests": t.api_requests,
-            "total_successful_requests": t.successful_requests,
-            "total_failed_requests": t.failed_requests,
-            "total_cache_read_input_tokens": t.cache_read_input_tokens,
-            "total_cache_creation_input_tokens": t.cache_creation_input_tokens,
-            "total_compression_saved_tokens": 0,
-            "total_compression_savings_spend": 0.0,
-            "total_prompt_caching_savings_spend": 0.0,
-            "total_gateway_injected_caching_savings_spend": 0.0,
-            "total_autorouter_savings_spend": 0.0,
-            "total_response_time_ms": t.total_response_time_ms,
-            "total_timed_requests": t.api_requests,
-            "page": q.page,
-            "total_pages": total_pages,
-            "has_more": q.page.saturating_mul(q.page_size) < page.total_rows,
-            "api_key_limit": null,
-            "total_api_keys": null,
-        }
-    })
+    SpendAnalyticsPaginatedResponse {
+        results,
+        metadata: DailySpendMetadata::new(
+            &page.totals,
+            q.page,
+            total_pages,
+            q.page.saturating_mul(q.page_size) < page.total_rows,
+        ),
+    }
 }
 
 /// Raw spend-log rows returned at most by `/spend/logs` (LiteLLM returns every row, a scan
@@ -656,46 +618,6 @@ impl LogParams {
     }
 }
 
-/// One spend-log row in LiteLLM's `LiteLLM_SpendLogs` shape.
-fn log_json(row: &bursar_store::SpendLogRow) -> Value {
-    let time = |ms: i64| bursar_core::time::format_ms(ms);
-    json!({
-        "request_id": row.request_id,
-        "call_type": row.call_type,
-        "api_key": row.api_key,
-        "spend": row.spend.as_usd(),
-        "total_tokens": row.total_tokens,
-        "prompt_tokens": row.prompt_tokens,
-        "completion_tokens": row.completion_tokens,
-        "cache_read_input_tokens": row.cache_read_input_tokens,
-        "cache_creation_input_tokens": row.cache_creation_input_tokens,
-        "startTime": time(row.start_time),
-        "endTime": time(row.end_time),
-        "completionStartTime": row.completion_start_time.map(time),
-        "request_duration_ms": row.request_duration_ms,
-        "model": row.model,
-        "model_id": row.model_id,
-        "model_group": row.model_group,
-        "custom_llm_provider": row.custom_llm_provider,
-        "api_base": row.api_base,
-        "user": row.user_id.clone().unwrap_or_default(),
-        "metadata": row.metadata,
-        "cache_hit": row.cache_hit,
-        "cache_key": "Cache OFF",
-        "request_tags": row.request_tags,
-        "team_id": row.team_id,
-        "organization_id": row.organization_id,
-        "end_user": row.end_user.clone().unwrap_or_default(),
-        "requester_ip_address": row.requester_ip_address,
-        "session_id": row.session_id,
-        "status": row.status,
-        "endpoint": row.endpoint,
-        "messages": {},
-        "response": {},
-        "proxy_server_request": {},
-    })
-}
-
 /// `GET /spend/logs`: with dates and `summarize` (the default), spend per day with its
 /// users, models and keys (from the daily tables, missing days as 0); otherwise the newest
 /// matching rows.
@@ -706,13 +628,13 @@ fn log_json(row: &bursar_store::SpendLogRow) -> Value {
     tag = crate::openapi::SPEND,
     params(LogFilters,
         ("summarize" = Option<bool>, Query, description = "With a date range: one row per day (default true)"),),
-    responses((status = 200, body = Vec<serde_json::Value>)),
+    responses((status = 200, body = Vec<SpendLogsEntry>)),
 )]
 pub async fn logs(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<LogParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<SpendLogsEntry>>, ApiError> {
     let summarize = !matches!(params.summarize.as_deref(), Some("false" | "False" | "0"));
     let q = params.query(&principal)?;
     if let (true, Some(start), Some(end)) = (summarize, &params.start_date, &params.end_date) {
@@ -725,7 +647,11 @@ pub async fn logs(
         .await;
     }
     let rows = state.store().spend().logs(&q).await?;
-    Ok(Json(Value::Array(rows.iter().map(log_json).collect())))
+    Ok(Json(
+        rows.iter()
+            .map(|r| SpendLogsEntry::Log(Box::new(SpendLog::new(r))))
+            .collect(),
+    ))
 }
 
 /// One day of `/spend/logs` summary: its total and its spend per user, model and key.
@@ -737,7 +663,7 @@ async fn summary(
     q: &bursar_store::SpendLogQuery,
     start: &str,
     end: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<SpendLogsEntry>>, ApiError> {
     if end < start {
         return Err(bad_field(
             "end_date",
@@ -783,25 +709,25 @@ async fn summary(
         add(models, row.model_group);
         add(keys, row.api_key);
     }
-    let out: Vec<Value> = days
-        .into_iter()
-        .map(|(date, (total, users, models, keys))| {
-            let usd = |spends: Spends| -> Map<String, Value> {
-                spends
-                    .into_iter()
-                    .map(|(name, n)| (name, json!(n.as_usd())))
-                    .collect()
-            };
-            let mut entry = Map::new();
-            entry.insert("startTime".into(), json!(date));
-            entry.insert("spend".into(), json!(total.as_usd()));
-            entry.insert("users".into(), Value::Object(usd(users)));
-            entry.insert("models".into(), Value::Object(usd(models)));
-            entry.extend(usd(keys));
-            Value::Object(entry)
-        })
-        .collect();
-    Ok(Json(Value::Array(out)))
+    let usd = |spends: Spends| -> BTreeMap<String, f64> {
+        spends
+            .into_iter()
+            .map(|(name, n)| (name, n.as_usd()))
+            .collect()
+    };
+    Ok(Json(
+        days.into_iter()
+            .map(|(date, (total, users, models, keys))| {
+                SpendLogsEntry::Day(SpendLogsDay {
+                    start_time: date,
+                    spend: total.as_usd(),
+                    users: usd(users),
+                    models: usd(models),
+                    api_keys: usd(keys),
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// `GET /spend/logs/v2`: one page of spend-log rows, newest first.
@@ -813,13 +739,13 @@ async fn summary(
     params(LogFilters,
         ("page" = Option<u32>, Query, minimum = 1, description = "Page number"),
         ("page_size" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Logs per page"),),
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = SpendLogsPage)),
 )]
 pub async fn logs_v2(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<LogParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SpendLogsPage>, ApiError> {
     let page = Page::parse(
         number("page", params.page.as_deref())?,
         number("page_size", params.page_size.as_deref())?,
@@ -833,13 +759,13 @@ pub async fn logs_v2(
     let spend = state.store().spend();
     let total = spend.count_logs(&q).await?;
     let rows = spend.logs(&q).await?;
-    Ok(Json(json!({
-        "data": rows.iter().map(log_json).collect::<Vec<_>>(),
-        "total": total,
-        "page": page.page,
-        "page_size": page.size,
-        "total_pages": page.total_pages(total),
-    })))
+    Ok(Json(SpendLogsPage {
+        data: rows.iter().map(SpendLog::new).collect(),
+        total,
+        page: page.page,
+        page_size: page.size,
+        total_pages: page.total_pages(total),
+    }))
 }
 
 /// The last 30 days (today included), as `YYYY-MM-DD` bounds.
@@ -893,13 +819,13 @@ fn admins_only(principal: &Principal, route: &str) -> Result<(), ApiError> {
     operation_id = "global_spend_keys",
     tag = crate::openapi::SPEND,
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "How many keys")),
-    responses((status = 200, body = Vec<serde_json::Value>)),
+    responses((status = 200, body = Vec<GlobalKeySpend>)),
 )]
 pub async fn global_keys(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<GlobalParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<GlobalKeySpend>>, ApiError> {
     admins_only(&principal, "/global/spend/keys")?;
     let limit = params.limit(1_000)?;
     let (start, end) = last_30_days();
@@ -916,19 +842,20 @@ pub async fn global_keys(
         .await?;
     let hashes: Vec<String> = totals.iter().map(|t| t.id.clone()).collect();
     let keys = keys_by_hash(&state, &hashes).await?;
-    let rows: Vec<Value> = totals
-        .iter()
-        .map(|t| {
-            let key = keys.get(&t.id);
-            json!({
-                "api_key": t.id,
-                "key_alias": key.and_then(|k| k.key_alias.clone()),
-                "key_name": key.and_then(|k| k.key_name.clone()),
-                "total_spend": t.metrics.spend.as_usd(),
+    Ok(Json(
+        totals
+            .iter()
+            .map(|t| {
+                let key = keys.get(&t.id);
+                GlobalKeySpend {
+                    api_key: t.id.clone(),
+                    key_alias: key.and_then(|k| k.key_alias.clone()),
+                    key_name: key.and_then(|k| k.key_name.clone()),
+                    total_spend: t.metrics.spend.as_usd(),
+                }
             })
-        })
-        .collect();
-    Ok(Json(Value::Array(rows)))
+            .collect(),
+    ))
 }
 
 /// `GET /global/spend/models`: the models that cost most in the last 30 days.
@@ -938,13 +865,13 @@ pub async fn global_keys(
     operation_id = "global_spend_models",
     tag = crate::openapi::SPEND,
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "How many models")),
-    responses((status = 200, body = Vec<serde_json::Value>)),
+    responses((status = 200, body = Vec<GlobalModelSpend>)),
 )]
 pub async fn global_models(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<GlobalParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<GlobalModelSpend>>, ApiError> {
     admins_only(&principal, "/global/spend/models")?;
     let limit = params.limit(10)?;
     let (start, end) = last_30_days();
@@ -959,18 +886,17 @@ pub async fn global_models(
             limit,
         )
         .await?;
-    let rows: Vec<Value> = totals
-        .iter()
-        .filter(|t| !t.id.is_empty())
-        .map(|t| {
-            json!({
-                "model": t.id,
-                "total_spend": t.metrics.spend.as_usd(),
-                "total_tokens": t.metrics.total_tokens(),
+    Ok(Json(
+        totals
+            .iter()
+            .filter(|t| !t.id.is_empty())
+            .map(|t| GlobalModelSpend {
+                model: t.id.clone(),
+                total_spend: t.metrics.spend.as_usd(),
+                total_tokens: t.metrics.total_tokens(),
             })
-        })
-        .collect();
-    Ok(Json(Value::Array(rows)))
+            .collect(),
+    ))
 }
 
 /// `GET /global/spend/teams`: spend per team and day over the last 30 days, and the ten
@@ -980,12 +906,12 @@ pub async fn global_models(
     path = "/global/spend/teams",
     operation_id = "global_spend_per_team",
     tag = crate::openapi::SPEND,
-    responses((status = 200, body = serde_json::Value)),
+    responses((status = 200, body = GlobalTeamSpend)),
 )]
 pub async fn global_teams(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GlobalTeamSpend>, ApiError> {
     admins_only(&principal, "/global/spend/teams")?;
     let (start, end) = last_30_days();
     let spend = state.store().spend();
@@ -1022,21 +948,24 @@ pub async fn global_teams(
     let mut days: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for (date, t) in &by_day {
         let day = days.entry(date.clone()).or_default();
-        day.insert("date".into(), json!(date));
-        day.insert(names[&t.id].clone(), json!(t.metrics.spend.as_usd()));
+        day.insert("date".into(), Value::from(date.clone()));
+        day.insert(names[&t.id].clone(), Value::from(t.metrics.spend.as_usd()));
     }
-    let mut teams: Vec<&String> = names.values().collect();
+    let mut teams: Vec<String> = names.values().cloned().collect();
     teams.sort();
     teams.dedup();
-    Ok(Json(json!({
-        "daily_spend": days.into_values().collect::<Vec<_>>(),
-        "teams": teams,
-        "total_spend_per_team": top.iter().map(|t| json!({
-            "team_id": t.id,
-            "team_alias": names[&t.id],
-            "total_spend": t.metrics.spend.as_usd(),
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(Json(GlobalTeamSpend {
+        daily_spend: days.into_values().collect(),
+        teams,
+        total_spend_per_team: top
+            .iter()
+            .map(|t| TeamTotalSpend {
+                team_id: t.id.clone(),
+                team_alias: names[&t.id].clone(),
+                total_spend: t.metrics.spend.as_usd(),
+            })
+            .collect(),
+    }))
 }
 
 /// Daily rows a `/global/spend/report` reads at most.
@@ -1055,13 +984,13 @@ const MAX_REPORT_ROWS: u64 = 100_000;
         ("api_key" = Option<String>, Query, description = "Only this key"),
         ("team_id" = Option<String>, Query, description = "Only this team"),
         ("customer_id" = Option<String>, Query, description = "Only this customer"),),
-    responses((status = 200, body = Vec<serde_json::Value>)),
+    responses((status = 200, body = Vec<SpendReportEntry>)),
 )]
 pub async fn global_report(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<GlobalParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<SpendReportEntry>>, ApiError> {
     admins_only(&principal, "/global/spend/report")?;
     let (Some(start), Some(end)) = (params.start_date.as_deref(), params.end_date.as_deref())
     else {
@@ -1076,20 +1005,10 @@ pub async fn global_report(
             "end_date must be on or after start_date",
         ));
     }
-    let (entity, ids, label, list_name) = match params.group_by.as_deref().unwrap_or("team") {
-        "team" => (
-            DailyEntity::Team,
-            params.team_id.clone(),
-            "team_name",
-            "teams",
-        ),
-        "customer" => (
-            DailyEntity::EndUser,
-            params.customer_id.clone(),
-            "customer",
-            "customers",
-        ),
-        "api_key" => (DailyEntity::Key, None, "api_key", ""),
+    let (entity, ids) = match params.group_by.as_deref().unwrap_or("team") {
+        "team" => (DailyEntity::Team, params.team_id.clone()),
+        "customer" => (DailyEntity::EndUser, params.customer_id.clone()),
+        "api_key" => (DailyEntity::Key, None),
         other => {
             return Err(bad_field(
                 "group_by",
@@ -1117,24 +1036,27 @@ pub async fn global_report(
             total.add(&r.metrics);
             models.entry(r.model.as_str()).or_default().add(&r.metrics);
         }
-        let out: Vec<Value> = keys
+        let out = keys
             .iter()
             .map(|(key, (t, models))| {
-                json!({
-                    "api_key": key,
-                    "total_cost": t.spend.as_usd(),
-                    "total_input_tokens": t.prompt_tokens,
-                    "total_output_tokens": t.completion_tokens,
-                    "model_details": models.iter().map(|(m, d)| json!({
-                        "model": m,
-                        "total_cost": d.spend.as_usd(),
-                        "prompt_tokens": d.prompt_tokens,
-                        "completion_tokens": d.completion_tokens,
-                    })).collect::<Vec<_>>(),
+                SpendReportEntry::Key(KeyCostReport {
+                    api_key: key.to_string(),
+                    total_cost: t.spend.as_usd(),
+                    total_input_tokens: t.prompt_tokens,
+                    total_output_tokens: t.completion_tokens,
+                    model_details: models
+                        .iter()
+                        .map(|(m, d)| ModelCost {
+                            model: m.to_string(),
+                            total_cost: d.spend.as_usd(),
+                            prompt_tokens: d.prompt_tokens,
+                            completion_tokens: d.completion_tokens,
+                        })
+                        .collect(),
                 })
             })
             .collect();
-        return Ok(Json(Value::Array(out)));
+        return Ok(Json(out));
     }
     type Groups<'a> = BTreeMap<&'a str, (DailyMetrics, BTreeMap<(&'a str, &'a str), DailyMetrics>)>;
     let mut days: BTreeMap<&str, Groups<'_>> = BTreeMap::new();
@@ -1150,26 +1072,33 @@ pub async fn global_report(
             .or_default()
             .add(&r.metrics);
     }
-    let out: Vec<Value> = days
+    let by_team = entity == DailyEntity::Team;
+    let out = days
         .iter()
         .map(|(day, groups)| {
-            let groups: Vec<Value> = groups
+            let groups: Vec<GroupSpend> = groups
                 .iter()
-                .map(|(id, (t, details))| {
-                    json!({
-                        label: id,
-                        "total_spend": t.spend.as_usd(),
-                        "metadata": details.iter().map(|((model, key), d)| json!({
-                            "model": model,
-                            "api_key": key,
-                            "spend": d.spend.as_usd(),
-                            "total_tokens": d.total_tokens(),
-                        })).collect::<Vec<_>>(),
-                    })
+                .map(|(id, (t, details))| GroupSpend {
+                    team_name: by_team.then(|| id.to_string()),
+                    customer: (!by_team).then(|| id.to_string()),
+                    total_spend: t.spend.as_usd(),
+                    metadata: details
+                        .iter()
+                        .map(|((model, key), d)| GroupDetail {
+                            model: model.to_string(),
+                            api_key: key.to_string(),
+                            spend: d.spend.as_usd(),
+                            total_tokens: d.total_tokens(),
+                        })
+                        .collect(),
                 })
                 .collect();
-            json!({"group_by_day": day, list_name: groups})
+            SpendReportEntry::Day(GroupDay {
+                group_by_day: day.to_string(),
+                teams: by_team.then(|| groups.clone()),
+                customers: (!by_team).then_some(groups),
+            })
         })
         .collect();
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }

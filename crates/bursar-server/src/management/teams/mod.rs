@@ -17,8 +17,8 @@ use super::budgets::dto::BudgetTable;
 use super::keys::dto::KeyObject;
 use super::users::dto::UserTable;
 use super::{
-    BudgetInput, Page, bad_field, descending, json_body, json_body_pair, limit, missing, money,
-    reset_at,
+    BudgetInput, FromParts, Page, bad_field, descending, json_body, json_body_parts, limit,
+    missing, money, reset_at,
 };
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -123,6 +123,55 @@ pub struct TeamFields {
 pub struct TeamIdentity {
     team_id: Option<String>,
 }
+
+/// `POST /team/new`.
+#[derive(Debug, ToSchema)]
+pub struct NewTeamRequest {
+    /// Generated when absent.
+    team_id: Option<String>,
+    #[serde(flatten)]
+    fields: TeamFields,
+}
+
+impl FromParts for NewTeamRequest {
+    type Identity = TeamIdentity;
+    type Fields = TeamFields;
+    fn from_parts(identity: TeamIdentity, fields: TeamFields) -> Self {
+        NewTeamRequest {
+            team_id: identity.team_id,
+            fields,
+        }
+    }
+}
+
+/// `POST /team/update`: `team_id` picks it; absent fields are unchanged, `null` ones cleared.
+#[derive(Debug, ToSchema)]
+pub struct UpdateTeamRequest {
+    team_id: Option<String>,
+    #[serde(flatten)]
+    fields: TeamFields,
+}
+
+impl FromParts for UpdateTeamRequest {
+    type Identity = TeamIdentity;
+    type Fields = TeamFields;
+    fn from_parts(identity: TeamIdentity, fields: TeamFields) -> Self {
+        UpdateTeamRequest {
+            team_id: identity.team_id,
+            fields,
+        }
+    }
+}
+
+/// `POST /team/member_delete`: `user_id` or `user_email`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct TeamMemberDeleteRequest(MemberRef);
+
+/// `POST /team/model/delete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct TeamModelDeleteRequest(TeamModelsRequest);
 
 /// Validated team changes, ready for the store.
 struct TeamChanges {
@@ -748,7 +797,7 @@ async fn check_creator_limits(
     path = "/team/new",
     operation_id = "new_team",
     tag = crate::openapi::TEAMS,
-    request_body = super::schema::NewTeamRequest,
+    request_body = NewTeamRequest,
     responses((status = 200, body = TeamObject)),
 )]
 pub async fn new_team(
@@ -757,10 +806,9 @@ pub async fn new_team(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<TeamObject>, ApiError> {
-    let (identity, fields): (TeamIdentity, TeamFields) =
-        json_body_pair(&state, &headers, body).await?;
+    let NewTeamRequest { team_id, fields } = json_body_parts(&state, &headers, body).await?;
     let mut changes = fields.validate(None)?;
-    let team_id = match identity.team_id.filter(|t| !t.trim().is_empty()) {
+    let team_id = match team_id.filter(|t| !t.trim().is_empty()) {
         Some(id) => {
             if state.store().teams().find(&id).await?.is_some() {
                 return Err(bad_field(
@@ -954,7 +1002,7 @@ fn check_team_admin_changes(team: &TeamRow, patch: &TeamPatch) -> Result<(), Api
     path = "/team/update",
     operation_id = "update_team",
     tag = crate::openapi::TEAMS,
-    request_body = super::schema::UpdateTeamRequest,
+    request_body = UpdateTeamRequest,
     responses((status = 200, body = UpdateTeamResponse)),
 )]
 pub async fn update(
@@ -963,9 +1011,8 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<UpdateTeamResponse>, ApiError> {
-    let (identity, fields): (TeamIdentity, TeamFields) =
-        json_body_pair(&state, &headers, body).await?;
-    let team_id = require_team_id(identity.team_id)?;
+    let UpdateTeamRequest { team_id, fields } = json_body_parts(&state, &headers, body).await?;
+    let team_id = require_team_id(team_id)?;
     let existing = find_team(&state, &team_id).await?;
     let access = TeamAccess::of(&state, &principal, &existing).await?;
     if !access.manages() {
@@ -1790,7 +1837,7 @@ pub(super) async fn member_user_id(
     path = "/team/member_delete",
     operation_id = "team_member_delete",
     tag = crate::openapi::TEAMS,
-    request_body = super::schema::TeamMemberDeleteRequest,
+    request_body = TeamMemberDeleteRequest,
     responses((status = 200, body = TeamObject)),
 )]
 pub async fn member_delete(
@@ -1799,7 +1846,7 @@ pub async fn member_delete(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<TeamObject>, ApiError> {
-    let r: MemberRef = json_body(&state, &headers, body).await?;
+    let TeamMemberDeleteRequest(r) = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id.clone())?;
     let team = find_team(&state, &team_id).await?;
     let access = TeamAccess::of(&state, &principal, &team).await?;
@@ -2001,12 +2048,13 @@ pub struct TeamModelsRequest {
     responses((status = 200, body = TeamObject)),
 )]
 pub async fn model_add(
-    state: State<AppState>,
-    principal: Extension<Principal>,
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<TeamObject>, ApiError> {
-    change_models(state, principal, headers, body, true).await
+    let r: TeamModelsRequest = json_body(&state, &headers, body).await?;
+    change_models(state, principal, headers, r, true).await
 }
 
 /// Removes models from a team's allowed models.
@@ -2015,26 +2063,26 @@ pub async fn model_add(
     path = "/team/model/delete",
     operation_id = "team_model_delete",
     tag = crate::openapi::TEAMS,
-    request_body = super::schema::TeamModelDeleteRequest,
+    request_body = TeamModelDeleteRequest,
     responses((status = 200, body = TeamObject)),
 )]
 pub async fn model_delete(
-    state: State<AppState>,
-    principal: Extension<Principal>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<TeamObject>, ApiError> {
-    change_models(state, principal, headers, body, false).await
-}
-
-async fn change_models(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
+) -> Result<Json<TeamObject>, ApiError> {
+    let TeamModelDeleteRequest(r) = json_body(&state, &headers, body).await?;
+    change_models(state, principal, headers, r, false).await
+}
+
+async fn change_models(
+    state: AppState,
+    principal: Principal,
+    headers: HeaderMap,
+    r: TeamModelsRequest,
     add: bool,
 ) -> Result<Json<TeamObject>, ApiError> {
-    let r: TeamModelsRequest = json_body(&state, &headers, body).await?;
     let team_id = require_team_id(r.team_id)?;
     let team = find_team(&state, &team_id).await?;
     let access = TeamAccess::of(&state, &principal, &team).await?;
