@@ -139,6 +139,31 @@ const SELF_MANAGED_ROUTES: &[&str] = &[
     "/team/permissions_update",
     "/team/daily/activity",
     "/team/{team_id}/members/me",
+    "/team/{team_id}/member/{user_id}/reset_spend",
+    "/team/{team_id}/member/{user_id}/reset_budget",
+    "/team/{team_id}/callback",
+    "/team/{team_id}/disable_logging",
+    "/management/v1/teams/{team_id}/members/bulk_delete",
+    "/management/v1/teams/{team_id}/members/bulk_update",
+    "/team/spend/by_user",
+    "/team/daily/activity/aggregated",
+    "/team/daily/activity/aggregated/keys",
+    "/team/daily/activity/aggregated/search",
+    "/team/daily/activity/aggregated/model_top_keys",
+    "/team/daily/activity/export",
+    "/user/daily/activity/aggregated",
+    "/user/daily/activity/aggregated/keys",
+    "/user/daily/activity/aggregated/search",
+    "/user/daily/activity/aggregated/model_top_keys",
+    "/user/daily/activity/aggregated/users",
+    "/user/daily/activity/aggregated/cache_leakage_keys",
+    "/user/daily/activity/export",
+    "/organization/daily/activity",
+    "/organization/daily/activity/aggregated",
+    "/organization/daily/activity/aggregated/keys",
+    "/organization/daily/activity/aggregated/search",
+    "/organization/daily/activity/aggregated/model_top_keys",
+    "/organization/daily/activity/export",
     "/model/new",
     "/model/update",
     "/model/delete",
@@ -168,10 +193,17 @@ const ORG_SCOPED_ROUTES: &[&str] = &[
     "/organization/member_add",
     "/organization/member_update",
     "/organization/member_delete",
+    "/management/v1/users/bulk",
+    "/management/v1/users/bulk_delete",
 ];
 
 const MANAGEMENT_ROUTES: &[&str] = &[
     "/user/new",
+    "/management/v1/users/bulk",
+    "/management/v1/users/bulk_delete",
+    "/team/metadata_schema",
+    "/team/permissions_bulk_update",
+    "/team/spend/by_user",
     "/user/update",
     "/user/bulk_update",
     "/user/delete",
@@ -227,6 +259,18 @@ pub struct RouteDenied {
     pub message: String,
 }
 
+fn is_placeholder(segment: &str) -> bool {
+    segment.starts_with('{') && segment.ends_with('}')
+}
+
+/// Routes whose template would, as a list entry, also match static routes beside it
+/// (`/team/{team_id}` matches `/team/new`): each is checked exactly, as the route it shares its
+/// rules with.
+const SAME_RULES_AS: &[(&str, &str)] = &[
+    ("/team/{team_id}", "/team/update"),
+    ("/v2/organization/{organization_id}", "/organization/update"),
+];
+
 fn matches(template: &str, route: &str) -> bool {
     if template == route {
         return true;
@@ -236,8 +280,7 @@ fn matches(template: &str, route: &str) -> bool {
     loop {
         match (t.next(), r.next()) {
             (None, None) => return true,
-            (Some(ts), Some(rs))
-                if ts == rs || (ts.starts_with('{') && ts.ends_with('}') && !rs.is_empty()) => {}
+            (Some(ts), Some(rs)) if ts == rs || (is_placeholder(ts) && !rs.is_empty()) => {}
             (Some("*"), _) => return true,
             _ => return false,
         }
@@ -266,6 +309,12 @@ pub fn check_route(
 ) -> Result<(), RouteDenied> {
     if role == UserRole::ProxyAdmin {
         return Ok(());
+    }
+    if let Some((_, same)) = SAME_RULES_AS
+        .iter()
+        .find(|(template, _)| *template == route)
+    {
+        return check_route(role, read_only, same, user_id);
     }
     if is_llm_api_route(route) {
         return if role == UserRole::ProxyAdminViewer {
@@ -541,5 +590,34 @@ mod tests {
         assert!(!matches("/key/{key}/regenerate", "/key//regenerate"));
         assert!(!matches("/key/{key}/regenerate", "/key/a/b/regenerate"));
         assert!(!matches("/key/info", "/key/info/x"));
+    }
+
+    #[test]
+    fn a_team_patch_is_judged_as_a_team_update() {
+        for role in [
+            UserRole::InternalUser,
+            UserRole::OrgAdmin,
+            UserRole::InternalUserViewer,
+            UserRole::ProxyAdminViewer,
+        ] {
+            for read_only in [false, true] {
+                assert_eq!(
+                    check_route(role, read_only, "/team/{team_id}", Some("u1")),
+                    check_route(role, read_only, "/team/update", Some("u1")),
+                );
+                assert_eq!(
+                    check_route(
+                        role,
+                        read_only,
+                        "/v2/organization/{organization_id}",
+                        Some("u1")
+                    ),
+                    check_route(role, read_only, "/organization/update", Some("u1")),
+                );
+            }
+        }
+        // Neither template is a list entry, so neither admits its static neighbours.
+        assert!(!in_list(SELF_MANAGED_ROUTES, "/team/new"));
+        assert!(check_route(UserRole::InternalUserViewer, false, "/team/new", None).is_err());
     }
 }

@@ -17,6 +17,7 @@ both_backends!(
     routes_listing_is_public_and_complete,
     key_aliases_are_listed_for_what_the_caller_may_see,
     v2_user_info_members_me_and_seat_counts,
+    patch_routes_merge_and_validate,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -545,5 +546,95 @@ async fn v2_user_info_members_me_and_seat_counts(backend: Backend) {
         .send_as(&dev, Method::GET, "/user/available_users", None)
         .await;
     assert!(status == 401 || status == 403, "{status}");
+    gw.stop().await;
+}
+
+async fn patch_routes_merge_and_validate(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(
+        &gw,
+        Method::POST,
+        "/team/new",
+        json!({"team_id": "pt", "max_budget": 8.0, "metadata": {"a": 1, "b": {"c": 1}}}),
+    )
+    .await;
+    let team = ok(
+        &gw,
+        Method::PATCH,
+        "/team/pt",
+        json!({"metadata": {"a": null, "b": {"d": 2}}, "max_budget": null, "team_alias": "Patched"}),
+    )
+    .await;
+    assert_eq!(team["team_id"], "pt", "the team itself, not {{team_id, data}}");
+    assert_eq!(team["metadata"], json!({"b": {"c": 1, "d": 2}}));
+    assert_eq!(team["max_budget"], Value::Null);
+    assert_eq!(team["team_alias"], "Patched");
+    let (status, out) = gw
+        .send(Method::PATCH, "/team/pt", Some(&json!({"team_id": "other"})))
+        .await;
+    assert_eq!(status, 400, "{out}");
+    assert!(out["error"]["message"].as_str().unwrap().contains("does not match"));
+    let (status, _) = gw
+        .send(Method::PATCH, "/team/missing", Some(&json!({"team_alias": "x"})))
+        .await;
+    assert_eq!(status, 404);
+    let viewer = ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "pv", "user_role": "internal_user_viewer"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = gw
+        .send_as(&viewer, Method::PATCH, "/team/pt", Some(&json!({"team_alias": "hijack"})))
+        .await;
+    assert!(status == 401 || status == 403, "{status}");
+
+    let org = ok(
+        &gw,
+        Method::POST,
+        "/organization/new",
+        json!({"organization_alias": "po", "max_budget": 20.0, "metadata": {"keep": false, "x": 1}}),
+    )
+    .await;
+    let id = org["organization_id"].as_str().unwrap().to_string();
+    let path = format!("/v2/organization/{id}");
+    let patched = ok(
+        &gw,
+        Method::PATCH,
+        &path,
+        json!({"max_budget": null, "metadata": {"y": 2}, "tpm_limit": 100}),
+    )
+    .await;
+    assert_eq!(patched["organization_id"], id);
+    assert_eq!(patched["litellm_budget_table"]["max_budget"], Value::Null);
+    assert_eq!(patched["litellm_budget_table"]["tpm_limit"], 100);
+    assert_eq!(patched["metadata"], json!({"y": 2}), "the sent metadata is written");
+    assert_eq!(patched["organization_alias"], "po", "absent fields stay");
+    for (body, field) in [
+        (json!({}), "body"),
+        (json!({"models": null}), "models"),
+        (json!({"organization_alias": null}), "organization_alias"),
+        (json!({"budget_id": "b"}), "budget_id"),
+    ] {
+        let (status, out) = gw.send(Method::PATCH, &path, Some(&body)).await;
+        assert_eq!(status, 422, "{body}: {out}");
+        assert!(
+            out["error"]["param"].as_str().unwrap_or_default().contains(field)
+                || out["error"]["message"].as_str().unwrap().contains(field),
+            "{body}: {out}"
+        );
+    }
+    let cleared = ok(&gw, Method::PATCH, &path, json!({"metadata": null})).await;
+    assert_eq!(cleared["metadata"], json!({}));
+    let (status, _) = gw
+        .send(Method::PATCH, "/v2/organization/nope", Some(&json!({"tpm_limit": 1})))
+        .await;
+    assert_eq!(status, 404);
     gw.stop().await;
 }

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use bursar_core::policy::keys::BudgetFields;
@@ -427,8 +427,142 @@ pub async fn update(
         fields,
     } = json_body_parts(&state, &headers, body).await?;
     let org_id = require_org_id(organization_id)?;
-    let existing = find_org(&state, &org_id).await?;
-    org_gate(&state, &principal, &org_id, "/organization/update", false).await?;
+    let data = change_organization(&state, &principal, &headers, &org_id, fields, false).await?;
+    Ok(Json(data))
+}
+
+/// `PATCH /v2/organization/{organization_id}`: a merge patch. A sent field is written (`null`
+/// clears a budget field or the metadata), an absent one is left alone; unknown fields are
+/// refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = OrganizationUpdateRequestV2)]
+pub struct OrganizationPatch {
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
+    organization_alias: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    rpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<f64>)]
+    soft_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    max_parallel_requests: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<Object>)]
+    model_max_budget: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
+    budget_duration: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<Object>)]
+    object_permission: Option<Option<Map<String, Value>>>,
+}
+
+impl OrganizationPatch {
+    /// The patch as `/organization/update` fields (the metadata replaces the stored one).
+    fn into_fields(self) -> Result<OrgFields, ApiError> {
+        let sent = [
+            self.organization_alias.is_some(),
+            self.models.is_some(),
+            self.metadata.is_some(),
+            self.tpm_limit.is_some(),
+            self.rpm_limit.is_some(),
+            self.max_budget.is_some(),
+            self.soft_budget.is_some(),
+            self.max_parallel_requests.is_some(),
+            self.model_max_budget.is_some(),
+            self.budget_duration.is_some(),
+            self.object_permission.is_some(),
+        ];
+        if !sent.contains(&true) {
+            return Err(super::invalid("body", "the patch changes nothing"));
+        }
+        let organization_alias = match self.organization_alias {
+            Some(None) => {
+                return Err(super::invalid(
+                    "organization_alias",
+                    "organization_alias cannot be cleared; it is required",
+                ));
+            }
+            other => other.flatten(),
+        };
+        let models = match self.models {
+            Some(None) => {
+                return Err(super::invalid(
+                    "models",
+                    "models cannot be set to null; send [] to clear it",
+                ));
+            }
+            other => other.flatten(),
+        };
+        Ok(OrgFields {
+            organization_alias,
+            models,
+            max_budget: self.max_budget,
+            soft_budget: self.soft_budget,
+            max_parallel_requests: self.max_parallel_requests,
+            tpm_limit: self.tpm_limit,
+            rpm_limit: self.rpm_limit,
+            model_max_budget: self.model_max_budget.map(Option::unwrap_or_default),
+            budget_duration: self.budget_duration,
+            metadata: self.metadata.map(Option::unwrap_or_default),
+            object_permission: self.object_permission.map(Option::unwrap_or_default),
+            ..OrgFields::default()
+        })
+    }
+}
+
+/// Patches an organization; answers it with its members, teams and budget.
+#[utoipa::path(
+    patch,
+    path = "/v2/organization/{organization_id}",
+    operation_id = "update_organization_v2",
+    tag = crate::openapi::ORGS,
+    params(("organization_id" = String, Path, description = "The organization")),
+    request_body = OrganizationPatch,
+    responses((status = 200, body = OrganizationObject)),
+)]
+pub async fn patch_v2(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(org_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<OrganizationObject>, ApiError> {
+    let patch: OrganizationPatch = json_body(&state, &headers, body).await?;
+    let fields = patch.into_fields()?;
+    let data = change_organization(&state, &principal, &headers, &org_id, fields, true).await?;
+    Ok(Json(data))
+}
+
+/// The shared body of `/organization/update` (metadata merged) and the v2 patch (replaced).
+async fn change_organization(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    org_id: &str,
+    fields: OrgFields,
+    replace_metadata: bool,
+) -> Result<OrganizationObject, ApiError> {
+    let org_id = org_id.to_string();
+    let existing = find_org(state, &org_id).await?;
+    org_gate(state, principal, &org_id, "/organization/update", false).await?;
+    let replaces = replace_metadata && fields.metadata.is_some();
     let current_budget = match &existing.budget_id {
         Some(id) => state.store().budgets().find(id).await?,
         None => None,
@@ -439,7 +573,9 @@ pub async fn update(
     {
         return Err(ApiError::not_found(format!("Budget {id} not found")).with_param("budget_id"));
     }
-    if !changes.metadata.is_empty() {
+    if replaces {
+        changes.patch.metadata = Some(Value::Object(std::mem::take(&mut changes.metadata)));
+    } else if !changes.metadata.is_empty() {
         // LiteLLM merges metadata on update.
         let mut merged = existing.metadata.as_object().cloned().unwrap_or_default();
         merged.extend(std::mem::take(&mut changes.metadata));
@@ -448,11 +584,11 @@ pub async fn update(
     let current = governed(&existing, current_budget.as_ref());
     let after = governed_after(&current, &existing, &changes);
     policy::orgs::change_org(principal.is_proxy_admin(), &current, &after)?;
-    let before = audit(&org_object(&state, &existing).await?);
+    let before = audit(&org_object(state, &existing).await?);
     let updated = state
         .store()
         .orgs()
-        .update(&org_id, &changes.patch, &changes.budget, &actor(&principal))
+        .update(&org_id, &changes.patch, &changes.budget, &actor(principal))
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!(
@@ -460,11 +596,11 @@ pub async fn update(
             ))
         })?;
     state.auth_cache().invalidate_all();
-    let data = org_object(&state, &updated).await?;
-    Auditor::new(&state, &principal, &headers)
-        .record(&state, "updated", ORGS_TABLE, &org_id, before, audit(&data))
+    let data = org_object(state, &updated).await?;
+    Auditor::new(state, principal, headers)
+        .record(state, "updated", ORGS_TABLE, &org_id, before, audit(&data))
         .await;
-    Ok(Json(data))
+    Ok(data)
 }
 
 /// What bounds the organization, as the policy compares it.

@@ -1013,10 +1013,107 @@ pub async fn update(
 ) -> Result<Json<UpdateTeamResponse>, ApiError> {
     let UpdateTeamRequest { team_id, fields } = json_body_parts(&state, &headers, body).await?;
     let team_id = require_team_id(team_id)?;
-    let existing = find_team(&state, &team_id).await?;
-    let access = TeamAccess::of(&state, &principal, &existing).await?;
+    let data = change_team(&state, &principal, &headers, &team_id, fields, false).await?;
+    Ok(Json(UpdateTeamResponse { team_id, data }))
+}
+
+/// `PATCH /team/{team_id}`: like `/team/update`, the team in the path.
+#[derive(Debug, ToSchema)]
+pub struct PatchTeamRequest {
+    /// Must be the path's team when given.
+    team_id: Option<String>,
+    #[serde(flatten)]
+    fields: TeamFields,
+}
+
+impl FromParts for PatchTeamRequest {
+    type Identity = TeamIdentity;
+    type Fields = TeamFields;
+    fn from_parts(identity: TeamIdentity, fields: TeamFields) -> Self {
+        PatchTeamRequest {
+            team_id: identity.team_id,
+            fields,
+        }
+    }
+}
+
+/// Updates the team in the path as `/team/update` does, except that `metadata` is merged into
+/// the stored metadata (RFC 7386: `null` removes a key); answers the team.
+#[utoipa::path(
+    patch,
+    path = "/team/{team_id}",
+    operation_id = "patch_team",
+    tag = crate::openapi::TEAMS,
+    params(("team_id" = String, Path, description = "The team")),
+    request_body = PatchTeamRequest,
+    responses((status = 200, body = TeamObject)),
+)]
+pub async fn patch(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(team_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<TeamObject>, ApiError> {
+    let PatchTeamRequest {
+        team_id: named,
+        fields,
+    } = json_body_parts(&state, &headers, body).await?;
+    if let Some(named) = named.filter(|n| *n != team_id) {
+        return Err(bad_field(
+            "team_id",
+            format!("team_id in body ({named}) does not match team_id in path ({team_id})"),
+        ));
+    }
+    Ok(Json(
+        change_team(&state, &principal, &headers, &team_id, fields, true).await?,
+    ))
+}
+
+/// RFC 7386 merge of `patch` into `target`.
+fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(&key);
+            }
+            Value::Object(inner) => {
+                let slot = target
+                    .entry(key)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let Value::Object(existing) = slot {
+                    merge_patch(existing, inner);
+                }
+            }
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+/// The shared body of `/team/update` and `PATCH /team/{team_id}`.
+async fn change_team(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    team_id: &str,
+    mut fields: TeamFields,
+    merge_metadata: bool,
+) -> Result<TeamObject, ApiError> {
+    let team_id = team_id.to_string();
+    let existing = find_team(state, &team_id).await?;
+    let access = TeamAccess::of(state, principal, &existing).await?;
     if !access.manages() {
         return Err(not_team_admin("/team/update", &team_id));
+    }
+    if merge_metadata && let Some(patch) = fields.metadata.take() {
+        let mut merged = existing.metadata.as_object().cloned().unwrap_or_default();
+        merge_patch(&mut merged, patch);
+        fields.metadata = Some(merged);
     }
     let changes = fields.validate(Some(&existing))?;
     if !changes.members.is_empty() {
@@ -1034,7 +1131,7 @@ pub async fn update(
     if org_changed
         && !access.proxy_admin
         && let Some(org) = &new_org
-        && !scope::is_org_admin(&state, &principal, org).await?
+        && !scope::is_org_admin(state, principal, org).await?
     {
         return Err(ApiError::forbidden(format!(
             "Only a proxy admin or an org admin of {org} can move a team into it"
@@ -1049,7 +1146,7 @@ pub async fn update(
             check.tpm_limit = check.tpm_limit.or(Some(existing.tpm_limit));
             check.rpm_limit = check.rpm_limit.or(Some(existing.rpm_limit));
         }
-        check_org_fit(&state, &team_id, org, &check, changes.guaranteed).await?;
+        check_org_fit(state, &team_id, org, &check, changes.guaranteed).await?;
     }
     let member_budget = changes.member_budget;
     let updated = state
@@ -1059,12 +1156,11 @@ pub async fn update(
             &team_id,
             &mut patch,
             member_budget.as_ref(),
-            &actor(&principal),
+            &actor(principal),
         )
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Team not found, passed team_id={team_id}")))?;
-    let data = finish_change(&state, &principal, &headers, &existing, &updated, "updated").await?;
-    Ok(Json(UpdateTeamResponse { team_id, data }))
+    finish_change(state, principal, headers, &existing, &updated, "updated").await
 }
 
 /// The end of every team change: drops the team's cached keys, records the change with the
