@@ -430,6 +430,26 @@ impl KeyStore<'_> {
         Ok((keys, u64::try_from(total).unwrap_or(0)))
     }
 
+    /// Sets a key's spend to `to` if it is still `expected` (a spend settled since it was read
+    /// is never overwritten); `false` when it changed meanwhile or the key is gone.
+    pub async fn reset_spend(
+        &self,
+        token: &str,
+        expected: NanoUsd,
+        to: NanoUsd,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE keys SET spend_nano = $1, updated_at = $2 WHERE token = $3 AND spend_nano = $4",
+        )
+        .bind(to.0)
+        .bind(now_ms())
+        .bind(token)
+        .bind(expected.0)
+        .execute(self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Deletes a key; returns whether a row was removed.
     pub async fn delete_by_hash(&self, token: &str) -> Result<bool, StoreError> {
         sqlx::query("DELETE FROM deprecated_keys WHERE active_token = $1")

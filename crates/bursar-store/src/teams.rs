@@ -545,6 +545,48 @@ impl TeamStore<'_> {
         Ok(tokens)
     }
 
+    /// Sets a member's spend to `to` if it is still `expected` (so a spend settled since it was
+    /// read is never lost); the lifetime total keeps at least the old spend. `false` when the
+    /// spend changed meanwhile or the member is gone.
+    pub async fn reset_member_spend(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        expected: NanoUsd,
+        to: NanoUsd,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE team_members SET total_spend_nano = CASE WHEN total_spend_nano < spend_nano \
+             THEN spend_nano ELSE total_spend_nano END, spend_nano = $1 \
+             WHERE team_id = $2 AND user_id = $3 AND spend_nano = $4",
+        )
+        .bind(to.0)
+        .bind(team_id)
+        .bind(user_id)
+        .bind(expected.0)
+        .execute(self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Points a member's membership at `budget_id` (or at none); `false` when not a member.
+    pub async fn set_member_budget(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        budget_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE team_members SET budget_id = $1 WHERE team_id = $2 AND user_id = $3",
+        )
+        .bind(budget_id)
+        .bind(team_id)
+        .bind(user_id)
+        .execute(self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Changes a member's role and/or membership budget in one transaction.
     pub async fn update_member(
         &self,

@@ -18,6 +18,7 @@ both_backends!(
     key_aliases_are_listed_for_what_the_caller_may_see,
     v2_user_info_members_me_and_seat_counts,
     patch_routes_merge_and_validate,
+    service_accounts_and_spend_resets,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -567,17 +568,33 @@ async fn patch_routes_merge_and_validate(backend: Backend) {
         json!({"metadata": {"a": null, "b": {"d": 2}}, "max_budget": null, "team_alias": "Patched"}),
     )
     .await;
-    assert_eq!(team["team_id"], "pt", "the team itself, not {{team_id, data}}");
+    assert_eq!(
+        team["team_id"], "pt",
+        "the team itself, not {{team_id, data}}"
+    );
     assert_eq!(team["metadata"], json!({"b": {"c": 1, "d": 2}}));
     assert_eq!(team["max_budget"], Value::Null);
     assert_eq!(team["team_alias"], "Patched");
     let (status, out) = gw
-        .send(Method::PATCH, "/team/pt", Some(&json!({"team_id": "other"})))
+        .send(
+            Method::PATCH,
+            "/team/pt",
+            Some(&json!({"team_id": "other"})),
+        )
         .await;
     assert_eq!(status, 400, "{out}");
-    assert!(out["error"]["message"].as_str().unwrap().contains("does not match"));
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match")
+    );
     let (status, _) = gw
-        .send(Method::PATCH, "/team/missing", Some(&json!({"team_alias": "x"})))
+        .send(
+            Method::PATCH,
+            "/team/missing",
+            Some(&json!({"team_alias": "x"})),
+        )
         .await;
     assert_eq!(status, 404);
     let viewer = ok(
@@ -591,7 +608,12 @@ async fn patch_routes_merge_and_validate(backend: Backend) {
         .unwrap()
         .to_string();
     let (status, _) = gw
-        .send_as(&viewer, Method::PATCH, "/team/pt", Some(&json!({"team_alias": "hijack"})))
+        .send_as(
+            &viewer,
+            Method::PATCH,
+            "/team/pt",
+            Some(&json!({"team_alias": "hijack"})),
+        )
         .await;
     assert!(status == 401 || status == 403, "{status}");
 
@@ -614,7 +636,11 @@ async fn patch_routes_merge_and_validate(backend: Backend) {
     assert_eq!(patched["organization_id"], id);
     assert_eq!(patched["litellm_budget_table"]["max_budget"], Value::Null);
     assert_eq!(patched["litellm_budget_table"]["tpm_limit"], 100);
-    assert_eq!(patched["metadata"], json!({"y": 2}), "the sent metadata is written");
+    assert_eq!(
+        patched["metadata"],
+        json!({"y": 2}),
+        "the sent metadata is written"
+    );
     assert_eq!(patched["organization_alias"], "po", "absent fields stay");
     for (body, field) in [
         (json!({}), "body"),
@@ -625,7 +651,10 @@ async fn patch_routes_merge_and_validate(backend: Backend) {
         let (status, out) = gw.send(Method::PATCH, &path, Some(&body)).await;
         assert_eq!(status, 422, "{body}: {out}");
         assert!(
-            out["error"]["param"].as_str().unwrap_or_default().contains(field)
+            out["error"]["param"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(field)
                 || out["error"]["message"].as_str().unwrap().contains(field),
             "{body}: {out}"
         );
@@ -633,8 +662,231 @@ async fn patch_routes_merge_and_validate(backend: Backend) {
     let cleared = ok(&gw, Method::PATCH, &path, json!({"metadata": null})).await;
     assert_eq!(cleared["metadata"], json!({}));
     let (status, _) = gw
-        .send(Method::PATCH, "/v2/organization/nope", Some(&json!({"tpm_limit": 1})))
+        .send(
+            Method::PATCH,
+            "/v2/organization/nope",
+            Some(&json!({"tpm_limit": 1})),
+        )
         .await;
     assert_eq!(status, 404);
+    gw.stop().await;
+}
+
+/// Settles `usd` of spend for `key` (its user and team) straight through the ledger.
+async fn spend(gw: &TestGateway, token: &str, user: Option<&str>, team: Option<&str>, usd: f64) {
+    let event = bursar_store::SpendEvent {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        call_type: "acompletion".into(),
+        api_key: token.into(),
+        user_id: user.map(str::to_string),
+        team_id: team.map(str::to_string),
+        model_group: "demo".into(),
+        model: "demo".into(),
+        spend_nano: bursar_core::NanoUsd::from_usd(usd).unwrap().0,
+        success: true,
+        metadata: json!({}),
+        ..Default::default()
+    };
+    gw.store
+        .spend()
+        .record(&[event], bursar_store::RecordOptions::default())
+        .await
+        .unwrap();
+}
+
+async fn service_accounts_and_spend_resets(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(
+        &gw,
+        Method::POST,
+        "/team/new",
+        json!({"team_id": "ops", "members_with_roles": [
+        {"user_id": "boss", "role": "admin"}, {"user_id": "worker", "role": "user"}]}),
+    )
+    .await;
+    let boss = ok(
+        &gw,
+        Method::POST,
+        "/key/generate",
+        json!({"user_id": "boss"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let worker = ok(
+        &gw,
+        Method::POST,
+        "/key/generate",
+        json!({"user_id": "worker"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Service accounts: a team is required and must exist; the key has no owner.
+    let (status, out) = gw
+        .send(
+            Method::POST,
+            "/key/service-account/generate",
+            Some(&json!({"key_alias": "bot"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("team_id is required")
+    );
+    let (status, _) = gw
+        .send(
+            Method::POST,
+            "/key/service-account/generate",
+            Some(&json!({"team_id": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let bot = ok(
+        &gw,
+        Method::POST,
+        "/key/service-account/generate",
+        json!({"team_id": "ops", "key_alias": "bot", "user_id": "someone", "max_budget": 10.0}),
+    )
+    .await;
+    assert_eq!(bot["user_id"], Value::Null);
+    assert_eq!(bot["team_id"], "ops");
+    assert_eq!(bot["metadata"]["service_account_id"], "bot");
+    let bot_key = bot["key"].as_str().unwrap().to_string();
+    let bot_hash = bot["token"].as_str().unwrap().to_string();
+
+    // Key spend resets: within the spend and the budget; proxy and team admins only.
+    spend(&gw, &bot_hash, None, Some("ops"), 4.0).await;
+    let path = format!("/key/{bot_key}/reset_spend");
+    for (to, why) in [(json!(-1.0), ">= 0"), (json!(5.0), "current spend")] {
+        let (status, out) = gw
+            .send(Method::POST, &path, Some(&json!({"reset_to": to})))
+            .await;
+        assert_eq!(status, 400, "{out}");
+        assert!(
+            out["error"]["message"].as_str().unwrap().contains(why),
+            "{out}"
+        );
+    }
+    let (status, _) = gw
+        .send(Method::POST, &path, Some(&json!({"reset_to": true})))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = gw
+        .send_as(
+            &worker,
+            Method::POST,
+            &path,
+            Some(&json!({"reset_to": 0.0})),
+        )
+        .await;
+    assert!(status == 401 || status == 403, "{status}");
+    let (status, reset) = gw
+        .send_as(&boss, Method::POST, &path, Some(&json!({"reset_to": 1.5})))
+        .await;
+    assert_eq!(status, 200, "{reset}");
+    assert_eq!(reset["key_hash"], bot_hash);
+    assert_eq!(reset["previous_spend"], 4.0);
+    assert_eq!(reset["spend"], 1.5);
+    assert_eq!(reset["max_budget"], 10.0);
+    let info = key_info(&gw, &bot_key).await;
+    assert_eq!(info["spend"], 1.5);
+    let (status, _) = gw
+        .send(
+            Method::POST,
+            "/key/sk-unknown-unknown/reset_spend",
+            Some(&json!({"reset_to": 0.0})),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Member spend resets and budget resets.
+    let worker_hash = bursar_core::keys::hash_key(&worker);
+    spend(&gw, &worker_hash, Some("worker"), Some("ops"), 3.0).await;
+    let member_path = "/team/ops/member/worker/reset_spend";
+    let (status, out) = gw
+        .send_as(
+            &worker,
+            Method::POST,
+            member_path,
+            Some(&json!({"reset_to": 0.0})),
+        )
+        .await;
+    assert!(status == 401 || status == 403, "{status} {out}");
+    let (status, out) = gw
+        .send_as(
+            &boss,
+            Method::POST,
+            "/team/ops/member/boss/reset_spend",
+            Some(&json!({"reset_to": 0.0})),
+        )
+        .await;
+    assert_eq!(status, 403, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("your own spend")
+    );
+    let reset = ok(&gw, Method::POST, member_path, json!({"reset_to": 1.0})).await;
+    assert_eq!(reset["previous_spend"], 3.0);
+    assert_eq!(reset["spend"], 1.0);
+    let team = ok(&gw, Method::GET, "/team/info?team_id=ops", Value::Null).await;
+    let row = team["team_memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == "worker")
+        .unwrap()
+        .clone();
+    assert_eq!(row["spend"], 1.0);
+    assert_eq!(
+        row["total_spend"], 3.0,
+        "the lifetime total keeps what was spent"
+    );
+    let (status, _) = gw
+        .send(
+            Method::POST,
+            "/team/ops/member/stranger/reset_spend",
+            Some(&json!({"reset_to": 0.0})),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    ok(
+        &gw,
+        Method::POST,
+        "/team/member_update",
+        json!({"team_id": "ops", "user_id": "worker", "max_budget_in_team": 9.0}),
+    )
+    .await;
+    let budget = ok(
+        &gw,
+        Method::POST,
+        "/team/ops/member/worker/reset_budget",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(budget["budget_source"], "none");
+    assert!(budget["previous_budget_id"].is_string());
+    assert_eq!(budget["budget_id"], Value::Null);
+    let team = ok(&gw, Method::GET, "/team/info?team_id=ops", Value::Null).await;
+    let row = team["team_memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == "worker")
+        .unwrap()
+        .clone();
+    assert_eq!(row["litellm_budget_table"], Value::Null);
+    assert_eq!(row["spend"], 1.0, "spend is kept");
     gw.stop().await;
 }

@@ -325,3 +325,13 @@ pub struct KeyAliasesResponse {
     pub total_pages: u64,
     pub size: u32,
 }
+
+/// `POST /key/{key}/reset_spend`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResetKeySpendResponse {
+    pub key_hash: String,
+    pub spend: f64,
+    pub previous_spend: f64,
+    pub max_budget: Option<f64>,
+    pub budget_reset_at: Option<String>,
+}

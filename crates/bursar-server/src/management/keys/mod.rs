@@ -22,6 +22,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
+use bursar_core::NanoUsd;
 use bursar_core::access::routes_for_key_type;
 use bursar_core::duration::BudgetDuration;
 use bursar_core::keys::{
@@ -35,7 +36,8 @@ use bursar_core::roles::UserRole;
 use bursar_store::{AliasQuery, KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError, TeamRow};
 use dto::{
     DeleteKeyResponse, GenerateKeyResponse, KeyAliasesResponse, KeyHealthResponse, KeyInfoResponse,
-    KeyListItem, KeyListResponseObject, KeyObject, RequestEcho, UpdateKeyResponse,
+    KeyListItem, KeyListResponseObject, KeyObject, RequestEcho, ResetKeySpendResponse,
+    UpdateKeyResponse,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -703,7 +705,63 @@ pub async fn generate(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<GenerateKeyResponse>, ApiError> {
-    let GenerateKeyRequest { key, fields } = json_body_parts(&state, &headers, body).await?;
+    let request: GenerateKeyRequest = json_body_parts(&state, &headers, body).await?;
+    create_key(&state, &principal, &headers, request, false).await
+}
+
+/// Creates a team's service-account key: a key without an owner, named in its metadata
+/// (`service_account_id`: the alias, or a new id).
+#[utoipa::path(
+    post,
+    path = "/key/service-account/generate",
+    operation_id = "generate_service_account_key_fn",
+    tag = crate::openapi::KEYS,
+    request_body = GenerateKeyRequest,
+    responses((status = 200, body = GenerateKeyResponse)),
+)]
+pub async fn generate_service_account(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<GenerateKeyResponse>, ApiError> {
+    let request: GenerateKeyRequest = json_body_parts(&state, &headers, body).await?;
+    create_key(&state, &principal, &headers, request, true).await
+}
+
+/// The shared body of `/key/generate` and `/key/service-account/generate`.
+async fn create_key(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    GenerateKeyRequest { key, mut fields }: GenerateKeyRequest,
+    service_account: bool,
+) -> Result<Json<GenerateKeyResponse>, ApiError> {
+    if service_account {
+        let Some(team_id) = fields.team_id.as_deref().filter(|t| !t.is_empty()) else {
+            return Err(bad_field(
+                "team_id",
+                "team_id is required for service account keys. Please specify `team_id` in the request body.",
+            ));
+        };
+        if state.store().teams().find(team_id).await?.is_none() {
+            return Err(bad_field(
+                "team_id",
+                "team_id does not exist in the database. Please specify a valid `team_id` in the request body.",
+            ));
+        }
+        fields.user_id = None;
+        let name = fields
+            .key_alias
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        fields
+            .metadata
+            .get_or_insert_with(Map::new)
+            .entry("service_account_id")
+            .or_insert(Value::String(name));
+    }
     let raw = match key {
         Some(custom) => {
             if !custom.starts_with(KEY_PREFIX) {
@@ -721,7 +779,7 @@ pub async fn generate(
                     format!("Custom key must be at least {MIN_CUSTOM_KEY_LENGTH} characters long"),
                 ));
             }
-            check_new_secret(&state, &custom, "key").await?;
+            check_new_secret(state, &custom, "key").await?;
             custom
         }
         None => generate_key(),
@@ -730,13 +788,13 @@ pub async fn generate(
     let requested_duration = duration.is_some();
     let mut changes = fields.into_changes(None)?;
     let team = match changes.patch.team_id.clone().flatten() {
-        Some(team_id) => Some(find_team(&state, &team_id).await?),
+        Some(team_id) => Some(find_team(state, &team_id).await?),
         None => None,
     };
     let authority = match &team {
         _ if principal.is_proxy_admin() => Authority::ProxyAdmin,
         Some(team) => {
-            if may_manage_team_key(&state, &principal, team, "/key/generate")
+            if may_manage_team_key(state, principal, team, "/key/generate")
                 .await?
                 .manages()
             {
@@ -747,7 +805,10 @@ pub async fn generate(
         }
         None => Authority::Holder,
     };
-    if authority != Authority::ProxyAdmin {
+    if service_account {
+        // A service account has no owner, whoever creates it.
+        changes.patch.user_id = Some(None);
+    } else if authority != Authority::ProxyAdmin {
         let me = principal.user_id().map(str::to_string);
         match changes.patch.user_id.clone().flatten() {
             // Team admins may create team keys for members (checked by `place`).
@@ -769,17 +830,17 @@ pub async fn generate(
             requested_duration,
         )?;
     }
-    let ceiling = scope::ceiling(&state, &principal);
+    let ceiling = scope::ceiling(state, principal);
     let mut asked = key_request(&changes.patch, None);
-    policy::keys::new_key(&policy_caller(&state, authority, &ceiling), &mut asked)?;
+    policy::keys::new_key(&policy_caller(state, authority, &ceiling), &mut asked)?;
     narrow(&mut changes.patch, asked);
     if let Some(team) = &team {
         // What the policy filled in must fit the team too.
         check_team_models(team, &changes)?;
     }
     place(
-        &state,
-        &principal,
+        state,
+        principal,
         authority,
         changes.patch.user_id.clone().flatten().as_deref(),
         team.as_ref(),
@@ -816,7 +877,7 @@ pub async fn generate(
         tpm_limit: p.tpm_limit.flatten(),
         rpm_limit: p.rpm_limit.flatten(),
         model_max_budget: p.model_max_budget,
-        created_by: Some(actor(&principal)),
+        created_by: Some(actor(principal)),
         spend: p.spend.unwrap_or_default(),
     };
     let row = state
@@ -826,9 +887,9 @@ pub async fn generate(
         .await
         .map_err(map_conflict(alias.as_deref()))?;
     state.auth_cache().invalidate(&row.token).await;
-    Auditor::new(&state, &principal, &headers)
+    Auditor::new(state, principal, headers)
         .record(
-            &state,
+            state,
             "created",
             KEYS_TABLE,
             &row.token,
@@ -1589,5 +1650,135 @@ pub async fn aliases(
         current_page: paging.page,
         total_pages: paging.total_pages(total),
         size: paging.size,
+    }))
+}
+
+/// `POST /key/{key}/reset_spend` and `/team/{team_id}/member/{user_id}/reset_spend`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetSpendRequest {
+    /// The spend to set: at least 0, at most the current spend and the budget.
+    pub reset_to: f64,
+}
+
+impl ResetSpendRequest {
+    /// `reset_to` checked against the current spend and the budget (LiteLLM's rules).
+    pub fn checked(&self, spend: NanoUsd, budget: Option<NanoUsd>) -> Result<NanoUsd, ApiError> {
+        let to = self.reset_to;
+        let Some(target) = NanoUsd::from_usd(to).filter(|_| to.is_finite() && to >= 0.0) else {
+            return Err(bad_field(
+                "reset_to",
+                "reset_to must be a finite number >= 0",
+            ));
+        };
+        if target > spend {
+            return Err(bad_field(
+                "reset_to",
+                format!(
+                    "reset_to ({to}) must be <= current spend ({})",
+                    spend.as_usd()
+                ),
+            ));
+        }
+        if let Some(budget) = budget
+            && target > budget
+        {
+            return Err(bad_field(
+                "reset_to",
+                format!("reset_to ({to}) must be <= budget ({})", budget.as_usd()),
+            ));
+        }
+        Ok(target)
+    }
+}
+
+/// Sets a key's spend back (to 0 or any amount up to its current spend and budget); proxy
+/// admins and admins of the key's team only.
+#[utoipa::path(
+    post,
+    path = "/key/{key}/reset_spend",
+    operation_id = "reset_key_spend_fn",
+    tag = crate::openapi::KEYS,
+    params(("key" = String, Path, description = "The key or its hash")),
+    request_body = ResetSpendRequest,
+    responses((status = 200, body = ResetKeySpendResponse)),
+)]
+pub async fn reset_spend(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ResetKeySpendResponse>, ApiError> {
+    let request: ResetSpendRequest = json_body(&state, &headers, body).await?;
+    // As LiteLLM: a value with "sk" in it is a key, anything else a hash.
+    let token = if key.contains("sk") && !is_key_hash(&key) {
+        hash_key(&key)
+    } else {
+        key.clone()
+    };
+    let existing = state
+        .store()
+        .keys()
+        .find_by_hash(&token)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Key {} not found.", abbreviated(&key))))?;
+    let allowed = principal.is_proxy_admin()
+        || match &existing.team_id {
+            Some(team_id) => {
+                let team = find_team(&state, team_id).await?;
+                may_manage_team_key(&state, &principal, &team, "/key/{key}/reset_spend")
+                    .await
+                    .is_ok_and(|a| a.manages())
+            }
+            None => false,
+        };
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "You must be a proxy admin or team admin to reset key spend",
+        ));
+    }
+    let budget_row = match &existing.budget_id {
+        Some(id) => state.store().budgets().find(id).await?,
+        None => None,
+    };
+    let budget = [existing.max_budget, budget_row.and_then(|b| b.max_budget)]
+        .into_iter()
+        .flatten()
+        .min();
+    let to = request.checked(existing.spend, budget)?;
+    if !state
+        .store()
+        .keys()
+        .reset_spend(&existing.token, existing.spend, to)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "bad_request_error",
+            "Key spend changed since it was read; retry",
+        ));
+    }
+    state.auth_cache().invalidate(&existing.token).await;
+    let scope = bursar_limits::ScopeId::new(bursar_limits::ScopeKind::ApiKey, &existing.token);
+    if let Err(e) = state.limiter().reseed(&scope).await {
+        tracing::warn!(error = %e, "could not reseed the key's spend");
+    }
+    let row = find_key(&state, &existing.token).await?;
+    Auditor::new(&state, &principal, &headers)
+        .record(
+            &state,
+            "updated",
+            KEYS_TABLE,
+            &row.token,
+            Some(key_json(&existing)),
+            Some(key_json(&row)),
+        )
+        .await;
+    Ok(Json(ResetKeySpendResponse {
+        key_hash: row.token.clone(),
+        spend: row.spend.as_usd(),
+        previous_spend: existing.spend.as_usd(),
+        max_budget: row.max_budget.map(NanoUsd::as_usd),
+        budget_reset_at: row.budget_reset_at.map(bursar_core::time::format_ms),
     }))
 }

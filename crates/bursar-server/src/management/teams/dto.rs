@@ -294,3 +294,24 @@ pub struct TeamMemberInfoResponse {
     pub user_email: Option<String>,
     pub team_alias: Option<String>,
 }
+
+/// `POST /team/{team_id}/member/{user_id}/reset_spend`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamMemberSpendResetResponse {
+    pub team_id: String,
+    pub user_id: String,
+    pub spend: f64,
+    pub previous_spend: f64,
+    pub max_budget: Option<f64>,
+}
+
+/// `POST /team/{team_id}/member/{user_id}/reset_budget`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamMemberResetBudgetResponse {
+    pub team_id: String,
+    pub user_id: String,
+    pub budget_id: Option<String>,
+    pub previous_budget_id: Option<String>,
+    /// `team_default` (the team's member budget) or `none`.
+    pub budget_source: String,
+}

@@ -41,8 +41,8 @@ use bursar_store::{
 use dto::{
     BulkTeamMemberAddResponse, DeleteTeamResponse, DeletedTeam, GetTeamMemberPermissionsResponse,
     TeamAddMemberResponse, TeamInfoResponse, TeamListEntry, TeamListResponse, TeamMemberAddResult,
-    TeamMemberInfoResponse, TeamMemberUpdateResponse, TeamMembership, TeamObject, TeamWithKeys,
-    UpdateTeamResponse,
+    TeamMemberInfoResponse, TeamMemberResetBudgetResponse, TeamMemberSpendResetResponse,
+    TeamMemberUpdateResponse, TeamMembership, TeamObject, TeamWithKeys, UpdateTeamResponse,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -2378,4 +2378,159 @@ pub async fn member_me(
         user_email: member.user_email,
         team_alias: team.team_alias,
     }))
+}
+
+/// The membership a member reset acts on, after LiteLLM's access rules: proxy admins, org
+/// admins of the team's organization and team admins; never a caller's own (but a proxy
+/// admin's).
+async fn member_to_reset(
+    state: &AppState,
+    principal: &Principal,
+    team_id: &str,
+    user_id: &str,
+) -> Result<(TeamRow, TeamMemberRow), ApiError> {
+    let team = find_team(state, team_id).await?;
+    let access = TeamAccess::of(state, principal, &team).await?;
+    if !access.manages() {
+        return Err(ApiError::forbidden("You do not have access to this team"));
+    }
+    if !access.proxy_admin && principal.user_id() == Some(user_id) {
+        return Err(ApiError::forbidden(
+            "Cannot reset your own spend. Ask a proxy admin.",
+        ));
+    }
+    let member = state
+        .store()
+        .teams()
+        .member(team_id, user_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("User {user_id} is not a member of team {team_id}."))
+        })?;
+    Ok((team, member))
+}
+
+/// Sets a member's spend in the team back (up to its current spend and member budget).
+#[utoipa::path(
+    post,
+    path = "/team/{team_id}/member/{user_id}/reset_spend",
+    operation_id = "reset_team_member_spend_fn",
+    tag = crate::openapi::TEAMS,
+    params(
+        ("team_id" = String, Path, description = "The team"),
+        ("user_id" = String, Path, description = "The member"),
+    ),
+    request_body = super::keys::ResetSpendRequest,
+    responses((status = 200, body = TeamMemberSpendResetResponse)),
+)]
+pub async fn reset_member_spend(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((team_id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<TeamMemberSpendResetResponse>, ApiError> {
+    let request: super::keys::ResetSpendRequest = json_body(&state, &headers, body).await?;
+    let (team, member) = member_to_reset(&state, &principal, &team_id, &user_id).await?;
+    let budget = match &member.budget_id {
+        Some(id) => state.store().budgets().find(id).await?,
+        None => None,
+    };
+    let max = budget.as_ref().and_then(|b| b.max_budget);
+    let to = request.checked(member.spend, max)?;
+    if !state
+        .store()
+        .teams()
+        .reset_member_spend(&team_id, &user_id, member.spend, to)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "bad_request_error",
+            format!(
+                "Member spend changed since it was read; reset_to ({}) must be <= current spend. Retry.",
+                request.reset_to
+            ),
+        ));
+    }
+    state.auth_cache().invalidate_team(&team_id);
+    let scope = bursar_limits::ScopeId::new(
+        bursar_limits::ScopeKind::TeamMember,
+        format!("{team_id}:{user_id}"),
+    );
+    if let Err(e) = state.limiter().reseed(&scope).await {
+        tracing::warn!(error = %e, "could not reseed the member's spend");
+    }
+    let body = TeamMemberSpendResetResponse {
+        team_id: team.team_id,
+        user_id,
+        spend: to.as_usd(),
+        previous_spend: member.spend.as_usd(),
+        max_budget: max.map(bursar_core::NanoUsd::as_usd),
+    };
+    Auditor::new(&state, &principal, &headers)
+        .record(
+            &state,
+            "updated",
+            TEAMS_TABLE,
+            &team_id,
+            None,
+            serde_json::to_value(&body).ok(),
+        )
+        .await;
+    Ok(Json(body))
+}
+
+/// Puts a member back on the team's default member budget (or on none); spend is kept.
+#[utoipa::path(
+    post,
+    path = "/team/{team_id}/member/{user_id}/reset_budget",
+    operation_id = "reset_team_member_budget_fn",
+    tag = crate::openapi::TEAMS,
+    params(
+        ("team_id" = String, Path, description = "The team"),
+        ("user_id" = String, Path, description = "The member"),
+    ),
+    responses((status = 200, body = TeamMemberResetBudgetResponse)),
+)]
+pub async fn reset_member_budget(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((team_id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<TeamMemberResetBudgetResponse>, ApiError> {
+    let (team, member) = member_to_reset(&state, &principal, &team_id, &user_id).await?;
+    let default = match team.metadata.get(MEMBER_BUDGET_KEY).and_then(Value::as_str) {
+        Some(id) => state.store().budgets().find(id).await?.map(|b| b.budget_id),
+        None => None,
+    };
+    state
+        .store()
+        .teams()
+        .set_member_budget(&team_id, &user_id, default.as_deref())
+        .await?;
+    state.auth_cache().invalidate_team(&team_id);
+    let body = TeamMemberResetBudgetResponse {
+        team_id: team.team_id,
+        user_id,
+        budget_source: if default.is_some() {
+            "team_default"
+        } else {
+            "none"
+        }
+        .into(),
+        budget_id: default,
+        previous_budget_id: member.budget_id,
+    };
+    Auditor::new(&state, &principal, &headers)
+        .record(
+            &state,
+            "updated",
+            TEAMS_TABLE,
+            &team_id,
+            None,
+            serde_json::to_value(&body).ok(),
+        )
+        .await;
+    Ok(Json(body))
 }
