@@ -56,6 +56,7 @@ const INFO_ROUTES: &[&str] = &[
     "/user/filter/ui",
     "/models",
     "/v1/models",
+    "/team/metadata_schema",
 ];
 
 const KEY_MANAGEMENT_ROUTES: &[&str] = &[

@@ -190,6 +190,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(teams::filter_ui))
         .routes(routes!(teams::member_me))
         .routes(routes!(teams::patch))
+        .routes(routes!(teams::metadata_schema))
         .routes(routes!(teams::reset_member_spend))
         .routes(routes!(teams::reset_member_budget))
         .routes(routes!(teams::member_add))

@@ -19,6 +19,7 @@ both_backends!(
     v2_user_info_members_me_and_seat_counts,
     patch_routes_merge_and_validate,
     service_accounts_and_spend_resets,
+    team_metadata_schema_is_the_configured_one,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -888,5 +889,26 @@ async fn service_accounts_and_spend_resets(backend: Backend) {
         .clone();
     assert_eq!(row["litellm_budget_table"], Value::Null);
     assert_eq!(row["spend"], 1.0, "spend is kept");
+    gw.stop().await;
+}
+
+async fn team_metadata_schema_is_the_configured_one(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    let empty = ok(&gw, Method::GET, "/team/metadata_schema", Value::Null).await;
+    assert_eq!(empty, json!({"fields": []}));
+    gw.stop().await;
+    let config = format!(
+        "{CONFIG}general_settings:\n  team_metadata_schema:\n    - {{key: cost_center, label: Cost center}}\n    - {{key: owner}}\n"
+    );
+    let Some(gw) = TestGateway::start(backend, &config).await else {
+        return;
+    };
+    let schema = ok(&gw, Method::GET, "/team/metadata_schema", Value::Null).await;
+    assert_eq!(
+        schema,
+        json!({"fields": [{"key": "cost_center", "label": "Cost center"}, {"key": "owner", "label": null}]})
+    );
     gw.stop().await;
 }

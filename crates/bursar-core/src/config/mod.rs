@@ -176,6 +176,43 @@ pub struct GeneralSettings {
     /// not cached is let through as an unlimited internal user (LiteLLM's fallback identity)
     /// instead of refused with 503.
     pub allow_requests_on_db_unavailable: bool,
+    /// `team_metadata_schema`: the team metadata fields `/team/metadata_schema` declares
+    /// (advisory: the UI's form, not a check).
+    pub team_metadata_schema: Vec<TeamMetadataField>,
+}
+
+/// One declared team metadata field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamMetadataField {
+    pub key: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// `general_settings.team_metadata_schema`: a list of `{key, label?}` with distinct, non-empty
+/// keys.
+fn team_metadata_schema(raw: &serde_json::Value) -> Result<Vec<TeamMetadataField>, String> {
+    let fields: Vec<TeamMetadataField> = serde_json::from_value(raw.clone())
+        .map_err(|e| format!("must be a list of {{key, label}} entries: {e}"))?;
+    if fields.iter().any(|f| f.key.is_empty()) {
+        return Err("every entry needs a non-empty key".into());
+    }
+    let mut keys: Vec<&str> = fields.iter().map(|f| f.key.as_str()).collect();
+    keys.sort_unstable();
+    let mut duplicates: Vec<&str> = keys
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    duplicates.dedup();
+    if !duplicates.is_empty() {
+        return Err(format!(
+            "contains duplicate keys: {}",
+            duplicates.join(", ")
+        ));
+    }
+    Ok(fields)
 }
 
 #[derive(Debug, Clone)]
@@ -345,6 +382,7 @@ impl Default for Config {
                 max_management_request_bytes: DEFAULT_MAX_MANAGEMENT_REQUEST_BYTES,
                 use_x_forwarded_for: false,
                 allow_requests_on_db_unavailable: false,
+                team_metadata_schema: Vec::new(),
             },
             router: RouterSettings {
                 routing_strategy: "simple-shuffle".to_string(),
@@ -513,6 +551,20 @@ pub fn load(
     config.general.use_x_forwarded_for = general.use_x_forwarded_for.unwrap_or(false);
     config.general.allow_requests_on_db_unavailable =
         general.allow_requests_on_db_unavailable.unwrap_or(false);
+    match general
+        .team_metadata_schema
+        .as_ref()
+        .filter(|v| !v.is_null())
+    {
+        None => {}
+        Some(raw) => match team_metadata_schema(raw) {
+            Ok(fields) => config.general.team_metadata_schema = fields,
+            Err(message) => problems.push(ConfigProblem {
+                path: "general_settings.team_metadata_schema".into(),
+                message,
+            }),
+        },
+    }
     if let Some(mb) = general.max_request_size_mb {
         if mb <= 0.0 {
             problems.push(ConfigProblem {

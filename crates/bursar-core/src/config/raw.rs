@@ -41,6 +41,9 @@ pub struct RawGeneralSettings {
     pub default_output_tokens_estimate: Option<u64>,
     /// `litellm` (default) or `strict`.
     pub budget_admission: Option<String>,
+    /// The team metadata fields the UI offers (`[{key, label}]`).
+    #[serde(default)]
+    pub team_metadata_schema: Option<serde_json::Value>,
     /// Bursar: seconds a client has to send a request's headers.
     #[serde(default, deserialize_with = "flex::opt_f64")]
     pub request_header_timeout: Option<f64>,

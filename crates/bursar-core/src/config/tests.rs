@@ -442,3 +442,44 @@ fn budget_admission_defaults_to_litellms_rule_and_strict_is_opt_in() {
     let problems = rule("general_settings:\n  budget_admission: loose\n").unwrap_err();
     assert_eq!(problems[0].path, "general_settings.budget_admission");
 }
+
+#[test]
+fn team_metadata_schema_is_a_list_of_distinct_keys() {
+    let ok = "general_settings:\n  team_metadata_schema:\n    - {key: cost_center, label: Cost center}\n    - {key: owner}\n";
+    let loaded = load(ok, &env(&[])).unwrap();
+    assert_eq!(
+        loaded.config.general.team_metadata_schema,
+        vec![
+            TeamMetadataField {
+                key: "cost_center".into(),
+                label: Some("Cost center".into())
+            },
+            TeamMetadataField {
+                key: "owner".into(),
+                label: None
+            },
+        ]
+    );
+    assert!(
+        load("general_settings: {}\n", &env(&[]))
+            .unwrap()
+            .config
+            .general
+            .team_metadata_schema
+            .is_empty()
+    );
+    for bad in [
+        "general_settings:\n  team_metadata_schema: [{key: a}, {key: a}]\n",
+        "general_settings:\n  team_metadata_schema: [{key: \"\"}]\n",
+        "general_settings:\n  team_metadata_schema: [{key: a, kind: text}]\n",
+        "general_settings:\n  team_metadata_schema: {key: a}\n",
+    ] {
+        let problems = load(bad, &env(&[])).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "general_settings.team_metadata_schema"),
+            "{bad}: {problems:?}"
+        );
+    }
+}

@@ -315,3 +315,16 @@ pub struct TeamMemberResetBudgetResponse {
     /// `team_default` (the team's member budget) or `none`.
     pub budget_source: String,
 }
+
+/// One declared team metadata field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamMetadataFieldSchema {
+    pub key: String,
+    pub label: Option<String>,
+}
+
+/// `GET /team/metadata_schema`: `general_settings.team_metadata_schema` (empty when unset).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamMetadataSchemaResponse {
+    pub fields: Vec<TeamMetadataFieldSchema>,
+}

@@ -42,7 +42,8 @@ use dto::{
     BulkTeamMemberAddResponse, DeleteTeamResponse, DeletedTeam, GetTeamMemberPermissionsResponse,
     TeamAddMemberResponse, TeamInfoResponse, TeamListEntry, TeamListResponse, TeamMemberAddResult,
     TeamMemberInfoResponse, TeamMemberResetBudgetResponse, TeamMemberSpendResetResponse,
-    TeamMemberUpdateResponse, TeamMembership, TeamObject, TeamWithKeys, UpdateTeamResponse,
+    TeamMemberUpdateResponse, TeamMembership, TeamMetadataFieldSchema, TeamMetadataSchemaResponse,
+    TeamObject, TeamWithKeys, UpdateTeamResponse,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -2533,4 +2534,28 @@ pub async fn reset_member_budget(
         )
         .await;
     Ok(Json(body))
+}
+
+/// The team metadata fields the configuration declares (advisory: what the UI's team form
+/// offers).
+#[utoipa::path(
+    get,
+    path = "/team/metadata_schema",
+    operation_id = "get_team_metadata_schema",
+    tag = crate::openapi::TEAMS,
+    responses((status = 200, body = TeamMetadataSchemaResponse)),
+)]
+pub async fn metadata_schema(State(state): State<AppState>) -> Json<TeamMetadataSchemaResponse> {
+    Json(TeamMetadataSchemaResponse {
+        fields: state
+            .config()
+            .general
+            .team_metadata_schema
+            .iter()
+            .map(|f| TeamMetadataFieldSchema {
+                key: f.key.clone(),
+                label: f.label.clone(),
+            })
+            .collect(),
+    })
 }
