@@ -20,6 +20,7 @@ both_backends!(
     patch_routes_merge_and_validate,
     service_accounts_and_spend_resets,
     team_metadata_schema_is_the_configured_one,
+    bulk_updates_apply_each_change_on_its_own,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -910,5 +911,254 @@ async fn team_metadata_schema_is_the_configured_one(backend: Backend) {
         schema,
         json!({"fields": [{"key": "cost_center", "label": "Cost center"}, {"key": "owner", "label": null}]})
     );
+    gw.stop().await;
+}
+
+async fn bulk_updates_apply_each_change_on_its_own(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(
+        &gw,
+        Method::POST,
+        "/team/new",
+        json!({"team_id": "bt", "members_with_roles": [
+        {"user_id": "lead", "role": "admin"}, {"user_id": "dev", "role": "user"}]}),
+    )
+    .await;
+    let a = ok(
+        &gw,
+        Method::POST,
+        "/key/generate",
+        json!({"key_alias": "ka", "max_budget": 5.0, "team_id": "bt"}),
+    )
+    .await;
+    let b = ok(
+        &gw,
+        Method::POST,
+        "/key/generate",
+        json!({"key_alias": "kb", "team_id": "bt"}),
+    )
+    .await;
+    let c = ok(
+        &gw,
+        Method::POST,
+        "/key/generate",
+        json!({"key_alias": "kc"}),
+    )
+    .await;
+    let key = |v: &Value| v["key"].as_str().unwrap().to_string();
+    let (ka, kb, kc) = (key(&a), key(&b), key(&c));
+
+    // /key/bulk_update: per-key outcomes; only its fields; proxy admins only.
+    let done = ok(
+        &gw,
+        Method::POST,
+        "/key/bulk_update",
+        json!({"keys": [
+            {"key": ka, "max_budget": null, "tags": ["x"]},
+            {"key": kb, "max_budget": 2.0},
+            {"key": kc, "rpm_limit": 5},
+            {"key": "sk-missing-missing-missing", "max_budget": 1.0},
+        ]}),
+    )
+    .await;
+    assert_eq!(done["total_requested"], 4);
+    let ok_keys: Vec<&str> = done["successful_updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(ok_keys, [ka.as_str(), kb.as_str()]);
+    let failed = done["failed_updates"].as_array().unwrap();
+    assert_eq!(failed.len(), 2);
+    assert!(
+        failed[0]["failed_reason"]
+            .as_str()
+            .unwrap()
+            .contains("rpm_limit"),
+        "{done}"
+    );
+    assert_eq!(failed[0]["key_info"]["key_alias"], "kc");
+    assert_eq!(failed[1]["key_info"], Value::Null);
+    assert_eq!(key_info(&gw, &ka).await["max_budget"], Value::Null);
+    assert_eq!(key_info(&gw, &ka).await["metadata"]["tags"], json!(["x"]));
+    assert_eq!(key_info(&gw, &kb).await["max_budget"], 2.0);
+    assert_eq!(key_info(&gw, &kc).await["rpm_limit"], Value::Null);
+    let (status, _) = gw
+        .send(Method::POST, "/key/bulk_update", Some(&json!({"keys": []})))
+        .await;
+    assert_eq!(status, 400);
+    let lead = ok(
+        &gw,
+        Method::POST,
+        "/key/generate",
+        json!({"user_id": "lead", "team_id": "bt"}),
+    )
+    .await;
+    let lead_key = key(&lead);
+    let (status, _) = gw
+        .send_as(
+            &lead_key,
+            Method::POST,
+            "/key/bulk_update",
+            Some(&json!({"keys": [{"key": kb, "max_budget": 9.0}]})),
+        )
+        .await;
+    assert!(status == 401 || status == 403, "{status}");
+
+    // /team/key/bulk_update: the team's keys only, with KeyUpdateFields.
+    let done = ok(
+        &gw,
+        Method::POST,
+        "/team/key/bulk_update",
+        json!({"team_id": "bt", "key_ids": [kb, kc], "update_fields": {"tpm_limit": 50}}),
+    )
+    .await;
+    assert_eq!(done["successful_updates"].as_array().unwrap().len(), 1);
+    assert!(
+        done["failed_updates"][0]["failed_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in team")
+    );
+    assert_eq!(key_info(&gw, &kb).await["tpm_limit"], 50);
+    let done = ok(
+        &gw,
+        Method::POST,
+        "/team/key/bulk_update",
+        json!({"team_id": "bt", "all_keys_in_team": true, "update_fields": {"rpm_limit": 7}}),
+    )
+    .await;
+    assert_eq!(done["total_requested"], 3, "ka, kb and lead's key: {done}");
+    assert_eq!(key_info(&gw, &ka).await["rpm_limit"], 7);
+    for (body, status) in [
+        (
+            json!({"team_id": "bt", "update_fields": {"rpm_limit": 1}}),
+            422,
+        ),
+        (
+            json!({"team_id": "bt", "all_keys_in_team": true, "update_fields": {}}),
+            422,
+        ),
+        (
+            json!({"team_id": "bt", "all_keys_in_team": true, "update_fields": {"user_id": "x"}}),
+            422,
+        ),
+        (
+            json!({"team_id": "none", "all_keys_in_team": true, "update_fields": {"rpm_limit": 1}}),
+            404,
+        ),
+    ] {
+        let (got, out) = gw
+            .send(Method::POST, "/team/key/bulk_update", Some(&body))
+            .await;
+        assert_eq!(got, status, "{body}: {out}");
+    }
+
+    // /team/permissions_bulk_update: merged, deduplicated, counted.
+    ok(&gw, Method::POST, "/team/new", json!({"team_id": "bt2"})).await;
+    let done = ok(
+        &gw,
+        Method::POST,
+        "/team/permissions_bulk_update",
+        json!({"permissions": ["/key/generate", "/key/update"], "team_ids": ["bt", "bt2"]}),
+    )
+    .await;
+    assert_eq!(done["teams_updated"], 2);
+    let again = ok(
+        &gw,
+        Method::POST,
+        "/team/permissions_bulk_update",
+        json!({"permissions": ["/key/generate"], "apply_to_all_teams": true}),
+    )
+    .await;
+    assert_eq!(again["teams_updated"], 0, "they have it already");
+    let perms = ok(
+        &gw,
+        Method::GET,
+        "/team/permissions_list?team_id=bt2",
+        Value::Null,
+    )
+    .await;
+    let list = perms["team_member_permissions"].as_array().unwrap();
+    assert!(list.contains(&json!("/key/generate")) && list.contains(&json!("/key/update")));
+    for (body, status) in [
+        (json!({"permissions": ["/key/generate"]}), 400),
+        (
+            json!({"permissions": ["/key/generate"], "team_ids": ["bt"], "apply_to_all_teams": true}),
+            400,
+        ),
+        (
+            json!({"permissions": ["/key/generate"], "team_ids": ["nope"]}),
+            404,
+        ),
+        (
+            json!({"permissions": ["/not/a/permission"], "team_ids": ["bt"]}),
+            400,
+        ),
+    ] {
+        let (got, out) = gw
+            .send(Method::POST, "/team/permissions_bulk_update", Some(&body))
+            .await;
+        assert_eq!(got, status, "{body}: {out}");
+    }
+    let empty = ok(
+        &gw,
+        Method::POST,
+        "/team/permissions_bulk_update",
+        json!({"permissions": []}),
+    )
+    .await;
+    assert_eq!(empty["message"], "No permissions provided");
+
+    // /user/bulk_update: per-user results; all_users for proxy admins.
+    let done = ok(
+        &gw,
+        Method::POST,
+        "/user/bulk_update",
+        json!({"users": [
+            {"user_id": "dev", "max_budget": 3.0},
+            {"user_id": "lead", "tpm_limit": "lots"},
+        ]}),
+    )
+    .await;
+    assert_eq!(done["total_requested"], 2);
+    assert_eq!(done["successful_updates"], 1);
+    assert_eq!(done["failed_updates"], 1);
+    assert_eq!(done["results"][0]["updated_user"]["max_budget"], 3.0);
+    assert!(
+        done["results"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("tpm_limit")
+    );
+    let all = ok(
+        &gw,
+        Method::POST,
+        "/user/bulk_update",
+        json!({"all_users": true, "user_updates": {"rpm_limit": 11}}),
+    )
+    .await;
+    assert_eq!(all["failed_updates"], 0);
+    let info = ok(&gw, Method::GET, "/user/info?user_id=lead", Value::Null).await;
+    assert_eq!(info["user_info"]["rpm_limit"], 11);
+    for (body, status) in [
+        (json!({}), 422),
+        (
+            json!({"users": [{"user_id": "dev"}], "all_users": true}),
+            422,
+        ),
+        (
+            json!({"all_users": true, "user_updates": {"password": "12345678"}}),
+            400,
+        ),
+    ] {
+        let (got, out) = gw
+            .send(Method::POST, "/user/bulk_update", Some(&body))
+            .await;
+        assert_eq!(got, status, "{body}: {out}");
+    }
     gw.stop().await;
 }

@@ -56,6 +56,15 @@ pub trait FromParts: Sized {
     fn from_parts(identity: Self::Identity, fields: Self::Fields) -> Self;
 }
 
+/// One item of a bulk body (already read and checked as a whole) as a [`FromParts`] request,
+/// with the single route's field-named errors.
+pub fn parts_of<T: FromParts>(
+    item: &serde_json::Map<String, serde_json::Value>,
+) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(item).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(T::from_parts(parse_body(&bytes)?, parse_body(&bytes)?))
+}
+
 /// Reads a management body (size-capped and checked) as a [`FromParts`] request.
 pub async fn json_body_parts<T: FromParts>(
     state: &AppState,

@@ -335,3 +335,26 @@ pub struct ResetKeySpendResponse {
     pub max_budget: Option<f64>,
     pub budget_reset_at: Option<String>,
 }
+
+/// A key a bulk update changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuccessfulKeyUpdate {
+    pub key: String,
+    pub key_info: KeyObject,
+}
+
+/// A key a bulk update could not change, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailedKeyUpdate {
+    pub key: String,
+    pub key_info: Option<KeyObject>,
+    pub failed_reason: String,
+}
+
+/// `POST /key/bulk_update` and `/team/key/bulk_update`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkUpdateKeyResponse {
+    pub total_requested: usize,
+    pub successful_updates: Vec<SuccessfulKeyUpdate>,
+    pub failed_updates: Vec<FailedKeyUpdate>,
+}

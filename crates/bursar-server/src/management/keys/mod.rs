@@ -35,9 +35,9 @@ use bursar_core::policy::{self, Ceiling, LimitChange, LimitSet};
 use bursar_core::roles::UserRole;
 use bursar_store::{AliasQuery, KeyPatch, KeyQuery, KeyRow, KeySort, NewKey, StoreError, TeamRow};
 use dto::{
-    DeleteKeyResponse, GenerateKeyResponse, KeyAliasesResponse, KeyHealthResponse, KeyInfoResponse,
-    KeyListItem, KeyListResponseObject, KeyObject, RequestEcho, ResetKeySpendResponse,
-    UpdateKeyResponse,
+    BulkUpdateKeyResponse, DeleteKeyResponse, FailedKeyUpdate, GenerateKeyResponse,
+    KeyAliasesResponse, KeyHealthResponse, KeyInfoResponse, KeyListItem, KeyListResponseObject,
+    KeyObject, RequestEcho, ResetKeySpendResponse, SuccessfulKeyUpdate, UpdateKeyResponse,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -1028,9 +1028,21 @@ pub async fn update(
     body: Body,
 ) -> Result<Json<UpdateKeyResponse>, ApiError> {
     let request: UpdateKeyRequest = json_body_parts(&state, &headers, body).await?;
+    Ok(Json(
+        update_key(&state, &principal, &headers, request).await?,
+    ))
+}
+
+/// The shared body of `/key/update` and the bulk key updates.
+async fn update_key(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    request: UpdateKeyRequest,
+) -> Result<UpdateKeyResponse, ApiError> {
     let fields = request.fields;
     let existing = match (&request.key, &fields.key_alias) {
-        (Some(key), _) => find_key(&state, key).await?,
+        (Some(key), _) => find_key(state, key).await?,
         (None, Some(alias)) => state
             .store()
             .keys()
@@ -1050,8 +1062,8 @@ pub async fn update(
         }
     };
     let authority = authorize(
-        &state,
-        &principal,
+        state,
+        principal,
         &existing,
         "/key/update",
         "You are not authorized to update this key",
@@ -1071,7 +1083,7 @@ pub async fn update(
             "Only proxy admins can change a key's user_id",
         ));
     }
-    check_key_change(&state, &principal, authority, &existing, &mut changes).await?;
+    check_key_change(state, principal, authority, &existing, &mut changes).await?;
     let alias = changes.patch.key_alias.clone().flatten();
     if let Some(a) = &alias
         && let Some(other) = state.store().keys().find_by_alias(a).await?
@@ -1079,7 +1091,7 @@ pub async fn update(
     {
         return Err(alias_taken(a));
     }
-    changes.patch.updated_by = Some(actor(&principal));
+    changes.patch.updated_by = Some(actor(principal));
     let row = state
         .store()
         .keys()
@@ -1102,9 +1114,9 @@ pub async fn update(
             tracing::warn!(error = %e, "could not reseed the key's spend");
         }
     }
-    Auditor::new(&state, &principal, &headers)
+    Auditor::new(state, principal, headers)
         .record(
-            &state,
+            state,
             "updated",
             KEYS_TABLE,
             &row.token,
@@ -1112,10 +1124,10 @@ pub async fn update(
             Some(key_json(&row)),
         )
         .await;
-    Ok(Json(UpdateKeyResponse {
+    Ok(UpdateKeyResponse {
         key: request.key.unwrap_or_else(|| row.token.clone()),
         updated: KeyObject::new(&row),
-    }))
+    })
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -1781,4 +1793,263 @@ pub async fn reset_spend(
         max_budget: row.max_budget.map(NanoUsd::as_usd),
         budget_reset_at: row.budget_reset_at.map(bursar_core::time::format_ms),
     }))
+}
+
+/// Keys a bulk update changes at most (LiteLLM's limit).
+const MAX_BULK_KEYS: usize = 500;
+
+/// The fields a `/key/bulk_update` item may set besides `key`.
+const BULK_KEY_FIELDS: &[&str] = &[
+    "budget_id",
+    "max_budget",
+    "team_id",
+    "tags",
+    "object_permission",
+];
+
+/// The fields `/team/key/bulk_update` may set (LiteLLM's `KeyUpdateFields`).
+const TEAM_KEY_FIELDS: &[&str] = &[
+    "max_budget",
+    "budget_id",
+    "budget_duration",
+    "budget_limits",
+    "model_max_budget",
+    "tpm_limit",
+    "rpm_limit",
+    "model_tpm_limit",
+    "model_rpm_limit",
+    "max_parallel_requests",
+    "rpm_limit_type",
+    "tpm_limit_type",
+    "temp_budget_increase",
+    "temp_budget_expiry",
+    "duration",
+    "tags",
+    "metadata",
+];
+
+/// `POST /key/bulk_update`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkUpdateKeyRequest {
+    /// Each item: `key`, and any of `budget_id`, `max_budget`, `team_id`, `tags` and
+    /// `object_permission`, as `/key/update` takes them (an explicit `null` clears).
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<Map<String, Value>>,
+}
+
+/// Applies each change as `/key/update` would, with the caller's rights; one failing key does
+/// not stop the others.
+async fn update_each(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    items: Vec<Map<String, Value>>,
+    allowed: &[&str],
+) -> BulkUpdateKeyResponse {
+    let total_requested = items.len();
+    let mut successful_updates = Vec::new();
+    let mut failed_updates = Vec::new();
+    for item in items {
+        let key = item
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let unknown: Vec<&str> = item
+            .keys()
+            .map(String::as_str)
+            .filter(|f| *f != "key" && !allowed.contains(f))
+            .collect();
+        let outcome = if key.is_empty() {
+            Err("key is required".to_string())
+        } else if !unknown.is_empty() {
+            Err(format!("Fields not allowed here: {}", unknown.join(", ")))
+        } else {
+            match super::parts_of::<UpdateKeyRequest>(&item) {
+                Ok(request) => update_key(state, principal, headers, request)
+                    .await
+                    .map_err(|e| e.message),
+                Err(e) => Err(e.message),
+            }
+        };
+        match outcome {
+            Ok(updated) => successful_updates.push(SuccessfulKeyUpdate {
+                key,
+                key_info: updated.updated,
+            }),
+            Err(failed_reason) => {
+                let key_info = match token_of(&key) {
+                    Ok(token) => state
+                        .store()
+                        .keys()
+                        .find_by_hash(&token)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|row| KeyObject::new(&row)),
+                    Err(_) => None,
+                };
+                failed_updates.push(FailedKeyUpdate {
+                    key,
+                    key_info,
+                    failed_reason,
+                });
+            }
+        }
+    }
+    BulkUpdateKeyResponse {
+        total_requested,
+        successful_updates,
+        failed_updates,
+    }
+}
+
+fn check_bulk_size(n: usize) -> Result<(), ApiError> {
+    if n == 0 {
+        return Err(bad_field("keys", "No keys provided for update"));
+    }
+    if n > MAX_BULK_KEYS {
+        return Err(bad_field(
+            "keys",
+            format!("Maximum {MAX_BULK_KEYS} keys can be updated at once. Found {n} keys."),
+        ));
+    }
+    Ok(())
+}
+
+/// Updates many keys' budget, team, tags or object permission (proxy admins only).
+#[utoipa::path(
+    post,
+    path = "/key/bulk_update",
+    operation_id = "bulk_update_keys",
+    tag = crate::openapi::KEYS,
+    request_body = BulkUpdateKeyRequest,
+    responses((status = 200, body = BulkUpdateKeyResponse)),
+)]
+pub async fn bulk_update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BulkUpdateKeyResponse>, ApiError> {
+    let request: BulkUpdateKeyRequest = json_body(&state, &headers, body).await?;
+    if !principal.is_proxy_admin() {
+        return Err(ApiError::forbidden(
+            "Only proxy admins can perform bulk key updates",
+        ));
+    }
+    check_bulk_size(request.keys.len())?;
+    Ok(Json(
+        update_each(&state, &principal, &headers, request.keys, BULK_KEY_FIELDS).await,
+    ))
+}
+
+/// `POST /team/key/bulk_update`: `key_ids` or `all_keys_in_team`, and the fields to set.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkUpdateTeamKeysRequest {
+    team_id: String,
+    key_ids: Option<Vec<String>>,
+    #[serde(default)]
+    all_keys_in_team: bool,
+    /// LiteLLM's `KeyUpdateFields`: budget, limits, duration, tags and metadata.
+    #[schema(value_type = Object)]
+    update_fields: Map<String, Value>,
+}
+
+/// Updates a team's keys (listed, or all of them that are neither blocked nor expired) with
+/// the same fields; proxy admins, and team members allowed to update the team's keys.
+#[utoipa::path(
+    post,
+    path = "/team/key/bulk_update",
+    operation_id = "bulk_update_team_keys",
+    tag = crate::openapi::KEYS,
+    request_body = BulkUpdateTeamKeysRequest,
+    responses((status = 200, body = BulkUpdateKeyResponse)),
+)]
+pub async fn team_bulk_update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BulkUpdateKeyResponse>, ApiError> {
+    let request: BulkUpdateTeamKeysRequest = json_body(&state, &headers, body).await?;
+    match (&request.key_ids, request.all_keys_in_team) {
+        (Some(_), true) | (None, false) => {
+            return Err(super::invalid(
+                "key_ids",
+                "Specify exactly one of key_ids or all_keys_in_team=true",
+            ));
+        }
+        _ => {}
+    }
+    if request.update_fields.is_empty() {
+        return Err(super::invalid(
+            "update_fields",
+            "update_fields must set at least one field",
+        ));
+    }
+    if let Some(field) = request
+        .update_fields
+        .keys()
+        .find(|f| !TEAM_KEY_FIELDS.contains(&f.as_str()))
+    {
+        return Err(super::invalid(
+            "update_fields",
+            format!("update_fields.{field} is not allowed: extra fields are forbidden"),
+        ));
+    }
+    let team = find_team(&state, &request.team_id).await?;
+    if !principal.is_proxy_admin() {
+        may_manage_team_key(&state, &principal, &team, "/key/update").await?;
+    }
+    let team_keys = all_keys(
+        &state,
+        KeyQuery {
+            team_id: Some(team.team_id.clone()),
+            ..KeyQuery::default()
+        },
+    )
+    .await?;
+    let now = bursar_store::now_ms();
+    let targets: Vec<String> = match &request.key_ids {
+        Some(ids) => ids.clone(),
+        None => team_keys
+            .iter()
+            .filter(|k| !k.blocked && k.expires_at.is_none_or(|e| e > now))
+            .map(|k| k.token.clone())
+            .collect(),
+    };
+    if request.all_keys_in_team && targets.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "No keys found for team {}",
+            team.team_id
+        )));
+    }
+    check_bulk_size(targets.len())?;
+    let mut out = BulkUpdateKeyResponse {
+        total_requested: targets.len(),
+        successful_updates: Vec::new(),
+        failed_updates: Vec::new(),
+    };
+    let mut items = Vec::new();
+    for id in targets {
+        let in_team = token_of(&id)
+            .ok()
+            .is_some_and(|t| team_keys.iter().any(|k| k.token == t));
+        if !in_team {
+            out.failed_updates.push(FailedKeyUpdate {
+                key: id,
+                key_info: None,
+                failed_reason: format!("Key is not in team {}", team.team_id),
+            });
+            continue;
+        }
+        let mut item = request.update_fields.clone();
+        item.insert("key".into(), Value::String(id));
+        items.push(item);
+    }
+    let done = update_each(&state, &principal, &headers, items, TEAM_KEY_FIELDS).await;
+    out.successful_updates = done.successful_updates;
+    out.failed_updates.extend(done.failed_updates);
+    Ok(Json(out))
 }

@@ -328,3 +328,12 @@ pub struct TeamMetadataFieldSchema {
 pub struct TeamMetadataSchemaResponse {
     pub fields: Vec<TeamMetadataFieldSchema>,
 }
+
+/// `POST /team/permissions_bulk_update`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkUpdateTeamMemberPermissionsResponse {
+    pub message: String,
+    /// Teams that gained at least one permission.
+    pub teams_updated: usize,
+    pub permissions_appended: Option<Vec<String>>,
+}

@@ -39,11 +39,12 @@ use bursar_store::{
     StoreError, TeamMemberRow, TeamPatch, TeamQuery, TeamRow, TeamSort,
 };
 use dto::{
-    BulkTeamMemberAddResponse, DeleteTeamResponse, DeletedTeam, GetTeamMemberPermissionsResponse,
-    TeamAddMemberResponse, TeamInfoResponse, TeamListEntry, TeamListResponse, TeamMemberAddResult,
-    TeamMemberInfoResponse, TeamMemberResetBudgetResponse, TeamMemberSpendResetResponse,
-    TeamMemberUpdateResponse, TeamMembership, TeamMetadataFieldSchema, TeamMetadataSchemaResponse,
-    TeamObject, TeamWithKeys, UpdateTeamResponse,
+    BulkTeamMemberAddResponse, BulkUpdateTeamMemberPermissionsResponse, DeleteTeamResponse,
+    DeletedTeam, GetTeamMemberPermissionsResponse, TeamAddMemberResponse, TeamInfoResponse,
+    TeamListEntry, TeamListResponse, TeamMemberAddResult, TeamMemberInfoResponse,
+    TeamMemberResetBudgetResponse, TeamMemberSpendResetResponse, TeamMemberUpdateResponse,
+    TeamMembership, TeamMetadataFieldSchema, TeamMetadataSchemaResponse, TeamObject, TeamWithKeys,
+    UpdateTeamResponse,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -2558,4 +2559,107 @@ pub async fn metadata_schema(State(state): State<AppState>) -> Json<TeamMetadata
             })
             .collect(),
     })
+}
+
+/// `POST /team/permissions_bulk_update`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkUpdateTeamMemberPermissionsRequest {
+    /// Permissions to add to each team's member permissions.
+    permissions: Vec<String>,
+    team_ids: Option<Vec<String>>,
+    #[serde(default)]
+    apply_to_all_teams: bool,
+}
+
+/// Adds permissions to the member permissions of the listed teams, or of every team (proxy
+/// admins only); a team that has them all already is left as it is.
+#[utoipa::path(
+    post,
+    path = "/team/permissions_bulk_update",
+    operation_id = "bulk_update_team_member_permissions",
+    tag = crate::openapi::TEAMS,
+    request_body = BulkUpdateTeamMemberPermissionsRequest,
+    responses((status = 200, body = BulkUpdateTeamMemberPermissionsResponse)),
+)]
+pub async fn permissions_bulk_update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BulkUpdateTeamMemberPermissionsResponse>, ApiError> {
+    let r: BulkUpdateTeamMemberPermissionsRequest = json_body(&state, &headers, body).await?;
+    if !principal.is_proxy_admin() {
+        return Err(ApiError::forbidden(
+            "Only proxy admins can bulk-update team permissions",
+        ));
+    }
+    if r.permissions.is_empty() {
+        return Ok(Json(BulkUpdateTeamMemberPermissionsResponse {
+            message: "No permissions provided".into(),
+            teams_updated: 0,
+            permissions_appended: None,
+        }));
+    }
+    check_permissions(&r.permissions)?;
+    let teams = match (r.team_ids, r.apply_to_all_teams) {
+        (Some(_), true) => {
+            return Err(bad_field(
+                "team_ids",
+                "Cannot set both apply_to_all_teams=true and team_ids",
+            ));
+        }
+        (None, false) => {
+            return Err(bad_field(
+                "team_ids",
+                "Must provide team_ids or set apply_to_all_teams=true",
+            ));
+        }
+        (None, true) => state.store().teams().list(&TeamQuery::default()).await?.0,
+        (Some(ids), false) => {
+            let mut found = Vec::with_capacity(ids.len());
+            let mut missing = Vec::new();
+            for id in &ids {
+                match state.store().teams().find(id).await? {
+                    Some(team) => found.push(team),
+                    None => missing.push(format!("'{id}'")),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(ApiError::not_found(format!(
+                    "Team(s) not found: [{}]",
+                    missing.join(", ")
+                ))
+                .with_param("team_ids"));
+            }
+            found
+        }
+    };
+    let mut teams_updated = 0;
+    for team in &teams {
+        let mut merged = team.team_member_permissions.clone();
+        let before = merged.len();
+        for p in &r.permissions {
+            if !merged.contains(p) {
+                merged.push(p.clone());
+            }
+        }
+        if merged.len() == before {
+            continue;
+        }
+        merged.sort();
+        let patch = TeamPatch {
+            team_member_permissions: Some(merged),
+            ..TeamPatch::default()
+        };
+        patch_team(&state, &principal, &headers, team, &patch, "updated").await?;
+        teams_updated += 1;
+    }
+    let mut appended = r.permissions;
+    appended.sort();
+    appended.dedup();
+    Ok(Json(BulkUpdateTeamMemberPermissionsResponse {
+        message: format!("Updated member permissions of {teams_updated} team(s)"),
+        teams_updated,
+        permissions_appended: Some(appended),
+    }))
 }

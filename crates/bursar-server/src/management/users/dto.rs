@@ -230,3 +230,22 @@ pub struct AvailableUsersResponse {
     pub total_teams_remaining: Option<u64>,
     pub total_users_remaining: Option<u64>,
 }
+
+/// One user of `/user/bulk_update`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserUpdateResult {
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    pub success: bool,
+    pub error: Option<String>,
+    pub updated_user: Option<UserTable>,
+}
+
+/// `POST /user/bulk_update`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkUpdateUserResponse {
+    pub results: Vec<UserUpdateResult>,
+    pub total_requested: usize,
+    pub successful_updates: usize,
+    pub failed_updates: usize,
+}

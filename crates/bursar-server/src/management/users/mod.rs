@@ -27,8 +27,9 @@ use bursar_store::{
     UserTeam,
 };
 use dto::{
-    AvailableUsersResponse, NewUserResponse, RoleDescription, UpdateUserResponse, UserInfoResponse,
-    UserInfoV2Response, UserListResponse, UserTable,
+    AvailableUsersResponse, BulkUpdateUserResponse, NewUserResponse, RoleDescription,
+    UpdateUserResponse, UserInfoResponse, UserInfoV2Response, UserListResponse, UserTable,
+    UserUpdateResult,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -456,6 +457,16 @@ pub async fn update(
     body: Body,
 ) -> Result<Json<UpdateUserResponse>, ApiError> {
     let r: UpdateUserRequest = json_body(&state, &headers, body).await?;
+    Ok(Json(update_user(&state, &principal, &headers, r).await?))
+}
+
+/// The shared body of `/user/update` and `/user/bulk_update`.
+async fn update_user(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    r: UpdateUserRequest,
+) -> Result<UpdateUserResponse, ApiError> {
     check_password(&r.password)?;
     let role = r.user_role.as_deref().map(parse_role).transpose()?;
     if role.is_some() && !principal.is_proxy_admin() {
@@ -525,9 +536,9 @@ pub async fn update(
                         .await
                         .map_err(update_conflict)?
                         .unwrap_or(created);
-                    Auditor::new(&state, &principal, &headers)
+                    Auditor::new(state, principal, headers)
                         .record(
-                            &state,
+                            state,
                             "created",
                             USERS_TABLE,
                             &updated.user_id,
@@ -535,10 +546,10 @@ pub async fn update(
                             Some(UserTable::audit(&updated, &[])),
                         )
                         .await;
-                    return Ok(Json(UpdateUserResponse {
+                    return Ok(UpdateUserResponse {
                         user_id: updated.user_id.clone(),
                         data: UserTable::new(&updated, &[]),
-                    }));
+                    });
                 }
                 None => {
                     return Err(ApiError::not_found(
@@ -571,9 +582,9 @@ pub async fn update(
                     .await?
                     .unwrap_or(created);
                 let data = UserTable::new(&updated, &[]);
-                Auditor::new(&state, &principal, &headers)
+                Auditor::new(state, principal, headers)
                     .record(
-                        &state,
+                        state,
                         "created",
                         USERS_TABLE,
                         &updated.user_id,
@@ -581,10 +592,10 @@ pub async fn update(
                         Some(UserTable::audit(&updated, &[])),
                     )
                     .await;
-                return Ok(Json(UpdateUserResponse {
+                return Ok(UpdateUserResponse {
                     user_id: updated.user_id,
                     data,
-                }));
+                });
             }
         },
         (None, None) => {
@@ -608,9 +619,9 @@ pub async fn update(
         state.auth_cache().invalidate_all();
     }
     let teams = state.store().users().team_ids(&updated.user_id).await?;
-    Auditor::new(&state, &principal, &headers)
+    Auditor::new(state, principal, headers)
         .record(
-            &state,
+            state,
             "updated",
             USERS_TABLE,
             &updated.user_id,
@@ -618,10 +629,10 @@ pub async fn update(
             Some(UserTable::audit(&updated, &teams)),
         )
         .await;
-    Ok(Json(UpdateUserResponse {
+    Ok(UpdateUserResponse {
         user_id: updated.user_id.clone(),
         data: UserTable::new(&updated, &teams),
-    }))
+    })
 }
 
 /// `POST /user/delete`.
@@ -964,4 +975,152 @@ pub async fn available_users(
         total_teams_remaining: None,
         total_users_remaining: None,
     }))
+}
+
+/// Users `/user/bulk_update` changes at most by list (LiteLLM's limit).
+const MAX_BULK_USERS: usize = 500;
+
+/// `POST /user/bulk_update`: `users` (each a `/user/update` body), or `all_users: true` with
+/// `user_updates` (the same fields without `user_id` / `user_email`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkUpdateUserRequest {
+    #[schema(value_type = Option<Vec<UpdateUserRequest>>)]
+    users: Option<Vec<Map<String, Value>>>,
+    all_users: Option<bool>,
+    #[schema(value_type = Option<UpdateUserRequest>)]
+    user_updates: Option<Map<String, Value>>,
+}
+
+/// Updates many users as `/user/update` does, each on its own (one failure does not stop the
+/// others); `all_users` applies one change to every user (proxy admins only).
+#[utoipa::path(
+    post,
+    path = "/user/bulk_update",
+    operation_id = "bulk_user_update",
+    tag = crate::openapi::USERS,
+    request_body = BulkUpdateUserRequest,
+    responses((status = 200, body = BulkUpdateUserResponse)),
+)]
+pub async fn bulk_update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BulkUpdateUserResponse>, ApiError> {
+    let r: BulkUpdateUserRequest = json_body(&state, &headers, body).await?;
+    let all = r.all_users == Some(true);
+    let items: Vec<Map<String, Value>> = match (r.users, all, r.user_updates) {
+        (Some(_), true, _) => {
+            return Err(super::invalid(
+                "users",
+                "Cannot specify both 'users' and 'all_users=True'. Choose one approach.",
+            ));
+        }
+        (Some(users), false, _) => {
+            if users.len() > MAX_BULK_USERS {
+                return Err(bad_field(
+                    "users",
+                    format!(
+                        "Maximum {MAX_BULK_USERS} users can be updated at once. Found {} users.",
+                        users.len()
+                    ),
+                ));
+            }
+            users
+        }
+        (None, true, Some(updates)) => {
+            if !principal.is_proxy_admin() {
+                return Err(ApiError::forbidden(
+                    "Only proxy admins can update all users at once.",
+                ));
+            }
+            if updates.contains_key("password") {
+                return Err(bad_field(
+                    "password",
+                    "Setting one password for all users is not supported. Use per-user updates via the 'users' list instead.",
+                ));
+            }
+            if let Some(field) = ["user_id", "user_email"]
+                .iter()
+                .find(|f| updates.contains_key(**f))
+            {
+                return Err(super::invalid(
+                    "user_updates",
+                    format!("user_updates cannot name a user ({field})"),
+                ));
+            }
+            let mut ids = Vec::new();
+            let mut page = 1;
+            loop {
+                let query = UserQuery {
+                    page,
+                    page_size: 100,
+                    ..UserQuery::default()
+                };
+                let (rows, total) = state.store().users().list(&query).await?;
+                let last_page = rows.is_empty();
+                ids.extend(rows.into_iter().map(|(u, _)| u.user_id));
+                if last_page || rows_done(ids.len(), total) {
+                    break;
+                }
+                page += 1;
+            }
+            ids.into_iter()
+                .map(|id| {
+                    let mut item = updates.clone();
+                    item.insert("user_id".into(), Value::String(id));
+                    item
+                })
+                .collect()
+        }
+        _ => {
+            return Err(super::invalid(
+                "users",
+                "Must specify either 'users' for individual updates or 'all_users=True' with 'user_updates' for bulk updates",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(bad_field("users", "No users found to update"));
+    }
+    let total_requested = items.len();
+    let mut results = Vec::with_capacity(total_requested);
+    for item in items {
+        let text = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_string);
+        let (user_id, user_email) = (text("user_id"), text("user_email"));
+        let outcome = match serde_json::to_vec(&item)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+            .and_then(|bytes| super::parse_body::<UpdateUserRequest>(&bytes))
+        {
+            Ok(request) => update_user(&state, &principal, &headers, request).await,
+            Err(e) => Err(e),
+        };
+        results.push(match outcome {
+            Ok(updated) => UserUpdateResult {
+                user_id: Some(updated.user_id),
+                user_email: updated.data.user_email.clone(),
+                success: true,
+                error: None,
+                updated_user: Some(updated.data),
+            },
+            Err(e) => UserUpdateResult {
+                user_id,
+                user_email,
+                success: false,
+                error: Some(e.message),
+                updated_user: None,
+            },
+        });
+    }
+    let successful_updates = results.iter().filter(|r| r.success).count();
+    Ok(Json(BulkUpdateUserResponse {
+        total_requested,
+        successful_updates,
+        failed_updates: total_requested - successful_updates,
+        results,
+    }))
+}
+
+fn rows_done(seen: usize, total: u64) -> bool {
+    u64::try_from(seen).unwrap_or(u64::MAX) >= total
 }
