@@ -143,6 +143,7 @@ const SELF_MANAGED_ROUTES: &[&str] = &[
     "/team/{team_id}/member/{user_id}/reset_spend",
     "/team/{team_id}/member/{user_id}/reset_budget",
     "/team/{team_id}/callback",
+    "/team/{team_id}/callback/{callback_name}",
     "/team/{team_id}/disable_logging",
     "/management/v1/teams/{team_id}/members/bulk_delete",
     "/management/v1/teams/{team_id}/members/bulk_update",

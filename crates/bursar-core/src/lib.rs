@@ -3,6 +3,7 @@
 //! (the config loader takes the YAML text and an environment lookup as inputs).
 
 pub mod access;
+pub mod callbacks;
 pub mod config;
 pub mod duration;
 pub mod keys;

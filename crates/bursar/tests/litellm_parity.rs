@@ -21,6 +21,7 @@ both_backends!(
     service_accounts_and_spend_resets,
     team_metadata_schema_is_the_configured_one,
     bulk_updates_apply_each_change_on_its_own,
+    team_callbacks_are_stored_and_never_shown,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -1160,5 +1161,134 @@ async fn bulk_updates_apply_each_change_on_its_own(backend: Backend) {
             .await;
         assert_eq!(got, status, "{body}: {out}");
     }
+    gw.stop().await;
+}
+
+async fn team_callbacks_are_stored_and_never_shown(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(&gw, Method::POST, "/team/new", json!({"team_id": "cb", "metadata": {"owner": "ops"},
+        "members_with_roles": [{"user_id": "cb-admin", "role": "admin"}, {"user_id": "cb-dev", "role": "user"}]})).await;
+    let key_of = |v: Value| v["key"].as_str().unwrap().to_string();
+    let admin = key_of(
+        ok(
+            &gw,
+            Method::POST,
+            "/key/generate",
+            json!({"user_id": "cb-admin"}),
+        )
+        .await,
+    );
+    let dev = key_of(
+        ok(
+            &gw,
+            Method::POST,
+            "/key/generate",
+            json!({"user_id": "cb-dev"}),
+        )
+        .await,
+    );
+    let secret = "sk-lf-very-secret-value";
+    let body = json!({"callback_name": "langfuse", "callback_type": "success",
+        "callback_vars": {"langfuse_host": "https://lf.example", "langfuse_secret_key": secret, "langfuse_public_key": "pk"}});
+    let (status, added) = gw
+        .send_as(&admin, Method::POST, "/team/cb/callback", Some(&body))
+        .await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["status"], "success");
+    assert!(!added.to_string().contains(secret), "{added}");
+    assert_eq!(added["data"]["metadata"]["owner"], "ops");
+    let (status, out) = gw
+        .send(Method::POST, "/team/cb/callback", Some(&body))
+        .await;
+    assert_eq!(status, 400, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+    let (status, _) = gw
+        .send_as(
+            &dev,
+            Method::POST,
+            "/team/cb/callback",
+            Some(&json!({"callback_name": "x", "callback_vars": {}})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    for bad in [
+        json!({"callback_name": "x", "callback_vars": {"api_base": "y"}}),
+        json!({"callback_name": "x", "callback_type": "never", "callback_vars": {}}),
+        json!({"callback_name": "x", "callback_vars": {"langfuse_host": {"a": 1}}}),
+        json!({"callback_name": "x", "callback_vars": {"langfuse_secret_key": "os.environ/MASTER"}}),
+    ] {
+        let (status, out) = gw.send(Method::POST, "/team/cb/callback", Some(&bad)).await;
+        assert_eq!(status, 422, "{bad}: {out}");
+    }
+    let (status, _) = gw
+        .send(Method::POST, "/team/none/callback", Some(&body))
+        .await;
+    assert_eq!(status, 400);
+
+    let got = ok(&gw, Method::GET, "/team/cb/callback", Value::Null).await;
+    assert_eq!(got["data"]["success_callbacks"], json!(["langfuse"]));
+    assert_eq!(got["data"]["failure_callbacks"], json!([]));
+    assert_eq!(
+        got["data"]["callback_vars"]["langfuse_host"],
+        "https://lf.example"
+    );
+    assert_eq!(
+        got["data"]["callback_vars"]["langfuse_secret_key"],
+        "***REDACTED***"
+    );
+    let info = ok(&gw, Method::GET, "/team/info?team_id=cb", Value::Null).await;
+    assert!(!info.to_string().contains(secret), "{info}");
+    // A metadata update (as a UI sends back what it read) leaves the callbacks alone.
+    ok(
+        &gw,
+        Method::POST,
+        "/team/update",
+        json!({"team_id": "cb",
+        "metadata": info["team_info"]["metadata"].clone()}),
+    )
+    .await;
+    let row = gw.store.teams().find("cb").await.unwrap().unwrap();
+    assert_eq!(
+        row.metadata["logging"][0]["callback_vars"]["langfuse_secret_key"], secret,
+        "the stored credential survives"
+    );
+
+    ok(
+        &gw,
+        Method::POST,
+        "/team/cb/callback",
+        json!({"callback_name": "datadog",
+        "callback_vars": {"dd_site": "eu"}}),
+    )
+    .await;
+    let got = ok(&gw, Method::GET, "/team/cb/callback", Value::Null).await;
+    assert_eq!(got["data"]["failure_callbacks"], json!(["datadog"]));
+    let removed = ok(
+        &gw,
+        Method::DELETE,
+        "/team/cb/callback/langfuse",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(removed["data"]["success_callbacks"], json!(["datadog"]));
+    let (status, _) = gw
+        .send(Method::DELETE, "/team/cb/callback/langfuse", None)
+        .await;
+    assert_eq!(status, 404);
+    let off = ok(&gw, Method::POST, "/team/cb/disable_logging", Value::Null).await;
+    assert_eq!(off["message"], "Logging disabled for team cb");
+    let got = ok(&gw, Method::GET, "/team/cb/callback", Value::Null).await;
+    assert_eq!(got["data"]["success_callbacks"], json!([]));
+    let (status, _) = gw
+        .send(Method::POST, "/team/none/disable_logging", None)
+        .await;
+    assert_eq!(status, 404);
     gw.stop().await;
 }

@@ -77,7 +77,8 @@ impl TeamObject {
                 })
                 .collect(),
             team_member_permissions: Some(team.team_member_permissions.clone()),
-            metadata: Some(team.metadata.clone()),
+            // Callback credentials are stored, never shown.
+            metadata: Some(super::callbacks::redacted_metadata(&team.metadata)),
             tpm_limit: team.tpm_limit,
             rpm_limit: team.rpm_limit,
             tpd_limit: None,

@@ -11,6 +11,7 @@ use super::keys::{actor, all_keys};
 use super::scope::{
     self, ORG_ADMIN, TEAM_ADMIN, TEAM_USER, TeamAccess, admin_only, member_id, not_team_admin,
 };
+pub mod callbacks;
 pub mod dto;
 
 use super::budgets::dto::BudgetTable;
@@ -348,10 +349,14 @@ impl TeamFields {
         if self.metadata.is_some() || !folded.is_empty() {
             let mut metadata = match self.metadata {
                 Some(mut m) => {
-                    // The member-budget link is the server's, never the caller's.
-                    m.remove(MEMBER_BUDGET_KEY);
-                    if let Some(id) = existing_metadata.and_then(|e| e.get(MEMBER_BUDGET_KEY)) {
-                        m.insert(MEMBER_BUDGET_KEY.into(), id.clone());
+                    // The member-budget link and the logging callbacks (whose credentials
+                    // answers only show redacted) are the server's, never the caller's: they
+                    // change through their own routes.
+                    for owned in [MEMBER_BUDGET_KEY, "logging"] {
+                        m.remove(owned);
+                        if let Some(v) = existing_metadata.and_then(|e| e.get(owned)) {
+                            m.insert(owned.into(), v.clone());
+                        }
                     }
                     m
                 }
