@@ -33,7 +33,12 @@ pub struct Call {
 }
 
 pub enum Answer {
-    Complete { body: Bytes, usage: Option<Usage> },
+    Complete {
+        body: Bytes,
+        usage: Option<Usage>,
+        /// The answer's `id` (`chatcmpl-…`), when it has a usable one.
+        response_id: Option<String>,
+    },
     Stream(ByteStream),
 }
 
@@ -241,13 +246,22 @@ fn finish_complete(bytes: Bytes, requested: &str, d: &Deployment) -> Result<Answ
         });
     };
     let usage = object.get("usage").and_then(Usage::from_raw);
+    let response_id = match object.get_as::<&str>("id") {
+        Some(Ok(id)) => crate::sse::usable_id(id),
+        _ => None,
+    };
     let same_model = matches!(object.get_as::<&str>("model"), Some(Ok(m)) if m == requested);
     if same_model || !object.contains("model") || object.set("model", &requested).is_err() {
-        return Ok(Answer::Complete { body: bytes, usage });
+        return Ok(Answer::Complete {
+            body: bytes,
+            usage,
+            response_id,
+        });
     }
     Ok(Answer::Complete {
         body: Bytes::from(object.to_vec()),
         usage,
+        response_id,
     })
 }
 
@@ -338,7 +352,7 @@ mod tests {
             "model_list:\n  - {model_name: public, litellm_params: {model: openai/gpt-4o}}\n",
         );
         let upstream = Bytes::from_static(br#"{"id":"x","model":"gpt-4o-2024-08-06","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#);
-        let Ok(Answer::Complete { body, usage }) = finish_complete(upstream, "public", &g[0])
+        let Ok(Answer::Complete { body, usage, .. }) = finish_complete(upstream, "public", &g[0])
         else {
             panic!()
         };

@@ -20,6 +20,8 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + 
 #[derive(Debug, Default, Clone)]
 pub struct StreamSummary {
     pub usage: Option<Usage>,
+    /// The stream's answer id (its first chunk's `id`), when it has a usable one.
+    pub response_id: Option<String>,
     /// The upstream ended the stream itself (`[DONE]` or end of body).
     pub completed: bool,
     pub error: Option<ProviderError>,
@@ -51,6 +53,8 @@ struct TapState {
     done: bool,
     /// `"model":"<name>"` in both spacings, built once rather than per event.
     model_needles: Option<[Vec<u8>; 2]>,
+    /// The first chunk was read for the answer id.
+    id_read: bool,
 }
 
 impl Drop for TapState {
@@ -77,6 +81,7 @@ pub fn tap(source: ByteStream, options: TapOptions, on_finish: Option<FinishHook
         summary: StreamSummary::default(),
         on_finish,
         done: false,
+        id_read: false,
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -214,6 +219,16 @@ impl TapState {
                 String::from_utf8_lossy(&payload[..payload.len().min(80)]).escape_default()
             ));
         }
+        if self.summary.response_id.is_none()
+            && !self.id_read
+            && let Ok(chunk) = JsonObject::parse(payload)
+        {
+            // Once per stream: every chunk repeats the answer's id.
+            self.id_read = true;
+            if let Some(Ok(id)) = chunk.get_as::<&str>("id") {
+                self.summary.response_id = usable_id(id);
+            }
+        }
         let has_usage = contains(payload, b"\"usage\"");
         let needs_model = self
             .model_needles
@@ -349,3 +364,12 @@ fn names_model(payload: &[u8], needles: &[Vec<u8>; 2]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Longest answer id kept (spend-log rows stay small; an upstream's id is untrusted text).
+const MAX_RESPONSE_ID: usize = 256;
+
+/// An upstream's answer id, when it is one a spend log can keep: non-empty, short, printable.
+pub fn usable_id(id: &str) -> Option<String> {
+    let ok = !id.is_empty() && id.len() <= MAX_RESPONSE_ID && id.chars().all(|c| !c.is_control());
+    ok.then(|| id.to_string())
+}

@@ -24,6 +24,8 @@ const MAX_BODY_METADATA: usize = 64 * 1024;
 /// upstream answers.
 pub struct Origin<'a> {
     pub request_id: String,
+    /// The call id the client sees (`x-litellm-call-id`; its own when it sent one).
+    pub call_id: &'a str,
     pub endpoint: Endpoint,
     pub principal: &'a Principal,
     pub end_user: Option<&'a str>,
@@ -78,10 +80,29 @@ impl Charge {
             .get("metadata")
             .filter(|raw| raw.get().len() <= MAX_BODY_METADATA)
             .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        // LiteLLM's `user_api_key_*` fields (null when unknown) and the call id, which the
+        // row's `request_id` no longer carries once the upstream's answer id is known.
+        let (user_email, team_alias) = match origin.principal {
+            Principal::VirtualKey(s) => (
+                s.user.as_ref().and_then(|u| u.user_email.clone()),
+                s.team.as_ref().and_then(|t| t.team_alias.clone()),
+            ),
+            Principal::MasterKey => (None, None),
+        };
         let mut metadata = Map::new();
-        if let Some(alias) = &key_alias {
-            metadata.insert("user_api_key_alias".into(), json!(alias));
-        }
+        metadata.insert("user_api_key".into(), json!(api_key));
+        metadata.insert("user_api_key_alias".into(), json!(key_alias));
+        metadata.insert("user_api_key_team_id".into(), json!(team_id));
+        metadata.insert("user_api_key_team_alias".into(), json!(team_alias));
+        metadata.insert("user_api_key_org_id".into(), json!(organization_id));
+        metadata.insert(
+            "user_api_key_user_id".into(),
+            json!(origin.principal.user_id()),
+        );
+        metadata.insert("user_api_key_user_email".into(), json!(user_email));
+        metadata.insert("user_api_key_project_id".into(), Value::Null);
+        metadata.insert("user_api_key_project_alias".into(), Value::Null);
+        metadata.insert("litellm_call_id".into(), json!(origin.call_id));
         if let Some(client) = body_metadata
             .as_ref()
             .and_then(|m| m.get("spend_logs_metadata"))
@@ -115,6 +136,11 @@ impl Charge {
             ledger,
             done: false,
         }
+    }
+
+    /// The id of the answer the client receives: the spend log's LiteLLM `request_id`.
+    pub fn answered(&mut self, response_id: Option<String>) {
+        self.event.response_id = response_id;
     }
 
     pub fn admitted(&self) -> Option<&Admitted> {

@@ -58,6 +58,10 @@ pub struct SpendEvent {
     pub requester_ip: Option<String>,
     /// Small JSON object: error information, the client's `spend_logs_metadata`, …
     pub metadata: Value,
+    /// The id of the answer the client received (`chatcmpl-…`), when the upstream gave one.
+    /// Not unique: `request_id` is the event's identity.
+    #[serde(default)]
+    pub response_id: Option<String>,
 }
 
 impl SpendEvent {
@@ -85,6 +89,7 @@ impl SpendEvent {
             Some(&self.provider),
             Some(&self.api_base),
             self.requester_ip.as_ref(),
+            self.response_id.as_ref(),
         ];
         let nul = texts.into_iter().flatten().any(|t| t.contains('\0'))
             || self.tags.iter().any(|t| t.contains('\0'))
@@ -294,6 +299,8 @@ pub struct SpendLogRow {
     pub session_id: Option<String>,
     pub requester_ip_address: Option<String>,
     pub endpoint: String,
+    /// The id of the answer the client received, when the upstream gave one.
+    pub response_id: Option<String>,
 }
 
 /// Filters for spend-log listings; times are epoch ms, `start` included, `end` excluded.
@@ -378,7 +385,7 @@ pub(crate) const LOG_COLUMNS: &str = "request_id, call_type, api_key, spend_nano
      total_tokens, cache_read_input_tokens, cache_creation_input_tokens, start_time, end_time, \
      completion_start_time, request_duration_ms, model, model_id, model_group, custom_llm_provider, \
      api_base, user_id, team_id, organization_id, end_user, request_tags, metadata, cache_hit, \
-     status, session_id, requester_ip_address, endpoint";
+     status, session_id, requester_ip_address, endpoint, response_id";
 
 /// (entity kind, entity id, date, api key, model, model group, provider, endpoint)
 pub(crate) type DailyKey<'e> = (
@@ -829,7 +836,6 @@ fn log_filters(b: &mut SqlBuilder, q: &SpendLogQuery) {
         (" AND api_key = ", &q.api_key),
         (" AND user_id = ", &q.user_id),
         (" AND team_id = ", &q.team_id),
-        (" AND request_id = ", &q.request_id),
         (" AND end_user = ", &q.end_user),
         (" AND model_group = ", &q.model),
         (" AND status = ", &q.status),
@@ -838,6 +844,14 @@ fn log_filters(b: &mut SqlBuilder, q: &SpendLogQuery) {
         if let Some(v) = value {
             b.push(sql).bind(v.clone());
         }
+    }
+    if let Some(id) = &q.request_id {
+        // The call id, or the id of the answer the client received (LiteLLM's request_id).
+        b.push(" AND (request_id = ")
+            .bind(id.clone())
+            .push(" OR response_id = ")
+            .bind(id.clone())
+            .push(")");
     }
     if let Some(t) = q.start {
         b.push(" AND start_time >= ").bind(t);
@@ -917,6 +931,7 @@ impl<'e> LogRow<'e> {
                 &e.organization_id,
                 &e.end_user,
                 &e.requester_ip,
+                &e.response_id,
             ]
             .into_iter()
             .map(wire_opt)
@@ -988,6 +1003,8 @@ fn insert_logs(rows: &[LogRow], backend: Backend) -> SqlBuilder {
             .bind(e.requester_ip.clone())
             .push(", ")
             .bind(e.endpoint.clone())
+            .push(", ")
+            .bind(e.response_id.clone())
             .push(")");
     }
     b.push(" ON CONFLICT (request_id) DO NOTHING");
@@ -1395,6 +1412,7 @@ fn decode_log(row: &AnyRow) -> Result<SpendLogRow, StoreError> {
         session_id: row.try_get("session_id")?,
         requester_ip_address: row.try_get("requester_ip_address")?,
         endpoint: row.try_get("endpoint")?,
+        response_id: row.try_get("response_id")?,
     })
 }
 

@@ -203,12 +203,12 @@ fn insert_log(
 }
 
 /// The parameter numbers of [`log_texts`]' values.
-const TEXT_PARAMETERS: [usize; 17] = [
-    1, 2, 3, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+const TEXT_PARAMETERS: [usize; 18] = [
+    1, 2, 3, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
 ];
 
 /// A row's text (and NULL) values, bound at [`TEXT_PARAMETERS`].
-fn log_texts<'r>(row: &'r LogRow<'_>) -> [Option<&'r str>; 17] {
+fn log_texts<'r>(row: &'r LogRow<'_>) -> [Option<&'r str>; 18] {
     let e = row.event;
     [
         Some(&e.request_id),
@@ -228,6 +228,7 @@ fn log_texts<'r>(row: &'r LogRow<'_>) -> [Option<&'r str>; 17] {
         Some(if e.success { "success" } else { "failure" }),
         e.requester_ip.as_deref(),
         Some(&e.endpoint),
+        e.response_id.as_deref(),
     ]
 }
 

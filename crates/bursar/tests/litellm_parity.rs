@@ -22,6 +22,7 @@ both_backends!(
     team_metadata_schema_is_the_configured_one,
     bulk_updates_apply_each_change_on_its_own,
     team_callbacks_are_stored_and_never_shown,
+    spend_logs_carry_the_answer_id_and_the_key_fields,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -1290,5 +1291,95 @@ async fn team_callbacks_are_stored_and_never_shown(backend: Backend) {
         .send(Method::POST, "/team/none/disable_logging", None)
         .await;
     assert_eq!(status, 404);
+    gw.stop().await;
+}
+
+async fn spend_logs_carry_the_answer_id_and_the_key_fields(backend: Backend) {
+    let mock = bursar_testkit::MockUpstream::start().await;
+    let config = format!(
+        "model_list:\n  - model_name: gpt\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: {}}}\n",
+        mock.base_url()
+    );
+    let Some(gw) = TestGateway::start(backend, &config).await else {
+        return;
+    };
+    ok(
+        &gw,
+        Method::POST,
+        "/team/new",
+        json!({"team_id": "lt", "team_alias": "Log Team"}),
+    )
+    .await;
+    ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "lu", "user_email": "lu@example.com", "auto_create_key": false}),
+    )
+    .await;
+    let key = ok(
+        &gw,
+        Method::POST,
+        "/key/generate",
+        json!({"user_id": "lu", "team_id": "lt", "key_alias": "logged"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let chat = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]});
+    let response = gw.post_json_as(&key, "/v1/chat/completions", &chat).await;
+    assert_eq!(response.status(), 200);
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: Value = response.json().await.unwrap();
+    let answer_id = answer["id"].as_str().unwrap().to_string();
+    // The same answer id again (upstreams do not promise unique ids): both are kept.
+    let mut stream = chat.clone();
+    stream["stream"] = json!(true);
+    let streamed = gw.post_json_as(&key, "/v1/chat/completions", &stream).await;
+    assert_eq!(streamed.status(), 200);
+    let _ = streamed.text().await.unwrap();
+    let logs = gw.spend_logs(2).await;
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 2, "both requests are logged: {logs:?}");
+    for row in logs {
+        assert_eq!(
+            row["request_id"], answer_id,
+            "LiteLLM's request_id is the answer id"
+        );
+        let m = &row["metadata"];
+        assert_eq!(m["user_api_key_alias"], "logged");
+        assert_eq!(m["user_api_key_team_id"], "lt");
+        assert_eq!(m["user_api_key_team_alias"], "Log Team");
+        assert_eq!(m["user_api_key_user_id"], "lu");
+        assert_eq!(m["user_api_key_user_email"], "lu@example.com");
+        assert_eq!(m["user_api_key"], bursar_core::keys::hash_key(&key));
+        assert!(m.get("user_api_key_org_id").is_some() && m["user_api_key_project_id"].is_null());
+        assert!(m["litellm_call_id"].is_string());
+    }
+    let found = ok(
+        &gw,
+        Method::GET,
+        &format!("/spend/logs?request_id={answer_id}&summarize=false"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(found.as_array().unwrap().len(), 2);
+    let by_call = ok(
+        &gw,
+        Method::GET,
+        &format!("/spend/logs?request_id={call_id}&summarize=false"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        by_call.as_array().unwrap().len(),
+        1,
+        "the call id finds its row too"
+    );
+    assert_eq!(by_call[0]["metadata"]["litellm_call_id"], call_id);
     gw.stop().await;
 }

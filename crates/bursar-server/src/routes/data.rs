@@ -161,6 +161,7 @@ async fn proxy(
     let charge = Charge::new(
         Origin {
             request_id,
+            call_id: &call_id,
             endpoint,
             principal: &principal,
             end_user: end_user.as_ref().map(|e| e.row.user_id.as_str()),
@@ -185,7 +186,8 @@ async fn proxy(
             usage = ?summary.usage,
             "stream finished"
         );
-        if let Some(charge) = take(&finish_hold) {
+        if let Some(mut charge) = take(&finish_hold) {
+            charge.answered(summary.response_id.clone());
             let usage = summary.usage.as_ref();
             match (&summary.error, summary.completed) {
                 (None, true) => charge.finish_now(Outcome::Success(usage)),
@@ -225,10 +227,17 @@ async fn proxy(
     }
 
     let mut response = match routed.answer {
-        Answer::Complete { body, usage } => {
+        Answer::Complete {
+            body,
+            usage,
+            response_id,
+        } => {
             tracing::debug!(call_id = %call_id, model = %model, usage = ?usage, user = ?principal.user_id(), "call complete");
             let cost = match take(&hold) {
-                Some(charge) => charge.finish(Outcome::Success(usage.as_ref())).await,
+                Some(mut charge) => {
+                    charge.answered(response_id);
+                    charge.finish(Outcome::Success(usage.as_ref())).await
+                }
                 None => NanoUsd::ZERO,
             };
             let mut r = Response::new(Body::from(body));

@@ -233,7 +233,11 @@ impl SpendLog {
     pub fn new(row: &SpendLogRow) -> SpendLog {
         let time = bursar_core::time::format_ms;
         SpendLog {
-            request_id: row.request_id.clone(),
+            // LiteLLM's request id is the answer's id; the call id stays in the metadata.
+            request_id: row
+                .response_id
+                .clone()
+                .unwrap_or_else(|| row.request_id.clone()),
             call_type: row.call_type.clone(),
             api_key: row.api_key.clone(),
             spend: row.spend.as_usd(),
