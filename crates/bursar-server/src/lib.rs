@@ -235,7 +235,25 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(spend::team_daily))
         .routes(routes!(spend::org_daily))
         .routes(routes!(spend::tag_daily))
-        .routes(routes!(spend::customer_daily));
+        .routes(routes!(spend::customer_daily))
+        .routes(routes!(spend::activity::user_aggregated))
+        .routes(routes!(spend::activity::user_keys))
+        .routes(routes!(spend::activity::user_search))
+        .routes(routes!(spend::activity::user_model_top_keys))
+        .routes(routes!(spend::activity::user_users))
+        .routes(routes!(spend::activity::user_cache_leakage))
+        .routes(routes!(spend::activity::user_export))
+        .routes(routes!(spend::activity::team_aggregated))
+        .routes(routes!(spend::activity::team_keys))
+        .routes(routes!(spend::activity::team_search))
+        .routes(routes!(spend::activity::team_model_top_keys))
+        .routes(routes!(spend::activity::team_export))
+        .routes(routes!(spend::activity::team_by_user))
+        .routes(routes!(spend::activity::org_aggregated))
+        .routes(routes!(spend::activity::org_keys))
+        .routes(routes!(spend::activity::org_search))
+        .routes(routes!(spend::activity::org_model_top_keys))
+        .routes(routes!(spend::activity::org_export));
     // Customers also answer under LiteLLM's legacy `/end_user/…` (deprecated in the document).
     macro_rules! customer_route {
         ($handler:path, $legacy:literal) => {

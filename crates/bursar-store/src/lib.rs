@@ -35,7 +35,7 @@ pub use settings::SettingsStore;
 pub use spend::{
     DailyEntity, DailyMetrics, DailyPage, DailyQuery, DailyRow, MASTER_KEY_ATTRIBUTION,
     RecordOptions, RecordReport, SpendEvent, SpendLogQuery, SpendLogRow, SpendStore, SpendTotal,
-    TotalsBy,
+    TeamUserTotal, TotalsBy,
 };
 pub use teams::{
     DeletedTeamRow, MEMBER_BUDGET_KEY, NewMember, OrgFilter, TeamMemberRow, TeamPatch, TeamQuery,

@@ -267,6 +267,19 @@ pub struct DailyPage {
     pub total_rows: u64,
 }
 
+/// One team member's spend-log totals (see [`SpendStore::team_user_totals`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamUserTotal {
+    pub team_id: String,
+    pub user_id: Option<String>,
+    pub spend: NanoUsd,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub api_requests: i64,
+    pub successful_requests: i64,
+}
+
 /// A stored spend-log row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpendLogRow {
@@ -589,6 +602,61 @@ impl<'a> SpendStore<'a> {
         max_rows: u64,
     ) -> Result<Vec<DailyRow>, StoreError> {
         self.daily_select(q, max_rows, 0).await
+    }
+
+    /// One page of the daily rows matching `q`, in [`Self::daily_rows`]' order (newest day
+    /// first, then entity, key, model…): what an export reads a page at a time.
+    pub async fn daily_rows_page(
+        &self,
+        q: &DailyQuery,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<DailyRow>, StoreError> {
+        self.daily_select(q, limit, offset).await
+    }
+
+    /// Spend-log totals per team and user between two times (epoch ms, `start` included),
+    /// largest spend first: what `/team/spend/by_user` reports.
+    pub async fn team_user_totals(
+        &self,
+        team_ids: &[String],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<TeamUserTotal>, StoreError> {
+        if team_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut b = SqlBuilder::new(
+            "SELECT team_id, user_id, CAST(COALESCE(SUM(spend_nano), 0) AS BIGINT) AS spend_nano, \
+             CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+             CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
+             CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT) AS total_tokens, \
+             CAST(COUNT(*) AS BIGINT) AS api_requests, \
+             CAST(COALESCE(SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), 0) AS BIGINT) AS successful_requests \
+             FROM spend_logs WHERE team_id IN (",
+        );
+        b.bind_list(team_ids.iter().cloned())
+            .push(") AND start_time >= ")
+            .bind(start)
+            .push(" AND start_time < ")
+            .bind(end)
+            .push(" GROUP BY team_id, user_id ORDER BY SUM(spend_nano) DESC, team_id, user_id");
+        let rows = b.build()?.fetch_all(self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let n = |c: &str| sum_column(r, c);
+                Ok(TeamUserTotal {
+                    team_id: r.try_get("team_id")?,
+                    user_id: r.try_get("user_id")?,
+                    spend: NanoUsd(n("spend_nano")?),
+                    prompt_tokens: n("prompt_tokens")?,
+                    completion_tokens: n("completion_tokens")?,
+                    total_tokens: n("total_tokens")?,
+                    api_requests: n("api_requests")?,
+                    successful_requests: n("successful_requests")?,
+                })
+            })
+            .collect()
     }
 
     async fn daily_select(

@@ -21,6 +21,7 @@ both_backends!(
     daily_activity_routes_answer_from_the_daily_tables,
     spend_log_routes_filter_summarize_and_page,
     global_spend_reports_for_admins,
+    aggregated_activity_exports_and_team_spend_by_user,
 );
 
 /// Per token: 1e-7 input, 1e-6 output. The mock reports 8 prompt and 10 completion tokens.
@@ -814,4 +815,195 @@ async fn global_spend_reports_for_admins(backend: Backend) {
         assert_eq!(status, 401, "{path}");
     }
     gw.stop().await;
+}
+
+async fn aggregated_activity_exports_and_team_spend_by_user(backend: Backend) {
+    let Some((gw, _up)) = start(backend, FAST_FLUSH).await else {
+        return;
+    };
+    let (key, token) = owned_key(&gw).await;
+    let other = post(
+        &gw,
+        "/key/generate",
+        json!({"user_id": "v", "key_alias": "vee"}),
+    )
+    .await;
+    let other_key = other["key"].as_str().unwrap().to_string();
+    let other_token = other["token"].as_str().unwrap().to_string();
+    for i in [0, 1, 2, 16] {
+        one(&gw, &key, i).await;
+    }
+    assert_eq!(one(&gw, &other_key, 0).await, 200);
+    wait_for_logs(&gw.store, 5).await;
+    let today = bursar_core::time::format_date(bursar_store::now_ms());
+    let range = format!("start_date={today}&end_date={today}");
+    let admin = gw.master_key.clone();
+    let get = |path: String| {
+        let (gw, admin) = (&gw, admin.clone());
+        async move { get_as(gw, &admin, &path).await }
+    };
+
+    // The whole range in one answer, key breakdowns limited.
+    let (status, team) = get(format!("/team/daily/activity/aggregated?{range}")).await;
+    assert_eq!(status, 200, "{team}");
+    let m = &team["metadata"];
+    assert_eq!(m["total_api_requests"], 4);
+    assert_eq!(
+        (
+            m["page"].clone(),
+            m["total_pages"].clone(),
+            m["has_more"].clone()
+        ),
+        (json!(1), json!(1), json!(false))
+    );
+    assert_eq!(m["api_key_limit"], 100);
+    assert_eq!(m["total_api_keys"], 1);
+    assert_eq!(m["entity_total_api_keys"], json!({"t": 1}));
+    let (_, users) = get(format!(
+        "/user/daily/activity/aggregated?{range}&api_key_limit=1"
+    ))
+    .await;
+    assert_eq!(users["metadata"]["total_api_requests"], 5);
+    assert_eq!(users["metadata"]["total_api_keys"], 2);
+    let keys = users["results"][0]["breakdown"]["api_keys"]
+        .as_object()
+        .unwrap();
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        [&token],
+        "only the top spender is kept"
+    );
+    let (status, _) = get(format!(
+        "/team/daily/activity/aggregated?{range}&api_key_limit=0"
+    ))
+    .await;
+    assert_eq!(status, 400);
+
+    // Keys by spend, paged; search; top keys of a model group; cache misses; users.
+    let (_, page) = get(format!(
+        "/user/daily/activity/aggregated/keys?{range}&limit=1&offset=1"
+    ))
+    .await;
+    assert_eq!(page["total_api_keys"], 2);
+    assert_eq!(page["api_keys"][0]["api_key"], other_token);
+    assert_eq!(page["api_keys"][0]["metadata"]["key_alias"], "vee");
+    let (_, page) = get(format!("/team/daily/activity/aggregated/keys?{range}")).await;
+    assert_eq!(page["api_keys"][0]["api_key"], token);
+    assert_eq!(page["api_keys"][0]["metrics"]["api_requests"], 4);
+    assert_eq!(page["api_keys"][0]["metadata"]["user_id"], "u");
+    let (_, found) = get(format!(
+        "/user/daily/activity/aggregated/search?{range}&search=VEE"
+    ))
+    .await;
+    assert_eq!(found["api_keys"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["api_keys"][0]["api_key"], other_token);
+    let (status, _) = get(format!("/user/daily/activity/aggregated/search?{range}")).await;
+    assert_eq!(status, 422);
+    let (_, top) = get(format!(
+        "/organization/daily/activity/aggregated/model_top_keys?{range}&model_group=priced"
+    ))
+    .await;
+    assert_eq!(top["model"], "priced");
+    assert_eq!(top["by_model_group"], true);
+    assert_eq!(top["api_keys"][0]["api_key"], token);
+    assert_eq!(top["api_keys"][0]["metrics"]["api_requests"], 3);
+    let (_, leaks) = get(format!(
+        "/user/daily/activity/aggregated/cache_leakage_keys?{range}&limit=1"
+    ))
+    .await;
+    assert_eq!(leaks["api_keys"].as_array().unwrap().len(), 1);
+    let (_, people) = get(format!("/user/daily/activity/aggregated/users?{range}")).await;
+    assert_eq!(people["total_users"], 2);
+    assert_eq!(people["users"][0]["user_id"], "u");
+    assert_eq!(people["users"][0]["api_requests"], 4);
+    // A user sees their own keys only.
+    let (_, own) = get_as(
+        &gw,
+        &other_key,
+        &format!("/user/daily/activity/aggregated/keys?{range}"),
+    )
+    .await;
+    assert_eq!(own["total_api_keys"], 1);
+    assert_eq!(own["api_keys"][0]["api_key"], other_token);
+
+    // Exports stream CSV (default) or JSON.
+    let response = gw
+        .get(&format!(
+            "/team/daily/activity/export?{range}&export_type=daily_with_keys"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let h = response.headers();
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(
+        h["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("team-usage-{today}-{today}-daily_with_keys.csv"))
+    );
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(lines[0].starts_with(
+        "date,entity_id,entity_alias,api_key,key_alias,user_id,user_email,model,spend"
+    ));
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("{today},t,,{token},,u,")),
+        "{csv}"
+    );
+    let response = gw
+        .get(&format!(
+            "/user/daily/activity/export?{range}&format=json&export_type=daily"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let rows: Value = response.json().await.unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "one row per user and day: {rows:?}");
+    let total: i64 = rows
+        .iter()
+        .map(|r| r["api_requests"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 5);
+    let (status, _) = get(format!("/team/daily/activity/export?{range}&format=xml")).await;
+    assert_eq!(status, 400);
+    let (status, _) =
+        get("/team/daily/activity/export?start_date=2020-01-01&end_date=2026-01-01".into()).await;
+    assert_eq!(status, 400, "at most 400 days");
+
+    // Team spend by user, from the spend logs.
+    let (status, by_user) = get(format!("/team/spend/by_user?team_ids=t&{range}")).await;
+    assert_eq!(status, 200, "{by_user}");
+    let row = &by_user["results"][0];
+    assert_eq!(row["team_id"], "t");
+    assert_eq!(row["user_id"], "u");
+    assert_eq!(row["api_requests"], 4);
+    assert_eq!(row["failed_requests"], 1);
+    assert_eq!(spend_of(&row["spend"]), NanoUsd(3 * CALL_NANO));
+    let (status, _) = get(format!("/team/spend/by_user?{range}")).await;
+    assert_eq!(status, 400);
+    let (status, mine) = get_as(
+        &gw,
+        &key,
+        &format!("/team/spend/by_user?team_ids=t&{range}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{mine}");
+    assert!(
+        mine["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["user_id"] == "u")
+    );
+    gw.stop().await;
+}
+
+fn spend_of(v: &Value) -> NanoUsd {
+    NanoUsd::from_usd(v.as_f64().unwrap()).unwrap()
 }

@@ -397,3 +397,150 @@ pub enum SpendReportEntry {
     Key(KeyCostReport),
     Day(GroupDay),
 }
+
+/// A key's totals over a range (LiteLLM's `KeySpendMetrics`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeySpendMetrics {
+    pub spend: f64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub api_requests: i64,
+    pub successful_requests: i64,
+    pub failed_requests: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+}
+
+impl KeySpendMetrics {
+    pub fn new(m: &DailyMetrics) -> KeySpendMetrics {
+        KeySpendMetrics {
+            spend: m.spend.as_usd(),
+            prompt_tokens: m.prompt_tokens,
+            completion_tokens: m.completion_tokens,
+            total_tokens: m.total_tokens(),
+            api_requests: m.api_requests,
+            successful_requests: m.successful_requests,
+            failed_requests: m.failed_requests,
+            cache_read_input_tokens: m.cache_read_input_tokens,
+            cache_creation_input_tokens: m.cache_creation_input_tokens,
+        }
+    }
+}
+
+/// A key and its totals over a range.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeySpendActivityRow {
+    pub api_key: String,
+    pub metrics: KeySpendMetrics,
+    pub metadata: KeyMetadata,
+}
+
+/// A key and its full metrics over a range (`…/aggregated/search`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyActivityRow {
+    pub api_key: String,
+    pub metrics: SpendMetrics,
+    pub metadata: KeyMetadata,
+}
+
+/// `…/daily/activity/aggregated/keys`: keys by spend, paged.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DailyActivityKeyPageResponse {
+    pub api_keys: Vec<KeySpendActivityRow>,
+    pub total_api_keys: usize,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// `…/daily/activity/aggregated/search`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DailyActivityKeySearchResponse {
+    pub api_keys: Vec<KeyActivityRow>,
+}
+
+/// `…/daily/activity/aggregated/model_top_keys`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelTopKeysResponse {
+    pub model: String,
+    pub by_model_group: bool,
+    pub api_keys: Vec<KeySpendActivityRow>,
+}
+
+/// `/user/daily/activity/aggregated/cache_leakage_keys`: keys sending the most prompt tokens
+/// that were not read from a prompt cache.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CacheLeakageKeysResponse {
+    pub api_keys: Vec<KeySpendActivityRow>,
+}
+
+/// A user's totals over a range.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserActivityRow {
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    pub user_alias: Option<String>,
+    pub spend: f64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub api_requests: i64,
+    pub successful_requests: i64,
+    pub failed_requests: i64,
+}
+
+/// `/user/daily/activity/aggregated/users`: users by spend, paged.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DailyActivityUserPageResponse {
+    pub users: Vec<UserActivityRow>,
+    pub total_users: usize,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// A team member's totals over a range.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TeamUserSpendRow {
+    pub team_id: String,
+    pub team_alias: Option<String>,
+    pub user_id: String,
+    pub user_email: Option<String>,
+    pub user_alias: Option<String>,
+    pub spend: f64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub api_requests: i64,
+    pub successful_requests: i64,
+    pub failed_requests: i64,
+}
+
+/// `GET /team/spend/by_user`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TeamUserSpendResponse {
+    pub start_date: String,
+    pub end_date: String,
+    pub results: Vec<TeamUserSpendRow>,
+}
+
+/// One row of a daily-activity export (CSV columns, JSON fields).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportRow {
+    pub date: String,
+    pub entity_id: String,
+    pub entity_alias: Option<String>,
+    pub api_key: Option<String>,
+    pub key_alias: Option<String>,
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    pub model: Option<String>,
+    pub spend: f64,
+    pub flat_cost: f64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub api_requests: i64,
+    pub successful_requests: i64,
+    pub failed_requests: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+}

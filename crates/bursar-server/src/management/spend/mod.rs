@@ -2,6 +2,7 @@
 //! from the pre-aggregated daily tables, never from spend logs), `/spend/logs` and the
 //! admin-only `/global/spend/*` reports.
 
+pub mod activity;
 pub mod dto;
 
 use super::scope::{self, member_id};
@@ -67,6 +68,15 @@ pub struct DailyParams {
     /// Accepted for compatibility; days are UTC.
     #[allow(dead_code)]
     timezone: Option<String>,
+    api_key_limit: Option<String>,
+    offset: Option<String>,
+    limit: Option<String>,
+    search: Option<String>,
+    model_group: Option<String>,
+    by_model_group: Option<String>,
+    export_type: Option<String>,
+    format: Option<String>,
+    exclude_organization_ids: Option<String>,
 }
 
 /// Admins (and admin viewers) read everything.
@@ -175,22 +185,7 @@ pub async fn user_daily(
     Extension(principal): Extension<Principal>,
     Query(params): Query<DailyParams>,
 ) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
-    let mut q = params.query(DailyEntity::User, 50)?;
-    q.entity_ids = if reads_all(&principal) {
-        params
-            .user_id
-            .clone()
-            .filter(|u| !u.is_empty())
-            .map(|u| vec![u])
-    } else {
-        // Everyone else sees their own activity only.
-        Some(
-            member_id(&principal)
-                .map(str::to_string)
-                .into_iter()
-                .collect(),
-        )
-    };
+    let q = scoped(&state, &principal, &params, DailyEntity::User).await?;
     respond(&state, q).await
 }
 
@@ -210,45 +205,7 @@ pub async fn team_daily(
     Extension(principal): Extension<Principal>,
     Query(params): Query<DailyParams>,
 ) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
-    let mut q = params.query(DailyEntity::Team, 10)?;
-    q.exclude_entity_ids = list(params.exclude_team_ids.as_deref()).unwrap_or_default();
-    let asked = list(params.team_ids.as_deref());
-    if reads_all(&principal) {
-        q.entity_ids = asked;
-        return respond(&state, q).await;
-    }
-    // Members see their teams; all of a team's keys only as its admin (or an org admin), or
-    // when the team grants `/team/daily/activity` to members; else their own keys.
-    let user = member_id(&principal).unwrap_or_default().to_string();
-    let memberships = state.store().teams().memberships_of(&user).await?;
-    let mine: Vec<String> = memberships.iter().map(|(t, _)| t.clone()).collect();
-    let selected = match asked {
-        Some(asked) => {
-            if let Some(foreign) = asked.iter().find(|t| !mine.contains(t)) {
-                return Err(ApiError::forbidden(format!(
-                    "User={user} is not a member of team={foreign}; only proxy admins can view other teams' activity"
-                )));
-            }
-            asked
-        }
-        None => mine,
-    };
-    let mut sees_all_keys = !selected.is_empty();
-    for team_id in &selected {
-        let Some(team) = state.store().teams().find(team_id).await? else {
-            continue;
-        };
-        let access = scope::TeamAccess::of(&state, &principal, &team).await?;
-        let granted = team
-            .team_member_permissions
-            .iter()
-            .any(|p| p == "/team/daily/activity");
-        sees_all_keys &= access.manages() || granted;
-    }
-    q.entity_ids = Some(selected);
-    if !sees_all_keys {
-        q.api_keys = Some(own_keys(&state, &principal).await?);
-    }
+    let q = scoped(&state, &principal, &params, DailyEntity::Team).await?;
     respond(&state, q).await
 }
 
@@ -267,13 +224,105 @@ pub async fn org_daily(
     Extension(principal): Extension<Principal>,
     Query(params): Query<DailyParams>,
 ) -> Result<Json<SpendAnalyticsPaginatedResponse>, ApiError> {
-    let mut q = params.query(DailyEntity::Organization, 10)?;
-    let asked = list(params.organization_ids.as_deref());
-    if reads_all(&principal) {
-        q.entity_ids = asked;
-        return respond(&state, q).await;
+    let q = scoped(&state, &principal, &params, DailyEntity::Organization).await?;
+    respond(&state, q).await
+}
+
+/// The daily-activity query a caller may run for `entity`: the range and filters of
+/// `params`, narrowed to what the caller may see (its own activity, its teams' — all keys
+/// only as their admin or when the team grants it — or the organizations it administers).
+async fn scoped(
+    state: &AppState,
+    principal: &Principal,
+    params: &DailyParams,
+    entity: DailyEntity,
+) -> Result<DailyQuery, ApiError> {
+    match entity {
+        DailyEntity::User => {
+            let mut q = params.query(DailyEntity::User, 50)?;
+            q.entity_ids = if reads_all(principal) {
+                params
+                    .user_id
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .map(|u| vec![u])
+            } else {
+                // Everyone else sees their own activity only.
+                Some(
+                    member_id(principal)
+                        .map(str::to_string)
+                        .into_iter()
+                        .collect(),
+                )
+            };
+            Ok(q)
+        }
+        DailyEntity::Team => team_scope(state, principal, params).await,
+        DailyEntity::Organization => org_scope(state, principal, params).await,
+        other => params.query(other, 10),
     }
-    let administered = scope::admin_org_ids(&state, &principal).await?;
+}
+
+async fn team_scope(
+    state: &AppState,
+    principal: &Principal,
+    params: &DailyParams,
+) -> Result<DailyQuery, ApiError> {
+    let mut q = params.query(DailyEntity::Team, 10)?;
+    q.exclude_entity_ids = list(params.exclude_team_ids.as_deref()).unwrap_or_default();
+    let asked = list(params.team_ids.as_deref());
+    if reads_all(principal) {
+        q.entity_ids = asked;
+        return Ok(q);
+    }
+    // Members see their teams; all of a team's keys only as its admin (or an org admin), or
+    // when the team grants `/team/daily/activity` to members; else their own keys.
+    let user = member_id(principal).unwrap_or_default().to_string();
+    let memberships = state.store().teams().memberships_of(&user).await?;
+    let mine: Vec<String> = memberships.iter().map(|(t, _)| t.clone()).collect();
+    let selected = match asked {
+        Some(asked) => {
+            if let Some(foreign) = asked.iter().find(|t| !mine.contains(t)) {
+                return Err(ApiError::forbidden(format!(
+                    "User={user} is not a member of team={foreign}; only proxy admins can view other teams' activity"
+                )));
+            }
+            asked
+        }
+        None => mine,
+    };
+    let mut sees_all_keys = !selected.is_empty();
+    for team_id in &selected {
+        let Some(team) = state.store().teams().find(team_id).await? else {
+            continue;
+        };
+        let access = scope::TeamAccess::of(state, principal, &team).await?;
+        let granted = team
+            .team_member_permissions
+            .iter()
+            .any(|p| p == "/team/daily/activity");
+        sees_all_keys &= access.manages() || granted;
+    }
+    q.entity_ids = Some(selected);
+    if !sees_all_keys {
+        q.api_keys = Some(own_keys(state, principal).await?);
+    }
+    Ok(q)
+}
+
+async fn org_scope(
+    state: &AppState,
+    principal: &Principal,
+    params: &DailyParams,
+) -> Result<DailyQuery, ApiError> {
+    let mut q = params.query(DailyEntity::Organization, 10)?;
+    q.exclude_entity_ids = list(params.exclude_organization_ids.as_deref()).unwrap_or_default();
+    let asked = list(params.organization_ids.as_deref());
+    if reads_all(principal) {
+        q.entity_ids = asked;
+        return Ok(q);
+    }
+    let administered = scope::admin_org_ids(state, principal).await?;
     if administered.is_empty() {
         return Err(ApiError::forbidden(
             "Only proxy admins or organization admins can view organization activity",
@@ -285,7 +334,7 @@ pub async fn org_daily(
         )));
     }
     q.entity_ids = Some(asked.unwrap_or(administered));
-    respond(&state, q).await
+    Ok(q)
 }
 
 /// Daily spend and usage by request tag.
