@@ -229,6 +229,14 @@ async fn user_update_upserts_for_proxy_admins_only(backend: Backend) {
     assert_eq!(created["data"]["max_budget"], 2.0);
     let info = ok(&gw, Method::GET, "/user/info?user_id=fresh", Value::Null).await;
     assert_eq!(info["user_info"]["user_alias"], "Fresh");
+    let (status, _) = gw
+        .send(
+            Method::POST,
+            "/user/update",
+            Some(&json!({"user_id": " ", "user_alias": "x"})),
+        )
+        .await;
+    assert_eq!(status, 422, "a blank id is never upserted");
 
     let plain = ok(
         &gw,

@@ -510,6 +510,9 @@ async fn update_user(
     }
 
     let existing = match (&r.user_id, &r.user_email) {
+        (Some(id), _) if id.trim().is_empty() => {
+            return Err(super::invalid("user_id", "user_id must not be empty"));
+        }
         (Some(id), _) => {
             if let Some(email) = &r.user_email {
                 patch.user_email = Some(Some(email.clone()));
@@ -648,7 +651,7 @@ pub struct DeleteUserRequest {
     operation_id = "delete_user",
     tag = crate::openapi::USERS,
     request_body = DeleteUserRequest,
-    responses((status = 200, description = "The number of users deleted", body = usize)),
+    responses((status = 200, description = "The number of users deleted", content_type = "application/json", body = usize)),
 )]
 pub async fn delete(
     State(state): State<AppState>,
