@@ -256,6 +256,55 @@ pub(crate) async fn update_in(
 }
 
 /// Inserts the budget a patch describes, or updates the existing row; returns its id.
+/// `row`'s settings with `patch` laid over them: what a private copy of a shared budget row
+/// starts from.
+pub(crate) fn overlay(row: &BudgetRow, patch: &BudgetPatch) -> BudgetPatch {
+    BudgetPatch {
+        max_budget: Some(patch.max_budget.unwrap_or(row.max_budget)),
+        soft_budget: Some(patch.soft_budget.unwrap_or(row.soft_budget)),
+        max_parallel_requests: Some(
+            patch
+                .max_parallel_requests
+                .unwrap_or(row.max_parallel_requests),
+        ),
+        tpm_limit: Some(patch.tpm_limit.unwrap_or(row.tpm_limit)),
+        rpm_limit: Some(patch.rpm_limit.unwrap_or(row.rpm_limit)),
+        model_max_budget: patch
+            .model_max_budget
+            .clone()
+            .or_else(|| row.model_max_budget.clone()),
+        budget_duration: Some(
+            patch
+                .budget_duration
+                .clone()
+                .unwrap_or_else(|| row.budget_duration.clone()),
+        ),
+        budget_reset_at: Some(patch.budget_reset_at.unwrap_or(row.budget_reset_at)),
+        allowed_models: Some(
+            patch
+                .allowed_models
+                .clone()
+                .unwrap_or_else(|| row.allowed_models.clone()),
+        ),
+    }
+}
+
+/// A budget row read inside a transaction.
+pub(crate) async fn find_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    budget_id: &str,
+) -> Result<Option<BudgetRow>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        budget_columns!(),
+        " FROM budgets WHERE budget_id = $1"
+    ))
+    .bind(budget_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(decode).transpose()
+}
+
 pub(crate) async fn upsert_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     existing: Option<&str>,

@@ -608,8 +608,40 @@ impl TeamStore<'_> {
         };
         let budget_id: Option<String> = existing.try_get("budget_id")?;
         if !budget.is_empty() {
-            let id =
-                crate::budgets::upsert_in(&mut tx, budget_id.as_deref(), budget, actor).await?;
+            // A budget row other members (or the team's member default) share is copied,
+            // never changed for them all.
+            let shared = match &budget_id {
+                Some(id) => {
+                    let others = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM team_members WHERE budget_id = $1 AND NOT (team_id = $2 AND user_id = $3)",
+                    )
+                    .bind(id)
+                    .bind(team_id)
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get::<i64, _>("n")?;
+                    let team = sqlx::query("SELECT metadata FROM teams WHERE team_id = $1")
+                        .bind(team_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let default = team
+                        .map(|t| t.try_get::<String, _>("metadata"))
+                        .transpose()?
+                        .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+                        .and_then(|m| m.get(MEMBER_BUDGET_KEY)?.as_str().map(str::to_string));
+                    others > 0 || default.as_deref() == Some(id.as_str())
+                }
+                None => false,
+            };
+            let (target, patch) = match (&budget_id, shared) {
+                (Some(id), true) => match crate::budgets::find_in(&mut tx, id).await? {
+                    Some(row) => (None, crate::budgets::overlay(&row, budget)),
+                    None => (None, budget.clone()),
+                },
+                _ => (budget_id.clone(), budget.clone()),
+            };
+            let id = crate::budgets::upsert_in(&mut tx, target.as_deref(), &patch, actor).await?;
             sqlx::query(
                 "UPDATE team_members SET budget_id = $1 WHERE team_id = $2 AND user_id = $3",
             )

@@ -23,6 +23,7 @@ both_backends!(
     bulk_updates_apply_each_change_on_its_own,
     team_callbacks_are_stored_and_never_shown,
     spend_logs_carry_the_answer_id_and_the_key_fields,
+    a_shared_member_budget_is_copied_not_changed_for_all,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -1389,5 +1390,78 @@ async fn spend_logs_carry_the_answer_id_and_the_key_fields(backend: Backend) {
         "the call id finds its row too"
     );
     assert_eq!(by_call[0]["metadata"]["litellm_call_id"], call_id);
+    gw.stop().await;
+}
+
+async fn a_shared_member_budget_is_copied_not_changed_for_all(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(
+        &gw,
+        Method::POST,
+        "/team/new",
+        json!({"team_id": "sb", "team_member_budget": 5.0}),
+    )
+    .await;
+    ok(
+        &gw,
+        Method::POST,
+        "/team/member_add",
+        json!({"team_id": "sb", "member": [{"user_id": "a", "role": "user"}, {"user_id": "b", "role": "user"}]}),
+    )
+    .await;
+    let team = gw.store.teams().find("sb").await.unwrap().unwrap();
+    let default = team.metadata[bursar_store::MEMBER_BUDGET_KEY]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Even a member linked to the team's default row gets a copy when changed.
+    assert!(
+        gw.store
+            .teams()
+            .set_member_budget("sb", "a", Some(&default))
+            .await
+            .unwrap()
+    );
+    assert!(
+        gw.store
+            .teams()
+            .set_member_budget("sb", "b", Some(&default))
+            .await
+            .unwrap()
+    );
+    let changed = ok(
+        &gw,
+        Method::POST,
+        "/team/member_update",
+        json!({"team_id": "sb", "user_id": "a", "max_budget_in_team": 9.0}),
+    )
+    .await;
+    assert_eq!(changed["max_budget_in_team"], 9.0);
+    let shared = gw.store.budgets().find(&default).await.unwrap().unwrap();
+    assert_eq!(
+        shared.max_budget,
+        bursar_core::NanoUsd::from_usd(5.0),
+        "the default is unchanged"
+    );
+    let b = gw.store.teams().member("sb", "b").await.unwrap().unwrap();
+    assert_eq!(b.budget_id.as_deref(), Some(default.as_str()));
+    let a = gw.store.teams().member("sb", "a").await.unwrap().unwrap();
+    assert_ne!(a.budget_id.as_deref(), Some(default.as_str()));
+
+    // reset_budget puts the member back on the default by detaching its own row.
+    let reset = ok(
+        &gw,
+        Method::POST,
+        "/team/sb/member/a/reset_budget",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(reset["budget_source"], "team_default");
+    assert_eq!(reset["budget_id"], default);
+    assert_eq!(reset["previous_budget_id"], json!(a.budget_id));
+    let a = gw.store.teams().member("sb", "a").await.unwrap().unwrap();
+    assert_eq!(a.budget_id, None);
     gw.stop().await;
 }

@@ -2488,7 +2488,8 @@ pub async fn reset_member_spend(
     Ok(Json(body))
 }
 
-/// Puts a member back on the team's default member budget (or on none); spend is kept.
+/// Puts a member back on the team's default member budget (or on none, without one): the
+/// member's own budget row is detached; spend is kept.
 #[utoipa::path(
     post,
     path = "/team/{team_id}/member/{user_id}/reset_budget",
@@ -2511,10 +2512,12 @@ pub async fn reset_member_budget(
         Some(id) => state.store().budgets().find(id).await?.map(|b| b.budget_id),
         None => None,
     };
+    // A member without a budget row of their own has the team's default (admission reads
+    // it so), so the reset detaches rather than shares the default row.
     state
         .store()
         .teams()
-        .set_member_budget(&team_id, &user_id, default.as_deref())
+        .set_member_budget(&team_id, &user_id, None)
         .await?;
     state.auth_cache().invalidate_team(&team_id);
     let body = TeamMemberResetBudgetResponse {
