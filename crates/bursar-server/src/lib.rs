@@ -148,7 +148,7 @@ fn swagger_config() -> utoipa_swagger_ui::Config<'static> {
 
 /// Every route behind the key check, with its OpenAPI operation.
 fn api_routes() -> OpenApiRouter<AppState> {
-    use management::{audit, budgets, customers, keys, orgs, spend, teams, users};
+    use management::{audit, budgets, customers, keys, orgs, spend, teams, users, v1};
     use openapi::alias;
     use routes::{data, health, models};
     let mut router = OpenApiRouter::with_openapi(openapi::base())
@@ -253,7 +253,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(spend::activity::org_keys))
         .routes(routes!(spend::activity::org_search))
         .routes(routes!(spend::activity::org_model_top_keys))
-        .routes(routes!(spend::activity::org_export));
+        .routes(routes!(spend::activity::org_export))
+        .routes(routes!(v1::bulk_create_users))
+        .routes(routes!(v1::bulk_delete_users))
+        .routes(routes!(v1::bulk_delete_team_members))
+        .routes(routes!(v1::bulk_update_team_member_budgets));
     // Customers also answer under LiteLLM's legacy `/end_user/…` (deprecated in the document).
     macro_rules! customer_route {
         ($handler:path, $legacy:literal) => {

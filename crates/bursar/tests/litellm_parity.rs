@@ -24,6 +24,7 @@ both_backends!(
     team_callbacks_are_stored_and_never_shown,
     spend_logs_carry_the_answer_id_and_the_key_fields,
     a_shared_member_budget_is_copied_not_changed_for_all,
+    management_v1_bulk_routes,
 );
 
 const CONFIG: &str = "model_list:\n  - {model_name: demo, litellm_params: {model: bursar/demo}}\n";
@@ -1463,5 +1464,203 @@ async fn a_shared_member_budget_is_copied_not_changed_for_all(backend: Backend) 
     assert_eq!(reset["previous_budget_id"], json!(a.budget_id));
     let a = gw.store.teams().member("sb", "a").await.unwrap().unwrap();
     assert_eq!(a.budget_id, None);
+    gw.stop().await;
+}
+
+async fn management_v1_bulk_routes(backend: Backend) {
+    let Some(gw) = TestGateway::start(backend, CONFIG).await else {
+        return;
+    };
+    ok(
+        &gw,
+        Method::POST,
+        "/team/new",
+        json!({"team_id": "v1t", "team_member_budget": 4.0}),
+    )
+    .await;
+    ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "exists", "auto_create_key": false}),
+    )
+    .await;
+
+    // Bulk creation: one result per row, in order.
+    let created = ok(
+        &gw,
+        Method::POST,
+        "/management/v1/users/bulk",
+        json!({"users": [
+            {"user_id": "n1", "user_email": "n1@example.com", "teams": ["v1t"]},
+            {"user_id": "n2", "auto_create_key": true},
+            {"user_id": "n1"},
+            {"user_id": "x", "user_email": "N1@example.com"},
+            {"user_id": "exists"},
+            {"user_id": "n3", "teams": ["missing-team"]},
+        ]}),
+    )
+    .await;
+    let rows = created["data"].as_array().unwrap();
+    assert_eq!(
+        created["meta"],
+        json!({"total_requested": 6, "created": 2, "failed": 4})
+    );
+    assert_eq!(rows[0]["success"], true);
+    assert_eq!(rows[0]["key"], Value::Null, "no key unless asked for");
+    assert_eq!(rows[0]["teams"], json!(["v1t"]));
+    assert!(rows[1]["key"].as_str().unwrap().starts_with("sk-"));
+    assert_eq!(rows[2]["error"], "Duplicate user_id in request: n1");
+    assert!(
+        rows[3]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Duplicate user_email")
+    );
+    assert!(
+        rows[4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+    assert!(rows[5]["error"].as_str().unwrap().contains("missing-team"));
+
+    // A request that cannot be taken is a problem document.
+    for (path, body) in [
+        ("/management/v1/users/bulk", json!({"users": []})),
+        (
+            "/management/v1/users/bulk",
+            json!({"users": [{"user_id": "z"}], "extra": 1}),
+        ),
+        (
+            "/management/v1/users/bulk",
+            json!({"users": [{"user_id": "z", "send_invite_email": true}]}),
+        ),
+        ("/management/v1/users/bulk_delete", json!({"user_ids": []})),
+    ] {
+        let response = gw.post_json(path, &body).await;
+        assert_eq!(response.status(), 422, "{body}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["type"], "urn:litellm:error:invalid-request-body");
+        assert_eq!(problem["status"], 422);
+        assert!(problem["detail"].is_string());
+    }
+
+    // Team members: budgets by merge patch, removal in one go.
+    ok(
+        &gw,
+        Method::POST,
+        "/team/member_add",
+        json!({"team_id": "v1t", "member": {"user_id": "n2", "role": "user"}}),
+    )
+    .await;
+    let updated = ok(
+        &gw,
+        Method::POST,
+        "/management/v1/teams/v1t/members/bulk_update",
+        json!({"members": [
+            {"user_id": "n1", "max_budget_in_team": 7.0, "rpm_limit": 3},
+            {"user_email": "n1@example.com", "rpm_limit": 4},
+            {"user_id": "n2", "tpm_limit": 100},
+            {"user_id": "nobody", "tpm_limit": 1},
+        ]}),
+    )
+    .await;
+    let rows = updated["data"].as_array().unwrap();
+    assert_eq!(rows[0]["max_budget"], 7.0);
+    assert_eq!(rows[0]["max_budget_source"], "member");
+    assert_eq!(rows[0]["rpm_limit"], 3);
+    assert_eq!(rows[1]["error"], "Duplicate member in request");
+    assert_eq!(rows[2]["tpm_limit"], 100);
+    assert_eq!(rows[3]["error"], "User not found in team");
+    // Clearing the member's last limit puts it back on the team's default.
+    let cleared = ok(
+        &gw,
+        Method::POST,
+        "/management/v1/teams/v1t/members/bulk_update",
+        json!({"members": [{"user_id": "n2", "tpm_limit": null}]}),
+    )
+    .await;
+    assert_eq!(cleared["data"][0]["max_budget_source"], "team_default");
+    assert_eq!(cleared["data"][0]["max_budget"], 4.0);
+    let n2 = gw.store.teams().member("v1t", "n2").await.unwrap().unwrap();
+    assert_eq!(n2.budget_id, None);
+
+    let response = gw
+        .post_json(
+            "/management/v1/teams/nope/members/bulk_delete",
+            &json!({"members": [{"user_id": "n1"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 404);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:litellm:error:team-not-found");
+    let removed = ok(
+        &gw,
+        Method::POST,
+        "/management/v1/teams/v1t/members/bulk_delete",
+        json!({"members": [{"user_id": "n1"}, {"user_email": "n1@example.com"}, {"user_id": "exists"}, {"user_id": "n2", "user_email": "x"}]}),
+    )
+    .await;
+    let rows = removed["data"].as_array().unwrap();
+    assert_eq!(rows[0]["success"], true);
+    assert_eq!(rows[1]["error"], "Duplicate member in request");
+    assert_eq!(rows[2]["error"], "User not found in team");
+    assert!(rows[3]["error"].as_str().unwrap().contains("Exactly one"));
+    assert!(
+        gw.store
+            .teams()
+            .member("v1t", "n1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        gw.store
+            .teams()
+            .member("v1t", "n2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Bulk deletion: valid rows go together; an internal user may not.
+    let deleted = ok(
+        &gw,
+        Method::POST,
+        "/management/v1/users/bulk_delete",
+        json!({"user_ids": ["n1", "n2", "n2", "ghost"]}),
+    )
+    .await;
+    let rows = deleted["data"].as_array().unwrap();
+    assert_eq!(rows[0]["success"], true);
+    assert_eq!(rows[1]["teams_removed"], json!(["v1t"]));
+    assert!(rows[2]["error"].as_str().unwrap().starts_with("Duplicate"));
+    assert!(rows[3]["error"].as_str().unwrap().contains("not found"));
+    assert!(gw.store.users().find("n2").await.unwrap().is_none());
+    let plain = ok(
+        &gw,
+        Method::POST,
+        "/user/new",
+        json!({"user_id": "plain-v1", "user_role": "internal_user"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = gw
+        .send_as(
+            &plain,
+            Method::POST,
+            "/management/v1/users/bulk_delete",
+            Some(&json!({"user_ids": ["exists"]})),
+        )
+        .await;
+    assert!(status == 401 || status == 403, "{status}");
+    assert!(gw.store.users().find("exists").await.unwrap().is_some());
     gw.stop().await;
 }

@@ -9,6 +9,7 @@ pub mod scope;
 pub mod spend;
 pub mod teams;
 pub mod users;
+pub mod v1;
 
 use crate::error::ApiError;
 use crate::routes::data::read_body;

@@ -995,13 +995,13 @@ macro_rules! activity_route {
     ($doc:literal, $name:ident, $path:literal, $op:literal, $tag:expr, $entity:expr, $inner:ident, $body:ty) => {
         #[doc = $doc]
         #[utoipa::path(
-                                                    get,
-                                                    path = $path,
-                                                    operation_id = $op,
-                                                    tag = $tag,
-                                                    params(ActivityParams),
-                                                    responses((status = 200, body = $body)),
-                                                )]
+                                                            get,
+                                                            path = $path,
+                                                            operation_id = $op,
+                                                            tag = $tag,
+                                                            params(ActivityParams),
+                                                            responses((status = 200, body = $body)),
+                                                        )]
         pub async fn $name(
             State(state): State<AppState>,
             Extension(principal): Extension<Principal>,

@@ -145,6 +145,16 @@ pub async fn new_user(
     body: Body,
 ) -> Result<Json<NewUserResponse>, ApiError> {
     let r: NewUserRequest = json_body(&state, &headers, body).await?;
+    Ok(Json(create_user(&state, &principal, &headers, r).await?))
+}
+
+/// The shared body of `/user/new` and `/management/v1/users/bulk`.
+pub(super) async fn create_user(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    r: NewUserRequest,
+) -> Result<NewUserResponse, ApiError> {
     if r.send_invite_email == Some(true) {
         return Err(bad_field(
             "send_invite_email",
@@ -231,7 +241,7 @@ pub async fn new_user(
         let budget = money("max_budget_in_team", max_budget_in_team)?.map(|max| NewBudget {
             budget_id: uuid::Uuid::new_v4().to_string(),
             max_budget: Some(max),
-            created_by: actor(&principal),
+            created_by: actor(principal),
             ..NewBudget::default()
         });
         memberships.push(UserTeam {
@@ -298,7 +308,7 @@ pub async fn new_user(
         user_id: Some(user_id.clone()),
         models: models.unwrap_or_default(),
         expires_at,
-        created_by: Some(actor(&principal)),
+        created_by: Some(actor(principal)),
         ..Default::default()
     });
     let created = state
@@ -307,10 +317,10 @@ pub async fn new_user(
         .create(&user, key.as_ref(), &memberships, &orgs)
         .await
         .map_err(conflict(&user))?;
-    let auditor = Auditor::new(&state, &principal, &headers);
+    let auditor = Auditor::new(state, principal, headers);
     auditor
         .record(
-            &state,
+            state,
             "created",
             USERS_TABLE,
             &created.user_id,
@@ -324,7 +334,7 @@ pub async fn new_user(
     {
         auditor
             .record(
-                &state,
+                state,
                 "created",
                 KEYS_TABLE,
                 &row.token,
@@ -338,7 +348,7 @@ pub async fn new_user(
         };
         first_key = Some(GenerateKeyResponse::new(raw, &row, echo));
     }
-    Ok(Json(NewUserResponse::new(&created, &team_ids, first_key)))
+    Ok(NewUserResponse::new(&created, &team_ids, first_key))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
