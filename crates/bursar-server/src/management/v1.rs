@@ -2,10 +2,9 @@
 //! fails on its own and says so; a request that cannot be taken at all is answered with an RFC
 //! 9457 problem document (`application/problem+json`), as LiteLLM's v1 routes answer.
 
-use super::audit::{Auditor, KEYS_TABLE, USERS_TABLE};
-use super::keys::{actor, key_json};
+use super::audit::Auditor;
+use super::keys::actor;
 use super::scope::{self, TeamAccess};
-use super::users::dto::UserTable;
 use super::{limit_change, management_body, money_change, parse_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -15,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bursar_store::{BudgetPatch, KeyQuery, StoreError, UserQuery};
+use bursar_store::{BudgetPatch, StoreError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -333,68 +332,16 @@ pub async fn bulk_delete_users(
             }
         }
         let teams = state.store().users().team_ids(&user_id).await?;
-        doomed.push(user_id.clone());
         data.push(BulkDeleteUserResult {
             user_id,
             user_email: user.user_email.clone(),
             success: true,
-            teams_removed: teams.clone(),
+            teams_removed: teams,
             error: None,
         });
+        doomed.push(user);
     }
-    if !doomed.is_empty() {
-        let auditor = Auditor::new(&state, &principal, &headers);
-        let mut keys = Vec::new();
-        if auditor.enabled() {
-            for id in &doomed {
-                keys.extend(
-                    super::keys::all_keys(
-                        &state,
-                        KeyQuery {
-                            user_id: Some(id.clone()),
-                            ..KeyQuery::default()
-                        },
-                    )
-                    .await?,
-                );
-            }
-        }
-        let query = UserQuery {
-            user_ids: doomed.clone(),
-            page: 1,
-            page_size: u32::try_from(doomed.len()).unwrap_or(u32::MAX),
-            ..UserQuery::default()
-        };
-        let (users, _) = state.store().users().list(&query).await?;
-        let tokens = state.store().users().delete_with_keys(&doomed).await?;
-        for token in &tokens {
-            state.auth_cache().invalidate(token).await;
-        }
-        for (user, _) in &users {
-            auditor
-                .record(
-                    &state,
-                    "deleted",
-                    USERS_TABLE,
-                    &user.user_id,
-                    Some(UserTable::audit(user, &[])),
-                    None,
-                )
-                .await;
-        }
-        for key in &keys {
-            auditor
-                .record(
-                    &state,
-                    "deleted",
-                    KEYS_TABLE,
-                    &key.token,
-                    Some(key_json(key)),
-                    None,
-                )
-                .await;
-        }
-    }
+    super::users::delete_users(&state, &principal, &headers, &doomed).await?;
     Ok(axum::Json(BulkDeleteUsersResponse { data }))
 }
 

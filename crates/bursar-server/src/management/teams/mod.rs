@@ -2050,16 +2050,7 @@ pub async fn member_update(
     // The member's keys act with the member's team budget and role.
     state.auth_cache().invalidate_team(&team_id);
     let body = TeamMemberUpdateResponse::new(&member, budget_row.as_ref());
-    Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            TEAMS_TABLE,
-            &team_id,
-            None,
-            serde_json::to_value(&body).ok(),
-        )
-        .await;
+    record_team_change(&state, &principal, &headers, &team_id, &body).await;
     Ok(Json(body))
 }
 
@@ -2475,16 +2466,7 @@ pub async fn reset_member_spend(
         previous_spend: member.spend.as_usd(),
         max_budget: max.map(bursar_core::NanoUsd::as_usd),
     };
-    Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            TEAMS_TABLE,
-            &team_id,
-            None,
-            serde_json::to_value(&body).ok(),
-        )
-        .await;
+    record_team_change(&state, &principal, &headers, &team_id, &body).await;
     Ok(Json(body))
 }
 
@@ -2532,16 +2514,7 @@ pub async fn reset_member_budget(
         budget_id: default,
         previous_budget_id: member.budget_id,
     };
-    Auditor::new(&state, &principal, &headers)
-        .record(
-            &state,
-            "updated",
-            TEAMS_TABLE,
-            &team_id,
-            None,
-            serde_json::to_value(&body).ok(),
-        )
-        .await;
+    record_team_change(&state, &principal, &headers, &team_id, &body).await;
     Ok(Json(body))
 }
 
@@ -2670,4 +2643,24 @@ pub async fn permissions_bulk_update(
         teams_updated,
         permissions_appended: Some(appended),
     }))
+}
+
+/// Records a change to a team whose new state `body` describes (an answer, not the row).
+async fn record_team_change(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    team_id: &str,
+    body: &impl serde::Serialize,
+) {
+    Auditor::new(state, principal, headers)
+        .record(
+            state,
+            "updated",
+            TEAMS_TABLE,
+            team_id,
+            None,
+            serde_json::to_value(body).ok(),
+        )
+        .await;
 }

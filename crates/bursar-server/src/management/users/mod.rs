@@ -673,9 +673,7 @@ pub async fn delete(
     if r.user_ids.is_empty() {
         return Err(bad_field("user_ids", "user_ids must not be empty"));
     }
-    let auditor = Auditor::new(&state, &principal, &headers);
     let mut users = Vec::new();
-    let mut keys = Vec::new();
     for id in &r.user_ids {
         match state.store().users().find(id).await? {
             Some(user) => users.push(user),
@@ -686,19 +684,36 @@ pub async fn delete(
                 .with_param("user_ids"));
             }
         }
-        // The keys' rows are read only for their audit entries.
-        if auditor.enabled() {
-            keys.extend(all_keys_of(&state, id).await?);
+    }
+    delete_users(&state, &principal, &headers, &users).await?;
+    Ok(Json(r.user_ids.len()))
+}
+
+/// Deletes `users` with their keys and memberships in one transaction, drops the keys'
+/// cached principals and records it all (`/user/delete` and the v1 bulk deletion).
+pub(super) async fn delete_users(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    users: &[bursar_store::UserRow],
+) -> Result<(), ApiError> {
+    let auditor = Auditor::new(state, principal, headers);
+    let mut keys = Vec::new();
+    // The keys' rows are read only for their audit entries.
+    if auditor.enabled() {
+        for user in users {
+            keys.extend(all_keys_of(state, &user.user_id).await?);
         }
     }
-    let tokens = state.store().users().delete_with_keys(&r.user_ids).await?;
+    let ids: Vec<String> = users.iter().map(|u| u.user_id.clone()).collect();
+    let tokens = state.store().users().delete_with_keys(&ids).await?;
     for token in &tokens {
         state.auth_cache().invalidate(token).await;
     }
-    for user in &users {
+    for user in users {
         auditor
             .record(
-                &state,
+                state,
                 "deleted",
                 USERS_TABLE,
                 &user.user_id,
@@ -710,7 +725,7 @@ pub async fn delete(
     for key in &keys {
         auditor
             .record(
-                &state,
+                state,
                 "deleted",
                 KEYS_TABLE,
                 &key.token,
@@ -719,7 +734,7 @@ pub async fn delete(
             )
             .await;
     }
-    Ok(Json(r.user_ids.len()))
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
