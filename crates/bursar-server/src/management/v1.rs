@@ -155,7 +155,7 @@ fn text(item: &Map<String, Value>, name: &str) -> Option<String> {
     request_body = BulkNewUserRequest,
     responses(
         (status = 200, body = BulkNewUserResponse),
-        (status = 422, content_type = "application/problem+json", body = Problem),
+        (status = "default", description = "A request that cannot be taken (a problem document; the route check answers in the usual envelope)", content((Problem = "application/problem+json"), (crate::error::ErrorResponse = "application/json"))),
     ),
 )]
 pub async fn bulk_create_users(
@@ -272,7 +272,7 @@ pub struct BulkDeleteUsersResponse {
     request_body = BulkDeleteUserRequest,
     responses(
         (status = 200, body = BulkDeleteUsersResponse),
-        (status = 403, content_type = "application/problem+json", body = Problem),
+        (status = "default", description = "A request that cannot be taken (a problem document; the route check answers in the usual envelope)", content((Problem = "application/problem+json"), (crate::error::ErrorResponse = "application/json"))),
     ),
 )]
 pub async fn bulk_delete_users(
@@ -437,7 +437,7 @@ async fn member_of(
     request_body = BulkTeamMemberDeleteRequest,
     responses(
         (status = 200, body = BulkTeamMemberDeleteResponse),
-        (status = 404, content_type = "application/problem+json", body = Problem),
+        (status = "default", description = "A request that cannot be taken (a problem document; the route check answers in the usual envelope)", content((Problem = "application/problem+json"), (crate::error::ErrorResponse = "application/json"))),
     ),
 )]
 pub async fn bulk_delete_team_members(
@@ -591,7 +591,7 @@ impl MemberBudgetRow {
     request_body = BulkTeamMemberBudgetUpdateRequest,
     responses(
         (status = 200, body = BulkTeamMemberBudgetUpdateResponse),
-        (status = 404, content_type = "application/problem+json", body = Problem),
+        (status = "default", description = "A request that cannot be taken (a problem document; the route check answers in the usual envelope)", content((Problem = "application/problem+json"), (crate::error::ErrorResponse = "application/json"))),
     ),
 )]
 pub async fn bulk_update_team_member_budgets(
