@@ -227,11 +227,11 @@ async fn listen_once(
                 match listener.recv().await.map_err(|e| e.to_string())? {
                     Some(payload) => receive(state, instance, &payload).await,
                     None => {
-                        // Reconnected under the hood: what was sent meanwhile is lost.
-                        tracing::warn!(
-                            "invalidation listener reconnected; dropping every cached principal"
-                        );
-                        state.forget(&Invalidation::All).await;
+                        // The connection is gone, and what is sent until it is back is lost.
+                        // The cache is dropped once a new subscription is in place
+                        // ([`connected`]), not now: while the database is unreachable its
+                        // snapshots are what keeps requests served.
+                        return Err("the invalidation listener lost its connection".into());
                     }
                 }
             }
