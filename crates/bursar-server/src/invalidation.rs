@@ -54,8 +54,22 @@ pub enum Channel {
     },
 }
 
-/// PostgreSQL's channel name (one per database).
+/// PostgreSQL's channel name in the default schema. `NOTIFY` channels are per database, so
+/// instances on another schema of the same database (another deployment) get a channel of
+/// their own: see [`postgres_channel`].
 pub const POSTGRES_CHANNEL: &str = "bursar_invalidate";
+
+/// The channel of the instances whose tables are in `schema`.
+pub fn postgres_channel(schema: Option<&str>) -> String {
+    match schema {
+        None | Some("public") => POSTGRES_CHANNEL.to_string(),
+        Some(other) => {
+            let digest = bursar_core::keys::hash_key(other);
+            // Channel names are identifiers: at most 63 bytes.
+            format!("{POSTGRES_CHANNEL}_{}", &digest[..16])
+        }
+    }
+}
 
 impl Channel {
     /// Redis pub/sub at `url`, on the namespace's channel.
@@ -299,5 +313,25 @@ mod tests {
             change: Invalidation::Key(String::new()),
         });
         assert_eq!(back.change, Invalidation::All);
+    }
+}
+
+#[cfg(test)]
+mod channel_tests {
+    use super::postgres_channel;
+
+    #[test]
+    fn each_schema_has_its_own_channel() {
+        assert_eq!(postgres_channel(Some("public")), "bursar_invalidate");
+        assert_eq!(postgres_channel(None), "bursar_invalidate");
+        let a = postgres_channel(Some("tenant_a"));
+        let b = postgres_channel(Some("tenant_b"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("bursar_invalidate_") && a.len() <= 63, "{a}");
+        assert_eq!(
+            a,
+            postgres_channel(Some("tenant_a")),
+            "stable across instances"
+        );
     }
 }

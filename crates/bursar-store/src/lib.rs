@@ -170,6 +170,18 @@ impl Store {
 
     /// Sends `payload` to every `LISTEN`er of `channel` (PostgreSQL `NOTIFY`); a no-op on
     /// SQLite, which serves one instance.
+    /// The schema the store's tables live in (PostgreSQL's `current_schema()`; `None` for
+    /// SQLite): instances sharing a schema share state, so they share a notification channel.
+    pub async fn schema(&self) -> Result<Option<String>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT CAST(current_schema() AS TEXT) AS s")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(sqlx::Row::try_get::<Option<String>, _>(&row, "s")?)
+    }
+
     pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")

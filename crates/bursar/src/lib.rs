@@ -187,7 +187,7 @@ type ClusterParts = (
     Option<tokio::sync::mpsc::UnboundedReceiver<invalidation::Invalidation>>,
 );
 
-fn cluster(config: &Config, store: &Store) -> anyhow::Result<ClusterParts> {
+async fn cluster(config: &Config, store: &Store) -> anyhow::Result<ClusterParts> {
     let mut cluster = Cluster::single();
     let channel = match &config.redis {
         Some(redis) => {
@@ -221,10 +221,13 @@ fn cluster(config: &Config, store: &Store) -> anyhow::Result<ClusterParts> {
             cluster.limiter = Arc::new(limiter);
             Some(invalidation::Channel::redis(url, &redis.namespace).map_err(anyhow::Error::msg)?)
         }
-        None if store.backend() == Backend::Postgres => Some(invalidation::Channel::Postgres {
-            store: store.clone(),
-            channel: invalidation::POSTGRES_CHANNEL.to_string(),
-        }),
+        None if store.backend() == Backend::Postgres => {
+            let schema = store.schema().await?;
+            Some(invalidation::Channel::Postgres {
+                store: store.clone(),
+                channel: invalidation::postgres_channel(schema.as_deref()),
+            })
+        }
         None => None,
     };
     let receiver = channel.as_ref().map(|_| {
@@ -266,7 +269,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         ledger_options(&settings.config, &settings.database_url),
     )
     .await;
-    let (cluster, channel, invalidations) = cluster(&settings.config, &store)?;
+    let (cluster, channel, invalidations) = cluster(&settings.config, &store).await?;
     let instance = cluster.instance_id.clone();
     let state = AppState::new(
         settings.config.clone(),
