@@ -26,7 +26,7 @@ use bursar_core::policy::orgs::OrgGoverned;
 use bursar_core::policy::{self, LimitChange, LimitSet};
 use bursar_store::{
     BudgetPatch, NewBudget, NewOrgMember, OrgFilter, OrgMemberRow, OrgPatch, OrgRow, StoreError,
-    TeamQuery, UserQuery,
+    TeamQuery,
 };
 use dto::{OrgMembership, OrgParts, OrganizationAddMemberResponse, OrganizationObject};
 use serde::Deserialize;
@@ -203,20 +203,8 @@ async fn member_users(
     state: &AppState,
     members: &[OrgMemberRow],
 ) -> Result<Vec<UserTable>, ApiError> {
-    if members.is_empty() {
-        return Ok(Vec::new());
-    }
-    let query = UserQuery {
-        user_ids: members.iter().map(|m| m.user_id.clone()).collect(),
-        page: 1,
-        page_size: u32::try_from(members.len()).unwrap_or(u32::MAX),
-        ..UserQuery::default()
-    };
-    let (rows, _) = state.store().users().list(&query).await?;
-    Ok(rows
-        .iter()
-        .map(|(user, _)| UserTable::new(user, &[]))
-        .collect())
+    let users = super::users::find_many(state, members.iter().map(|m| m.user_id.clone())).await?;
+    Ok(users.iter().map(|user| UserTable::new(user, &[])).collect())
 }
 
 /// An organization with its budget, members and teams.

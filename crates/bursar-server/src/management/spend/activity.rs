@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use bursar_store::{DailyEntity, DailyMetrics, DailyPage, DailyQuery, DailyRow, KeyRow, UserQuery};
+use bursar_store::{DailyEntity, DailyMetrics, DailyPage, DailyQuery, DailyRow, KeyRow};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use utoipa::IntoParams;
@@ -134,22 +134,10 @@ async fn user_emails(
     state: &AppState,
     ids: impl Iterator<Item = String>,
 ) -> Result<HashMap<String, String>, ApiError> {
-    let mut ids: Vec<String> = ids.collect();
-    ids.sort();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let query = UserQuery {
-        page_size: u32::try_from(ids.len()).unwrap_or(u32::MAX),
-        page: 1,
-        user_ids: ids,
-        ..UserQuery::default()
-    };
-    let (rows, _) = state.store().users().list(&query).await?;
-    Ok(rows
+    Ok(crate::management::users::find_many(state, ids)
+        .await?
         .into_iter()
-        .filter_map(|(u, _)| Some((u.user_id, u.user_email?)))
+        .filter_map(|u| Some((u.user_id, u.user_email?)))
         .collect())
 }
 
@@ -396,25 +384,12 @@ pub async fn users_page(
     ranked.sort_by(|a, b| b.1.spend.cmp(&a.1.spend).then_with(|| a.0.cmp(&b.0)));
     let total_users = ranked.len();
     let page: Vec<(String, DailyMetrics)> = ranked.into_iter().skip(offset).take(limit).collect();
-    let query = UserQuery {
-        user_ids: page.iter().map(|(u, _)| u.clone()).collect(),
-        page: 1,
-        page_size: u32::try_from(page.len().max(1)).unwrap_or(u32::MAX),
-        ..UserQuery::default()
-    };
-    let known: HashMap<String, bursar_store::UserRow> = if page.is_empty() {
-        HashMap::new()
-    } else {
-        state
-            .store()
-            .users()
-            .list(&query)
+    let known: HashMap<String, bursar_store::UserRow> =
+        crate::management::users::find_many(state, page.iter().map(|(u, _)| u.clone()))
             .await?
-            .0
             .into_iter()
-            .map(|(u, _)| (u.user_id.clone(), u))
-            .collect()
-    };
+            .map(|u| (u.user_id.clone(), u))
+            .collect();
     Ok(DailyActivityUserPageResponse {
         users: page
             .into_iter()
@@ -482,25 +457,12 @@ pub async fn team_spend_by_user(
             .and_then(|t| t.team_alias);
         aliases.insert(team.clone(), alias);
     }
-    let query = UserQuery {
-        user_ids: totals.iter().filter_map(|t| t.user_id.clone()).collect(),
-        page: 1,
-        page_size: u32::try_from(totals.len().max(1)).unwrap_or(u32::MAX),
-        ..UserQuery::default()
-    };
-    let users: HashMap<String, bursar_store::UserRow> = if query.user_ids.is_empty() {
-        HashMap::new()
-    } else {
-        state
-            .store()
-            .users()
-            .list(&query)
+    let users: HashMap<String, bursar_store::UserRow> =
+        crate::management::users::find_many(state, totals.iter().filter_map(|t| t.user_id.clone()))
             .await?
-            .0
             .into_iter()
-            .map(|(u, _)| (u.user_id.clone(), u))
-            .collect()
-    };
+            .map(|u| (u.user_id.clone(), u))
+            .collect();
     let results = totals
         .into_iter()
         .map(|t| {

@@ -689,6 +689,27 @@ pub async fn delete(
     Ok(Json(r.user_ids.len()))
 }
 
+/// The rows of these users that exist, in user id order (one query; none for no ids).
+pub(crate) async fn find_many(
+    state: &AppState,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<Vec<bursar_store::UserRow>, ApiError> {
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = UserQuery {
+        page: 1,
+        page_size: u32::try_from(ids.len()).unwrap_or(u32::MAX),
+        user_ids: ids,
+        ..UserQuery::default()
+    };
+    let (rows, _) = state.store().users().list(&query).await?;
+    Ok(rows.into_iter().map(|(user, _)| user).collect())
+}
+
 /// Deletes `users` with their keys and memberships in one transaction, drops the keys'
 /// cached principals and records it all (`/user/delete` and the v1 bulk deletion).
 pub(super) async fn delete_users(
