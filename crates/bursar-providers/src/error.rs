@@ -13,6 +13,8 @@ pub enum ProviderError {
         /// The upstream's `error.type`, when it sent one.
         kind: Option<String>,
         param: Option<String>,
+        /// A category the status alone does not tell (a too-long prompt is a 400 too).
+        class: Option<ErrorClass>,
     },
     /// No answer (or no next chunk) within the deployment's timeout.
     #[error("request to {provider} timed out after {}s", .after.as_secs_f64())]
@@ -33,6 +35,15 @@ pub enum ProviderError {
     /// The request cannot be sent as given (bad body for this endpoint).
     #[error("{0}")]
     BadRequest(String),
+    /// OpenAI parameters the provider cannot take, without `drop_params`.
+    #[error(
+        "{provider} does not support parameters: {params:?}, for model={model}. To drop these, set `litellm.drop_params=True` or for proxy:\n\n`litellm_settings:\n drop_params: true`\n"
+    )]
+    UnsupportedParams {
+        provider: String,
+        model: String,
+        params: Vec<String>,
+    },
 }
 
 impl ProviderError {
@@ -43,7 +54,8 @@ impl ProviderError {
             ProviderError::Timeout { .. } | ProviderError::Connect { .. } => true,
             ProviderError::InvalidResponse { .. }
             | ProviderError::Stream { .. }
-            | ProviderError::BadRequest(_) => false,
+            | ProviderError::BadRequest(_)
+            | ProviderError::UnsupportedParams { .. } => false,
         }
     }
 
@@ -55,7 +67,7 @@ impl ProviderError {
             // The upstream answered, but not in its protocol: a bad gateway.
             ProviderError::InvalidResponse { .. } => 502,
             ProviderError::Connect { .. } | ProviderError::Stream { .. } => 500,
-            ProviderError::BadRequest(_) => 400,
+            ProviderError::BadRequest(_) | ProviderError::UnsupportedParams { .. } => 400,
         }
     }
 
@@ -66,6 +78,10 @@ impl ProviderError {
             ProviderError::Connect { .. } => "APIConnectionError",
             ProviderError::InvalidResponse { .. } | ProviderError::Stream { .. } => "APIError",
             ProviderError::BadRequest(_) => "BadRequestError",
+            ProviderError::UnsupportedParams { .. } => "UnsupportedParamsError",
+            ProviderError::Upstream {
+                class: Some(class), ..
+            } => class.exception_name(),
             ProviderError::Upstream { status, .. } => match status {
                 400 => "BadRequestError",
                 401 => "AuthenticationError",
@@ -78,6 +94,58 @@ impl ProviderError {
                 500..=599 => "InternalServerError",
                 _ => "APIError",
             },
+        }
+    }
+}
+
+/// Failures LiteLLM gives their own exception although they share a status with others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The prompt (with the requested completion) does not fit the model's context.
+    ContextWindowExceeded,
+    /// The provider's safety system refused the input or the output.
+    ContentPolicyViolation,
+}
+
+impl ErrorClass {
+    pub fn exception_name(self) -> &'static str {
+        match self {
+            ErrorClass::ContextWindowExceeded => "ContextWindowExceededError",
+            ErrorClass::ContentPolicyViolation => "ContentPolicyViolationError",
+        }
+    }
+
+    /// Recognises the category from what providers say (their codes and messages), as
+    /// LiteLLM's exception mapping does.
+    pub fn detect(status: u16, code: Option<&str>, message: &str) -> Option<ErrorClass> {
+        if status != 400 && status != 413 && status != 422 {
+            return None;
+        }
+        let m = message.to_ascii_lowercase();
+        const CONTEXT: &[&str] = &[
+            "context_length_exceeded",
+            "context length",
+            "context window",
+            "prompt is too long",
+            "input is too long",
+            "too many tokens",
+            "maximum number of tokens",
+            "exceeds the maximum",
+        ];
+        const POLICY: &[&str] = &[
+            "content_policy_violation",
+            "content management policy",
+            "content_filter",
+            "safety system",
+            "responsibleaipolicyviolation",
+        ];
+        let code = code.unwrap_or_default().to_ascii_lowercase();
+        if CONTEXT.iter().any(|n| m.contains(n) || code.contains(n)) {
+            Some(ErrorClass::ContextWindowExceeded)
+        } else if POLICY.iter().any(|n| m.contains(n) || code.contains(n)) {
+            Some(ErrorClass::ContentPolicyViolation)
+        } else {
+            None
         }
     }
 }

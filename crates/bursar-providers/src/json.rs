@@ -49,6 +49,11 @@ impl JsonObject {
         Ok(())
     }
 
+    /// Fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_ref()))
+    }
+
     pub fn remove(&mut self, key: &str) {
         self.fields.retain(|(k, _)| k != key);
     }

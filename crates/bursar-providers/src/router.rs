@@ -6,10 +6,12 @@ use crate::demo::{self, DemoAnswer};
 use crate::endpoint::Endpoint;
 use crate::error::ProviderError;
 use crate::json::JsonObject;
-use crate::openai::{self, UpstreamBody};
+use crate::params::Env;
+use crate::provider::{self, Adapter, Outbound, Provider, dispatch};
 use crate::sse::{self, ByteStream, FinishHook, TapOptions};
+use crate::transport::{self, UpstreamBody};
 use crate::usage::Usage;
-use bursar_core::config::{Config, Deployment, ProviderKind};
+use bursar_core::config::{Config, ConfigProblem, Deployment};
 use bytes::Bytes;
 use rand::RngExt;
 use serde_json::Value;
@@ -42,8 +44,40 @@ pub enum Answer {
     Stream(ByteStream),
 }
 
+/// A deployment with the adapter that reaches it.
+pub struct Target {
+    pub deployment: Deployment,
+    adapter: Adapter,
+    /// `litellm_params.drop_params`.
+    drop_params: bool,
+}
+
+impl Target {
+    /// Builds the deployment's adapter; every problem with its settings otherwise.
+    pub fn new(deployment: Deployment, env: &Env<'_>) -> Result<Target, Vec<ConfigProblem>> {
+        let (adapter, drop_params) = provider::build(&deployment, env)?.value;
+        Ok(Target {
+            deployment,
+            adapter,
+            drop_params,
+        })
+    }
+
+    /// The provider's LiteLLM name (`custom_llm_provider`).
+    pub fn provider(&self) -> &'static str {
+        self.adapter.name()
+    }
+
+    /// The URL prefix calls go to, without a query string.
+    pub fn api_base(&self) -> Option<&str> {
+        self.adapter
+            .api_base()
+            .map(|b| b.split('?').next().unwrap_or(b))
+    }
+}
+
 pub struct Routed {
-    pub deployment: Arc<Deployment>,
+    pub target: Arc<Target>,
     pub answer: Answer,
     /// Attempts made, 1 when the first try succeeded.
     pub attempts: u32,
@@ -61,32 +95,56 @@ pub enum RouteError {
 
 pub struct Router {
     http: reqwest::Client,
-    groups: HashMap<String, Vec<Arc<Deployment>>>,
+    groups: HashMap<String, Vec<Arc<Target>>>,
     /// Public names in config order, for `/v1/models`.
     names: Vec<String>,
     num_retries: u32,
     default_timeout: Duration,
+    /// `litellm_settings.drop_params`.
+    drop_params: bool,
 }
 
 impl Router {
-    pub fn new(config: &Config) -> Result<Router, ProviderError> {
+    /// Builds every deployment's adapter (`process_env` supplies credentials the config
+    /// leaves to the environment); all problems are reported at once.
+    pub fn new(
+        config: &Config,
+        process_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Router, Vec<ConfigProblem>> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| ProviderError::BadRequest(format!("cannot build the HTTP client: {e}")))?;
-        let mut groups: HashMap<String, Vec<Arc<Deployment>>> = HashMap::new();
+            .map_err(|e| {
+                vec![ConfigProblem {
+                    path: String::new(),
+                    message: format!("cannot build the HTTP client: {e}"),
+                }]
+            })?;
+        let env = Env::new(config, process_env);
+        let mut groups: HashMap<String, Vec<Arc<Target>>> = HashMap::new();
         let mut names = Vec::new();
+        let mut problems = Vec::new();
         for d in &config.models {
+            let target = match Target::new(d.clone(), &env) {
+                Ok(t) => t,
+                Err(mut p) => {
+                    problems.append(&mut p);
+                    continue;
+                }
+            };
             if !groups.contains_key(&d.model_name) {
                 names.push(d.model_name.clone());
             }
             groups
                 .entry(d.model_name.clone())
                 .or_default()
-                .push(Arc::new(d.clone()));
+                .push(Arc::new(target));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
         }
         Ok(Router {
             http,
@@ -94,18 +152,37 @@ impl Router {
             names,
             num_retries: config.router.num_retries,
             default_timeout: config.router.timeout,
+            drop_params: config.drop_params,
         })
+    }
+
+    /// Every problem with the deployments' provider settings (what `Router::new` refuses),
+    /// and the settings no adapter reads, for `bursar check-config`.
+    pub fn check(
+        config: &Config,
+        process_env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Vec<ConfigProblem>, Vec<String>) {
+        let env = Env::new(config, process_env);
+        let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        for d in &config.models {
+            match provider::build(d, &env) {
+                Ok(built) => warnings.extend(built.warnings),
+                Err(p) => problems.extend(p),
+            }
+        }
+        (problems, warnings)
     }
 
     pub fn model_names(&self) -> &[String] {
         &self.names
     }
 
-    pub fn deployments(&self, model: &str) -> Option<&[Arc<Deployment>]> {
+    pub fn deployments(&self, model: &str) -> Option<&[Arc<Target>]> {
         self.groups.get(model).map(Vec::as_slice)
     }
 
-    pub fn all_deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+    pub fn all_deployments(&self) -> impl Iterator<Item = &Arc<Target>> {
         self.names
             .iter()
             .filter_map(|n| self.groups.get(n))
@@ -125,7 +202,7 @@ impl Router {
         let mut last_error = None;
         for round in 0..=self.num_retries {
             let deployment = &group[order[round as usize % order.len()]];
-            for _ in 0..=deployment.max_retries.unwrap_or(0) {
+            for _ in 0..=deployment.deployment.max_retries.unwrap_or(0) {
                 attempts += 1;
                 match self
                     .try_deployment(deployment, &mut call, client_wants_usage)
@@ -133,13 +210,13 @@ impl Router {
                 {
                     Ok(answer) => {
                         return Ok(Routed {
-                            deployment: deployment.clone(),
+                            target: deployment.clone(),
                             answer,
                             attempts,
                         });
                     }
                     Err(e) if e.is_retryable() => {
-                        tracing::debug!(deployment = %deployment.id, error = %e, "retryable upstream failure");
+                        tracing::debug!(deployment = %deployment.deployment.id, error = %e, "retryable upstream failure");
                         last_error = Some(e);
                     }
                     Err(e) => return Err(RouteError::Provider(e)),
@@ -152,17 +229,18 @@ impl Router {
     }
 
     /// Sends a call to one given deployment, without retries (health checks).
-    pub async fn send_to(&self, d: &Deployment, mut call: Call) -> Result<Answer, ProviderError> {
+    pub async fn send_to(&self, d: &Target, mut call: Call) -> Result<Answer, ProviderError> {
         let wants = wants_usage(&call.body);
         self.try_deployment(d, &mut call, wants).await
     }
 
     async fn try_deployment(
         &self,
-        d: &Deployment,
+        target: &Target,
         call: &mut Call,
         client_wants_usage: bool,
     ) -> Result<Answer, ProviderError> {
+        let d = &target.deployment;
         let timeout = if call.stream {
             d.stream_timeout
                 .or(d.timeout)
@@ -170,59 +248,58 @@ impl Router {
         } else {
             d.timeout.unwrap_or(self.default_timeout)
         };
-        let upstream = match d.provider.kind {
-            ProviderKind::Demo => match demo::answer(
-                call.endpoint,
-                &call.body,
-                &call.model,
-                call.stream,
-                call.stream,
-            ) {
-                DemoAnswer::Json(bytes) => UpstreamBody::Complete(bytes),
-                DemoAnswer::Stream(frames) => UpstreamBody::Stream(Box::pin(
-                    futures_util::stream::iter(frames.into_iter().map(Ok)),
-                )),
-            },
-            ProviderKind::OpenAiCompatible => {
-                let body = upstream_body(d, &call.body, call.stream)?;
-                openai::send(&self.http, d, call.endpoint, body, call.stream, timeout).await?
-            }
+        let adapter = &target.adapter;
+        if !adapter.supports(call.endpoint) {
+            return Err(ProviderError::BadRequest(format!(
+                "{} does not support {} (model={})",
+                adapter.name(),
+                call.endpoint.path().trim_start_matches('/'),
+                d.litellm_model
+            )));
+        }
+        let outbound = Outbound {
+            endpoint: call.endpoint,
+            body: &call.body,
+            stream: call.stream,
+            requested: &call.model,
+            upstream_model: &d.upstream_model,
+            drop_params: self.drop_params
+                || target.drop_params
+                || matches!(call.body.get_as::<bool>("drop_params"), Some(Ok(true))),
         };
-        Ok(match upstream {
-            UpstreamBody::Complete(bytes) => finish_complete(bytes, &call.model, d)?,
-            UpstreamBody::Stream(source) => Answer::Stream(sse::tap(
+        let answer = dispatch!(adapter, p => {
+            let request = p.request(&outbound).await?;
+            match transport::send(&self.http, p, request, call.stream, timeout).await? {
+                UpstreamBody::Complete(bytes) => p.complete(&outbound, bytes)?,
+                UpstreamBody::Stream(source) => Answer::Stream(p.stream(&outbound, source)),
+            }
+        }, demo => match demo::answer(
+            call.endpoint,
+            &call.body,
+            &call.model,
+            call.stream,
+            call.stream,
+        ) {
+            DemoAnswer::Json(bytes) => crate::openai::finish_complete(bytes, &call.model, "bursar")?,
+            DemoAnswer::Stream(frames) => Answer::Stream(Box::pin(
+                futures_util::stream::iter(frames.into_iter().map(Ok)),
+            )),
+        });
+        Ok(match answer {
+            Answer::Stream(source) => Answer::Stream(sse::tap(
                 source,
                 TapOptions {
                     model: Some(call.model.clone()),
                     strip_usage_chunk: !client_wants_usage,
                     idle_timeout: timeout,
-                    provider: d.provider.name.to_string(),
+                    provider: adapter.name().to_string(),
                     abort: call.abort.clone(),
                 },
                 call.on_stream_finish.take(),
             )),
+            complete => complete,
         })
     }
-}
-
-/// The client's body with the deployment's model name, and usage requested for streams.
-fn upstream_body(
-    d: &Deployment,
-    body: &JsonObject,
-    stream: bool,
-) -> Result<Vec<u8>, ProviderError> {
-    let mut body = body.clone();
-    let bad = |e: serde_json::Error| ProviderError::BadRequest(e.to_string());
-    body.set("model", &d.upstream_model).map_err(bad)?;
-    if stream {
-        let mut options = match body.get_as::<Value>("stream_options") {
-            Some(Ok(Value::Object(map))) => map,
-            _ => serde_json::Map::new(),
-        };
-        options.insert("include_usage".into(), Value::Bool(true));
-        body.set("stream_options", &options).map_err(bad)?;
-    }
-    Ok(body.to_vec())
 }
 
 fn wants_usage(body: &JsonObject) -> bool {
@@ -232,46 +309,14 @@ fn wants_usage(body: &JsonObject) -> bool {
     )
 }
 
-/// Reads usage and puts the requested model name back into a complete JSON answer.
-/// A successful answer must be a JSON object: anything else (an HTML error page behind a
-/// `200`, a truncated body) is the upstream's failure, not a success to pass on.
-fn finish_complete(bytes: Bytes, requested: &str, d: &Deployment) -> Result<Answer, ProviderError> {
-    let Ok(mut object) = JsonObject::parse(&bytes) else {
-        let start = String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
-            .escape_default()
-            .to_string();
-        return Err(ProviderError::InvalidResponse {
-            provider: d.provider.name.to_string(),
-            detail: format!("the answer is not a JSON object (starts with \"{start}\")"),
-        });
-    };
-    let usage = object.get("usage").and_then(Usage::from_raw);
-    let response_id = match object.get_as::<&str>("id") {
-        Some(Ok(id)) => crate::sse::usable_id(id),
-        _ => None,
-    };
-    let same_model = matches!(object.get_as::<&str>("model"), Some(Ok(m)) if m == requested);
-    if same_model || !object.contains("model") || object.set("model", &requested).is_err() {
-        return Ok(Answer::Complete {
-            body: bytes,
-            usage,
-            response_id,
-        });
-    }
-    Ok(Answer::Complete {
-        body: Bytes::from(object.to_vec()),
-        usage,
-        response_id,
-    })
-}
-
 /// Deployment indices in a random order weighted by `weight`, else `rpm`, else `tpm`
 /// (LiteLLM's simple-shuffle).
-fn weighted_order(group: &[Arc<Deployment>]) -> Vec<usize> {
+fn weighted_order(group: &[Arc<Target>]) -> Vec<usize> {
     let mut remaining: Vec<(usize, f64)> = group
         .iter()
         .enumerate()
-        .map(|(i, d)| {
+        .map(|(i, t)| {
+            let d = &t.deployment;
             let w = d
                 .weight
                 .or(d.rpm.map(|r| r as f64))
@@ -306,9 +351,14 @@ mod tests {
     use super::*;
     use bursar_core::config::load;
 
-    fn group(yaml: &str) -> Vec<Arc<Deployment>> {
+    fn group(yaml: &str) -> Vec<Arc<Target>> {
         let config = load(yaml, &|_| None).unwrap().config;
-        config.models.into_iter().map(Arc::new).collect()
+        let env = Env::new(&config, &|_| None);
+        config
+            .models
+            .iter()
+            .map(|d| Arc::new(Target::new(d.clone(), &env).unwrap()))
+            .collect()
     }
 
     #[test]
@@ -331,48 +381,13 @@ mod tests {
     }
 
     #[test]
-    fn upstream_body_uses_deployment_model_and_asks_for_usage() {
+    fn targets_name_their_provider_and_base() {
         let g = group(
-            "model_list:\n  - {model_name: public, litellm_params: {model: hosted_vllm/org/llama, api_base: 'http://x/v1'}}\n",
+            "model_list:\n  - {model_name: a, litellm_params: {model: openai/gpt-4o}}\n  - {model_name: b, litellm_params: {model: hosted_vllm/x, api_base: 'http://h:1/v1/?q=1'}}\n",
         );
-        let body =
-            JsonObject::parse(br#"{"model":"public","stream":true,"stream_options":{"foo":1}}"#)
-                .unwrap();
-        let out: Value =
-            serde_json::from_slice(&upstream_body(&g[0], &body, true).unwrap()).unwrap();
-        assert_eq!(out["model"], "org/llama");
-        assert_eq!(out["stream_options"]["include_usage"], true);
-        assert_eq!(out["stream_options"]["foo"], 1);
-        assert!(!wants_usage(&body));
-    }
-
-    #[test]
-    fn complete_answers_get_the_requested_model_and_usage() {
-        let g = group(
-            "model_list:\n  - {model_name: public, litellm_params: {model: openai/gpt-4o}}\n",
-        );
-        let upstream = Bytes::from_static(br#"{"id":"x","model":"gpt-4o-2024-08-06","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#);
-        let Ok(Answer::Complete { body, usage, .. }) = finish_complete(upstream, "public", &g[0])
-        else {
-            panic!()
-        };
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["model"], "public");
-        assert_eq!(usage, Some(Usage::new(3, 4)));
-    }
-
-    #[test]
-    fn a_success_that_is_not_a_json_object_is_an_invalid_response() {
-        let g = group(
-            "model_list:\n  - {model_name: public, litellm_params: {model: openai/gpt-4o}}\n",
-        );
-        for body in [&b"<html>oops</html>"[..], b"[1,2]", b"", b"{\"truncated\":"] {
-            let e = finish_complete(Bytes::from_static(body), "public", &g[0]).err();
-            assert!(
-                matches!(e, Some(ProviderError::InvalidResponse { .. })),
-                "{body:?}: {e:?}"
-            );
-            assert_eq!(e.map(|e| e.status()), Some(502));
-        }
+        assert_eq!(g[0].provider(), "openai");
+        assert_eq!(g[0].api_base(), Some("https://api.openai.com/v1"));
+        assert_eq!(g[1].provider(), "hosted_vllm");
+        assert_eq!(g[1].api_base(), Some("http://h:1/v1/"));
     }
 }

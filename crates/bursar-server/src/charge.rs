@@ -4,11 +4,10 @@
 
 use crate::admission::Admitted;
 use crate::auth::Principal;
-use bursar_core::config::Deployment;
 use bursar_core::money::NanoUsd;
 use bursar_core::pricing::Price;
 use bursar_limits::Demand;
-use bursar_providers::{Endpoint, JsonObject, Usage};
+use bursar_providers::{Endpoint, JsonObject, Target, Usage};
 use bursar_store::{Ledger, MASTER_KEY_ATTRIBUTION, SpendEvent};
 use serde_json::{Map, Value, json};
 
@@ -149,16 +148,14 @@ impl Charge {
 
     /// The deployment that answered: its price replaces the estimate's (the dearest of the
     /// group), and it is named on the spend log.
-    pub fn routed(&mut self, deployment: &Deployment) {
+    pub fn routed(&mut self, target: &Target) {
+        let deployment = &target.deployment;
         self.price = deployment.price();
         let e = &mut self.event;
         e.model = deployment.litellm_model.clone();
         e.model_id = deployment.id.clone();
-        e.provider = deployment.provider.name.to_string();
-        e.api_base = deployment
-            .effective_api_base()
-            .map(|b| b.split('?').next().unwrap_or(b).to_string())
-            .unwrap_or_default();
+        e.provider = target.provider().to_string();
+        e.api_base = target.api_base().unwrap_or_default().to_string();
     }
 
     /// What a request with this usage costs: its tokens at the deployment's price; without

@@ -45,7 +45,15 @@ pub fn load_config_file(
 ) -> anyhow::Result<config::Loaded> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    config::load(&text, lookup).map_err(|problems| ConfigErrors(problems).into())
+    // Core's problems and the providers' (credentials, URLs) are reported together.
+    let (mut loaded, mut problems) = config::load_all(&text, lookup);
+    let (provider_problems, warnings) = Router::check(&loaded.config, lookup);
+    problems.extend(provider_problems);
+    loaded.warnings.extend(warnings);
+    if !problems.is_empty() {
+        return Err(ConfigErrors(problems).into());
+    }
+    Ok(loaded)
 }
 
 /// All problems of a config file, one per line.
@@ -261,7 +269,8 @@ impl Running {
 /// Binds, builds the application and serves it on a tracked task until `shutdown` fires.
 pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let store = open_store(&settings.config, &settings.database_url).await?;
-    let router = Router::new(&settings.config)?;
+    let router = Router::new(&settings.config, &bursar_providers::params::process_env)
+        .map_err(ConfigErrors)?;
     // Building the tokenizer takes a moment; do it off the request path.
     tokio::task::spawn_blocking(bursar_providers::tokens::warm_up);
     let (ledger, ledger_writer) = Ledger::start(

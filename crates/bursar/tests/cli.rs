@@ -38,9 +38,16 @@ fn check_config_lists_every_problem_and_fails() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+    assert!(stderr.contains("4 problem(s)"), "{stderr}");
     assert!(stderr.contains("BURSAR_TEST_SURELY_UNSET"), "{stderr}");
-    assert!(stderr.contains("azure"), "{stderr}");
+    assert!(
+        stderr.contains("model_list[1].litellm_params.api_base: provider azure needs an api_base"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("model_list[1].litellm_params.api_key: provider azure needs a credential"),
+        "{stderr}"
+    );
     assert!(stderr.contains("master_key"), "{stderr}");
 }
 

@@ -11,7 +11,7 @@ mod raw;
 mod redis;
 
 pub use env::{ENV_PREFIX, MissingEnv, resolve_env_refs};
-pub use provider::{Provider, ProviderError, ProviderKind, parse_model};
+pub use provider::{ModelNameError, ProviderParams, parse_model};
 
 pub use redis::RedisSettings;
 
@@ -90,13 +90,15 @@ pub struct Deployment {
     pub model_name: String,
     /// `litellm_params.model` as written (`openai/gpt-4o`).
     pub litellm_model: String,
-    pub provider: Provider,
-    /// The model name sent upstream (`gpt-4o`).
+    /// LiteLLM's `custom_llm_provider`: the prefix of `litellm_params.model` (`openai`).
+    pub provider: String,
+    /// The model name after the provider prefix (`gpt-4o`).
     pub upstream_model: String,
-    /// Base URL without a trailing slash.
-    pub api_base: Option<String>,
-    pub api_key: Option<Secret>,
-    pub organization: Option<String>,
+    /// Where the entry came from, for error messages (`model_list[2]`).
+    pub source: String,
+    /// The provider's own settings (`api_base`, `api_key`, `api_version`, credentials…),
+    /// read by its adapter in `bursar-providers`.
+    pub params: ProviderParams,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub timeout: Option<Duration>,
@@ -123,11 +125,6 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// The URL prefix requests go to: the deployment's `api_base` or its provider's default.
-    pub fn effective_api_base(&self) -> Option<&str> {
-        self.api_base.as_deref().or(self.provider.default_api_base)
-    }
-
     /// What this deployment charges: its own `input_cost_per_token` / `output_cost_per_token`
     /// (and cache prices) where set, else the user's price file, else the shipped price list
     /// (each by `base_model`, the LiteLLM model name, then the upstream name), else free —
@@ -252,6 +249,9 @@ pub struct Config {
     /// Shared counters and invalidations for several instances (`None`: one instance).
     pub redis: Option<RedisSettings>,
     pub connections: ConnectionSettings,
+    /// `environment_variables`: names provider adapters look up before the process
+    /// environment (`AZURE_API_KEY`, `AWS_REGION_NAME`…), as LiteLLM copies them into it.
+    pub environment: Vec<(String, Secret)>,
 }
 
 /// How the listener treats connections: what a slow or idle client may hold, how many may
@@ -364,7 +364,7 @@ impl Default for AdmissionSettings {
 }
 
 /// A loaded config plus the warnings worth printing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,
@@ -398,6 +398,7 @@ impl Default for Config {
             ledger: LedgerSettings::default(),
             redis: None,
             connections: ConnectionSettings::default(),
+            environment: Vec::new(),
         }
     }
 }
@@ -416,14 +417,10 @@ impl Config {
             id: "bursar-demo".to_string(),
             model_name: DEMO_MODEL_NAME.to_string(),
             litellm_model: DEMO_LITELLM_MODEL.to_string(),
-            provider: match parse_model(DEMO_LITELLM_MODEL) {
-                Ok((p, _)) => p,
-                Err(_) => return,
-            },
+            provider: "bursar".to_string(),
             upstream_model: "demo".to_string(),
-            api_base: None,
-            api_key: None,
-            organization: None,
+            source: "demo".to_string(),
+            params: ProviderParams::default(),
             rpm: None,
             tpm: None,
             timeout: None,
@@ -451,6 +448,20 @@ pub fn load(
     yaml: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, Vec<ConfigProblem>> {
+    let (loaded, problems) = load_all(yaml, lookup);
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Like [`load`], but also returns what could be read despite problems (entries with a
+/// problem of their own left out), so later checks can add theirs to the same report.
+pub fn load_all(
+    yaml: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> (Loaded, Vec<ConfigProblem>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
 
@@ -461,20 +472,26 @@ pub fn load(
             Ok(Value::Null) => Value::Object(Default::default()),
             Ok(v) => v,
             Err(e) => {
-                return Err(vec![ConfigProblem {
-                    path: String::new(),
-                    message: format!("not valid YAML: {e}"),
-                }]);
+                return (
+                    Loaded::default(),
+                    vec![ConfigProblem {
+                        path: String::new(),
+                        message: format!("not valid YAML: {e}"),
+                    }],
+                );
             }
         }
     };
     if !tree.is_object() {
-        return Err(vec![ConfigProblem {
-            path: String::new(),
-            message:
-                "the config must be a mapping with keys such as model_list and general_settings"
-                    .into(),
-        }]);
+        return (
+            Loaded::default(),
+            vec![ConfigProblem {
+                path: String::new(),
+                message:
+                    "the config must be a mapping with keys such as model_list and general_settings"
+                        .into(),
+            }],
+        );
     }
 
     // environment_variables: literal values that take precedence over the process environment.
@@ -529,7 +546,13 @@ pub fn load(
         &mut warnings,
     );
 
-    let mut config = Config::default();
+    let mut config = Config {
+        environment: config_env
+            .iter()
+            .map(|(name, value)| (name.clone(), Secret::new(value.clone())))
+            .collect(),
+        ..Config::default()
+    };
 
     // Master key: config first, then LITELLM_MASTER_KEY.
     let master_key = general
@@ -806,11 +829,7 @@ pub fn load(
         }
     }
 
-    if problems.is_empty() {
-        Ok(Loaded { config, warnings })
-    } else {
-        Err(problems)
-    }
+    (Loaded { config, warnings }, problems)
 }
 
 fn load_ledger(
@@ -940,8 +959,6 @@ fn build_deployment(
     let info = model_info.unwrap_or_default();
     let RawLitellmParams {
         model,
-        api_base,
-        api_key,
         rpm,
         tpm,
         timeout,
@@ -950,7 +967,7 @@ fn build_deployment(
         weight,
         input_cost_per_token,
         output_cost_per_token,
-        organization,
+        rest,
     } = litellm_params;
     let before = problems.len();
     let mut problem = |field: &str, message: String| {
@@ -966,27 +983,6 @@ fn build_deployment(
     let parsed = parse_model(&model)
         .map_err(|e| problem("litellm_params.model", e.to_string()))
         .ok();
-    let api_base = api_base
-        .map(|b| b.trim().trim_end_matches('/').to_string())
-        .filter(|b| !b.is_empty());
-    if let Some(base) = &api_base
-        && !(base.starts_with("http://") || base.starts_with("https://"))
-    {
-        problem(
-            "litellm_params.api_base",
-            format!("{base:?} is not an http(s) URL"),
-        );
-    }
-    if let Some((provider, _)) = &parsed
-        && provider.kind == ProviderKind::OpenAiCompatible
-        && api_base.is_none()
-        && provider.default_api_base.is_none()
-    {
-        problem(
-            "litellm_params.api_base",
-            format!("provider {provider} needs an api_base"),
-        );
-    }
     let mut duration = |field: &str, v: Option<f64>| match v.map(seconds) {
         Some(Some(d)) => Some(d),
         Some(None) => {
@@ -1056,9 +1052,8 @@ fn build_deployment(
         litellm_model: model.trim().to_string(),
         provider,
         upstream_model,
-        api_base,
-        api_key: api_key.map(Secret::new),
-        organization,
+        source: path.to_string(),
+        params: ProviderParams::new(rest),
         rpm,
         tpm,
         timeout,

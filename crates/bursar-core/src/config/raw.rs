@@ -210,10 +210,6 @@ pub struct RawModel {
 #[derive(Debug, Deserialize)]
 pub struct RawLitellmParams {
     pub model: String,
-    #[serde(default, deserialize_with = "flex::opt_string")]
-    pub api_base: Option<String>,
-    #[serde(default, deserialize_with = "flex::opt_string")]
-    pub api_key: Option<String>,
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub rpm: Option<u64>,
     #[serde(default, deserialize_with = "flex::opt_u64")]
@@ -230,8 +226,9 @@ pub struct RawLitellmParams {
     pub input_cost_per_token: Option<f64>,
     #[serde(default, deserialize_with = "flex::opt_f64")]
     pub output_cost_per_token: Option<f64>,
-    #[serde(default, deserialize_with = "flex::opt_string")]
-    pub organization: Option<String>,
+    /// Everything else: the provider's own settings, read by its adapter.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -223,7 +223,7 @@ async fn proxy(
         }
     };
     if let Some(charge) = lock(&hold).as_mut() {
-        charge.routed(&routed.deployment);
+        charge.routed(&routed.target);
     }
 
     let mut response = match routed.answer {
@@ -271,14 +271,10 @@ async fn proxy(
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
     insert(h, "x-litellm-call-id", &call_id);
-    insert(h, "x-litellm-model-id", &routed.deployment.id);
+    insert(h, "x-litellm-model-id", &routed.target.deployment.id);
     insert(h, "x-litellm-model-group", &model);
-    if let Some(base) = routed.deployment.effective_api_base() {
-        insert(
-            h,
-            "x-litellm-model-api-base",
-            base.split('?').next().unwrap_or(base),
-        );
+    if let Some(base) = routed.target.api_base() {
+        insert(h, "x-litellm-model-api-base", base);
     }
     insert(h, "x-litellm-version", env!("CARGO_PKG_VERSION"));
     h.insert(
@@ -378,7 +374,7 @@ async fn admit(
         .deployments(model)
         .unwrap_or_default()
         .iter()
-        .map(|d| d.price())
+        .map(|t| t.deployment.price())
         .max_by(|a, b| a.weight().total_cmp(&b.weight()))
         .unwrap_or(Price::FREE);
     let budgeted = scopes

@@ -9,9 +9,9 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bursar_core::config::{Deployment, ModelMode};
+use bursar_core::config::ModelMode;
 use bursar_limits::FailMode;
-use bursar_providers::{Answer, Call, Endpoint, JsonObject};
+use bursar_providers::{Answer, Call, Endpoint, JsonObject, Target};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -187,16 +187,21 @@ pub async fn check_all(
             "Only proxy admins can run health checks on deployments.",
         ));
     }
-    let selected: Vec<Arc<Deployment>> = state
+    let selected: Vec<Arc<Target>> = state
         .router()
         .all_deployments()
-        .filter(|d| {
+        .filter(|t| {
             query
                 .model
                 .as_ref()
-                .is_none_or(|m| *m == d.model_name || *m == d.litellm_model)
+                .is_none_or(|m| *m == t.deployment.model_name || *m == t.deployment.litellm_model)
         })
-        .filter(|d| query.model_id.as_ref().is_none_or(|id| *id == d.id))
+        .filter(|t| {
+            query
+                .model_id
+                .as_ref()
+                .is_none_or(|id| *id == t.deployment.id)
+        })
         .cloned()
         .collect();
     if let Some(id) = &query.model_id
@@ -204,7 +209,7 @@ pub async fn check_all(
     {
         return Err(ApiError::not_found(format!("Model with ID {id} not found")));
     }
-    let results: Vec<(Arc<Deployment>, Result<(), String>)> = futures_util::stream::iter(selected)
+    let results: Vec<(Arc<Target>, Result<(), String>)> = futures_util::stream::iter(selected)
         .map(|d| {
             let state = state.clone();
             async move {
@@ -217,12 +222,13 @@ pub async fn check_all(
         .await;
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
-    for (d, outcome) in results {
+    for (t, outcome) in results {
+        let d = &t.deployment;
         let mut entry = json!({
             "model": d.litellm_model,
             "model_name": d.model_name,
             "model_id": d.id,
-            "api_base": d.effective_api_base(),
+            "api_base": t.api_base(),
         });
         match outcome {
             Ok(()) => healthy.push(entry),
@@ -240,7 +246,8 @@ pub async fn check_all(
     })))
 }
 
-async fn probe(state: &AppState, d: &Arc<Deployment>) -> Result<(), String> {
+async fn probe(state: &AppState, t: &Target) -> Result<(), String> {
+    let d = &t.deployment;
     let (endpoint, body) = match d.mode {
         Some(ModelMode::Embedding) => (Endpoint::Embeddings, json!({"input": "ping"})),
         Some(ModelMode::Completion) => (
@@ -261,7 +268,7 @@ async fn probe(state: &AppState, d: &Arc<Deployment>) -> Result<(), String> {
         on_stream_finish: None,
         abort: None,
     };
-    match state.router().send_to(d, call).await {
+    match state.router().send_to(t, call).await {
         Ok(Answer::Complete { .. } | Answer::Stream(_)) => Ok(()),
         Err(e) => Err(e.to_string()),
     }

@@ -1,12 +1,16 @@
-//! An OpenAI-compatible mock upstream on a real loopback port. It answers chat (JSON or SSE),
-//! completions, embeddings and models; its behaviour (latency, error status, usage, model name,
-//! delay between stream chunks) can be changed while it runs, and it counts calls and keeps the
+//! A mock upstream on a real loopback port that speaks the providers' wire formats: OpenAI's
+//! chat (JSON or SSE), completions, embeddings and models under `/v1`; the same under Azure
+//! OpenAI's `/openai/deployments/{deployment}/…`; Anthropic's Messages at `/v1/messages`
+//! (`anthropic` module). Its behaviour (latency, error status, usage, model name, delay
+//! between stream chunks) can be changed while it runs, and it counts calls and keeps the
 //! last request so tests can check what Bursar forwarded.
+
+mod anthropic;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -36,6 +40,10 @@ pub struct MockBehaviour {
     /// page, or garbage instead of SSE), after `garbage_after` good stream chunks.
     pub raw_answer: Option<&'static [u8]>,
     pub garbage_after: usize,
+    /// Prompt tokens reported as read from / written to a prompt cache (formats that
+    /// report them: Anthropic).
+    pub cache_read_tokens: u64,
+    pub cache_creation_tokens: u64,
 }
 
 impl Default for MockBehaviour {
@@ -51,6 +59,8 @@ impl Default for MockBehaviour {
             stream_chunks: 3,
             raw_answer: None,
             garbage_after: 0,
+            cache_read_tokens: 0,
+            cache_creation_tokens: 0,
         }
     }
 }
@@ -61,6 +71,7 @@ struct Shared {
     calls: AtomicUsize,
     last_body: Mutex<Option<Value>>,
     last_headers: Mutex<Option<HeaderMap>>,
+    last_uri: Mutex<Option<String>>,
     streams_finished: AtomicUsize,
     stream_started: AtomicBool,
     in_flight: AtomicUsize,
@@ -105,6 +116,19 @@ impl MockUpstream {
             .route("/v1/completions", post(completions))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
+            .route("/v1/messages", post(anthropic::messages))
+            .route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(chat),
+            )
+            .route(
+                "/openai/deployments/{deployment}/completions",
+                post(completions),
+            )
+            .route(
+                "/openai/deployments/{deployment}/embeddings",
+                post(embeddings),
+            )
             .with_state(shared.clone());
         let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
@@ -135,6 +159,16 @@ impl MockUpstream {
 
     pub fn last_body(&self) -> Option<Value> {
         lock(&self.shared.last_body).clone()
+    }
+
+    /// Path and query of the last request.
+    pub fn last_uri(&self) -> Option<String> {
+        lock(&self.shared.last_uri).clone()
+    }
+
+    /// The mock's address as a URL without a path (Azure's and Anthropic's `api_base`).
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn last_header(&self, name: &str) -> Option<String> {
@@ -171,20 +205,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn record(
+/// Counts and keeps the request, then waits the configured latency.
+async fn observe(
     shared: &Shared,
+    uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<(MockBehaviour, Value), Response> {
+) -> (MockBehaviour, Value) {
     shared.calls.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight::enter(shared);
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     *lock(&shared.last_body) = Some(parsed.clone());
     *lock(&shared.last_headers) = Some(headers.clone());
+    *lock(&shared.last_uri) = Some(uri.to_string());
     let behaviour = lock(&shared.behaviour).clone();
     if !behaviour.latency.is_zero() {
         tokio::time::sleep(behaviour.latency).await;
     }
+    (behaviour, parsed)
+}
+
+/// [`observe`], then the configured error in OpenAI's shape.
+async fn record(
+    shared: &Shared,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(MockBehaviour, Value), Response> {
+    let (behaviour, parsed) = observe(shared, uri, headers, body).await;
     if let Some(status) = behaviour.error_status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = json!({"error": {"message": behaviour.error_message, "type": "mock_error", "param": null, "code": null}});
@@ -199,8 +247,13 @@ fn model_of(b: &MockBehaviour, request: &Value) -> String {
         .unwrap_or_else(|| request["model"].as_str().unwrap_or("mock").to_string())
 }
 
-async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (b, request) = match record(&shared, &headers, &body).await {
+async fn chat(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (b, request) = match record(&shared, &uri, &headers, &body).await {
         Ok(ok) => ok,
         Err(response) => return response,
     };
@@ -252,8 +305,13 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         frames.push(Bytes::from(format!("data: {body}\n\n")));
     }
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    sse_response(&shared, frames, b.chunk_delay)
+}
+
+/// Sends `frames` as an event stream, `delay` apart, counting the stream as finished when
+/// its last frame is out.
+fn sse_response(shared: &Arc<Shared>, frames: Vec<Bytes>, delay: Duration) -> Response {
     shared.stream_started.store(true, Ordering::SeqCst);
-    let delay = b.chunk_delay;
     let done = shared.clone();
     let total = frames.len();
     let stream = futures_util::stream::unfold(0usize, move |i| {
@@ -278,10 +336,11 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
 async fn completions(
     State(shared): State<Arc<Shared>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (b, request) = match record(&shared, &headers, &body).await {
+    let (b, request) = match record(&shared, &uri, &headers, &body).await {
         Ok(ok) => ok,
         Err(response) => return response,
     };
@@ -295,10 +354,11 @@ async fn completions(
 
 async fn embeddings(
     State(shared): State<Arc<Shared>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (b, request) = match record(&shared, &headers, &body).await {
+    let (b, request) = match record(&shared, &uri, &headers, &body).await {
         Ok(ok) => ok,
         Err(response) => return response,
     };

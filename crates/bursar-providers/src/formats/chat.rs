@@ -1,0 +1,427 @@
+//! OpenAI chat completions as adapters that translate read and write it: the request's
+//! messages (strings or content parts, tool calls, tool results), its tools, and the answer
+//! and stream-chunk shapes they produce. Pass-through providers never parse these.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The parameters of OpenAI's chat completions. An adapter maps those its provider takes;
+/// any other of these is refused (or dropped with `drop_params`), as LiteLLM does.
+pub const OPENAI_PARAMS: &[&str] = &[
+    "messages",
+    "model",
+    "stream",
+    "stream_options",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "presence_penalty",
+    "response_format",
+    "seed",
+    "stop",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "user",
+    "functions",
+    "function_call",
+    "modalities",
+    "audio",
+    "prediction",
+    "reasoning_effort",
+    "service_tier",
+    "store",
+    "web_search_options",
+    "verbosity",
+    "prompt_cache_key",
+    "safety_identifier",
+];
+
+/// Fields the gateway reads itself (LiteLLM's request options): never sent to a provider
+/// that translates.
+pub const GATEWAY_PARAMS: &[&str] = &[
+    "metadata",
+    "tags",
+    "drop_params",
+    "additional_drop_params",
+    "num_retries",
+    "fallbacks",
+    "context_window_fallback_dict",
+    "caching",
+    "cache",
+    "guardrails",
+    "timeout",
+    "mock_response",
+    "extra_headers",
+    "extra_body",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+];
+
+/// Whether a body field belongs to the gateway rather than any provider.
+pub fn is_gateway_param(name: &str) -> bool {
+    GATEWAY_PARAMS.contains(&name) || name.starts_with("litellm_")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    /// LiteLLM's field for a previous answer's reasoning, sent back in a multi-turn call.
+    #[serde(default)]
+    pub thinking_blocks: Option<Vec<Value>>,
+    /// Prompt caching on the whole message (LiteLLM's extension).
+    #[serde(default)]
+    pub cache_control: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Part {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub image_url: Option<ImageUrl>,
+    #[serde(default)]
+    pub cache_control: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ImageUrl {
+    Url(String),
+    Object {
+        url: String,
+        #[serde(default)]
+        detail: Option<String>,
+        #[serde(default)]
+        format: Option<String>,
+    },
+}
+
+impl ImageUrl {
+    pub fn url(&self) -> &str {
+        match self {
+            ImageUrl::Url(u) | ImageUrl::Object { url: u, .. } => u,
+        }
+    }
+}
+
+/// An image given inline (`data:image/png;base64,…`) or by URL.
+pub enum Image<'a> {
+    Base64 { media_type: &'a str, data: &'a str },
+    Url(&'a str),
+}
+
+/// Reads an `image_url`: a base64 data URL, or an http(s) link.
+pub fn image(url: &str) -> Result<Image<'_>, String> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let Some((meta, data)) = rest.split_once(',') else {
+            return Err("an image data URL has no ',' before its data".into());
+        };
+        let Some(media_type) = meta.strip_suffix(";base64") else {
+            return Err("an image data URL must be base64 (data:<type>;base64,…)".into());
+        };
+        return Ok(Image::Base64 { media_type, data });
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(Image::Url(url));
+    }
+    Err(format!(
+        "image_url must be an http(s) URL or a base64 data URL, got {:?}",
+        url.chars().take(40).collect::<String>()
+    ))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tool {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    pub function: Function,
+    #[serde(default)]
+    pub cache_control: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Function {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<Value>,
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// `tool_choice`: a mode or one named function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Function(String),
+}
+
+pub fn tool_choice(value: &Value) -> Result<ToolChoice, String> {
+    match value {
+        Value::String(s) => match s.as_str() {
+            "auto" => Ok(ToolChoice::Auto),
+            "none" => Ok(ToolChoice::None),
+            "required" | "any" => Ok(ToolChoice::Required),
+            other => Err(format!("unknown tool_choice {other:?}")),
+        },
+        Value::Object(map) => map
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .or_else(|| map.get("name"))
+            .and_then(Value::as_str)
+            .map(|n| ToolChoice::Function(n.to_string()))
+            .ok_or_else(|| "tool_choice must name a function".to_string()),
+        _ => Err("tool_choice must be a string or an object".into()),
+    }
+}
+
+/// `response_format`'s JSON schema, when it asks for one (`json_schema`, or `json_object`
+/// with a schema); `None` for plain text or JSON without a schema.
+pub fn response_schema(value: &Value) -> Option<Value> {
+    match value.get("type").and_then(Value::as_str) {
+        Some("json_schema") => value
+            .get("json_schema")
+            .and_then(|s| s.get("schema"))
+            .cloned(),
+        Some("json_object") => value
+            .get("response_schema")
+            .or_else(|| value.get("schema"))
+            .cloned(),
+        _ => None,
+    }
+}
+
+/// `stop` as a list.
+pub fn stop_sequences(value: &Value) -> Result<Vec<String>, String> {
+    match value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "stop must be a string or a list of strings".to_string())
+            })
+            .collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Err("stop must be a string or a list of strings".into()),
+    }
+}
+
+// ---- what translating adapters produce ----
+
+#[derive(Debug, Serialize)]
+pub struct ChatCompletion {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<Choice>,
+    pub usage: UsageOut,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Choice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct AssistantMessage {
+    pub role: &'static str,
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallOut>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallOut {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionOut,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionOut {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// OpenAI's usage block with the cache and reasoning details LiteLLM adds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UsageOut {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PromptDetails {
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompletionDetails {
+    pub reasoning_tokens: u64,
+}
+
+impl UsageOut {
+    /// `prompt` counts every prompt token (cache reads and writes included, as LiteLLM
+    /// reports them); `reasoning` is part of `completion`.
+    pub fn new(
+        prompt: u64,
+        completion: u64,
+        cache_read: u64,
+        cache_write: u64,
+        reasoning: u64,
+    ) -> UsageOut {
+        UsageOut {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+            prompt_tokens_details: (cache_read > 0).then_some(PromptDetails {
+                cached_tokens: cache_read,
+            }),
+            completion_tokens_details: (reasoning > 0).then_some(CompletionDetails {
+                reasoning_tokens: reasoning,
+            }),
+            cache_read_input_tokens: (cache_read > 0).then_some(cache_read),
+            cache_creation_input_tokens: (cache_write > 0).then_some(cache_write),
+        }
+    }
+}
+
+/// One `chat.completion.chunk`.
+#[derive(Debug, Serialize)]
+pub struct Chunk<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub choices: Vec<ChunkChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChunkChoice {
+    pub index: u32,
+    pub delta: Delta,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Delta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ToolCallDelta {
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub function: FunctionDelta,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FunctionDelta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub arguments: String,
+}
+
+/// Appends one SSE event carrying `value` as JSON.
+pub fn push_event<T: Serialize>(out: &mut Vec<u8>, value: &T) {
+    out.extend_from_slice(b"data: ");
+    // Serialising these plain structs cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+    out.extend_from_slice(b"\n\n");
+}
+
+pub fn push_done(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"data: [DONE]\n\n");
+}
+
+/// Seconds since the epoch, for `created`.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The body's fields other than `messages`, as JSON values.
+pub fn fields(body: &crate::json::JsonObject) -> Result<Map<String, Value>, serde_json::Error> {
+    let mut out = Map::new();
+    for (k, v) in body.iter() {
+        if k != "messages" {
+            out.insert(k.to_string(), serde_json::from_str(v.get())?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,3 @@
+//! The wire formats Bursar serves, as the types translating adapters read and write.
+
+pub mod chat;
