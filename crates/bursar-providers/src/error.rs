@@ -37,7 +37,8 @@ pub enum ProviderError {
     BadRequest(String),
     /// OpenAI parameters the provider cannot take, without `drop_params`.
     #[error(
-        "{provider} does not support parameters: {params:?}, for model={model}. To drop these, set `litellm.drop_params=True` or for proxy:\n\n`litellm_settings:\n drop_params: true`\n"
+        "{provider} does not support parameters: [{}], for model={model}. To drop these, set `litellm.drop_params=True` or for proxy:\n\n`litellm_settings:\n drop_params: true`\n",
+        python_list(.params)
     )]
     UnsupportedParams {
         provider: String,
@@ -83,13 +84,14 @@ impl ProviderError {
                 class: Some(class), ..
             } => class.exception_name(),
             ProviderError::Upstream { status, .. } => match status {
-                400 => "BadRequestError",
+                400 | 413 => "BadRequestError",
                 401 => "AuthenticationError",
                 403 => "PermissionDeniedError",
                 404 => "NotFoundError",
                 408 => "Timeout",
                 422 => "UnprocessableEntityError",
                 429 => "RateLimitError",
+                502 => "BadGatewayError",
                 503 => "ServiceUnavailableError",
                 500..=599 => "InternalServerError",
                 _ => "APIError",
@@ -130,12 +132,13 @@ impl ErrorClass {
             "input is too long",
             "too many tokens",
             "maximum number of tokens",
-            "exceeds the maximum",
+            "prompt: length",
         ];
         const POLICY: &[&str] = &[
             "content_policy_violation",
             "content management policy",
             "content_filter",
+            "content filtering policy",
             "safety system",
             "responsibleaipolicyviolation",
         ];
@@ -148,4 +151,13 @@ impl ErrorClass {
             None
         }
     }
+}
+
+/// `['a', 'b']`, as LiteLLM prints lists in its messages.
+fn python_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -9,6 +9,8 @@ mod endpoint;
 mod error;
 pub mod formats;
 pub mod framing;
+#[cfg(test)]
+mod golden;
 pub mod json;
 pub mod openai;
 pub mod params;

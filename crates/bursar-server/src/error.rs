@@ -168,6 +168,10 @@ impl From<ProviderError> for ApiError {
                 ),
                 param.clone(),
             ),
+            ProviderError::UnsupportedParams { params, .. } => (
+                format!("litellm.{}: {e}", e.exception_name()),
+                params.first().cloned(),
+            ),
             other => (format!("litellm.{}: {other}", other.exception_name()), None),
         };
         ApiError {
@@ -185,6 +189,9 @@ fn provider_label(provider: &str) -> &str {
     match provider {
         "openai" | "text-completion-openai" | "custom_openai" | "openai_like" => "OpenAI",
         "hosted_vllm" => "Hosted_vllm",
+        "anthropic" => "Anthropic",
+        "azure" => "Azure",
+        "azure_ai" => "Azure_ai",
         other => other,
     }
 }

@@ -1,6 +1,8 @@
 //! The Python client test group (tests/python): the official `openai` SDK and a client generated
 //! from `/openapi.json` by openapi-python-client, run against a gateway in front of the mock
-//! upstream. `tests/python/run.sh` builds its venv from PyPI (pinned in requirements.txt) on
+//! upstream (OpenAI-compatible, Anthropic and Azure deployments), and the providers' official
+//! SDKs (`anthropic`, `openai.AzureOpenAI`) run against the mock itself (`MOCK_URL`).
+//! `tests/python/run.sh` builds its venv from PyPI (pinned in requirements.txt) on
 //! first use; where Python or PyPI is unavailable the test prints a notice and passes, except
 //! under CI (`CI` set), where that fails the run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
@@ -26,19 +28,33 @@ model_list:
     litellm_params:
       model: openai/text-embedding-3-small
       api_base: {base}
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_base: {root}
+      api_key: sk-ant-python
+  - model_name: azure-gpt
+    litellm_params:
+      model: azure/gpt4o-prod
+      api_base: {root}
+      api_key: az-python
+      api_version: "2024-10-21"
 "#,
-        base = mock.base_url()
+        base = mock.base_url(),
+        root = mock.root_url(),
     );
     let gw = TestGateway::start(Backend::Sqlite, &yaml).await.unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/run.sh");
     let url = gw.endpoint("");
     let key = gw.master_key.clone();
+    let mock_url = mock.root_url();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .arg(script)
             .arg("clients")
             .env("BURSAR_URL", url.trim_end_matches('/'))
             .env("BURSAR_MASTER_KEY", key)
+            .env("MOCK_URL", mock_url)
             .output()
             .expect("run tests/python/run.sh")
     })

@@ -203,3 +203,5 @@ fn json_mode(call: &Outbound<'_>) -> bool {
     )
 }
 
+#[cfg(test)]
+mod tests;

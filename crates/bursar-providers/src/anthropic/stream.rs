@@ -146,7 +146,9 @@ impl StreamTranslator {
                         };
                         self.chunk(out, delta, None);
                     }
-                    (Some(BlockKind::Tool(n)), BlockDelta::InputJsonDelta { partial_json }) => {
+                    (Some(BlockKind::Tool(n)), BlockDelta::InputJsonDelta { partial_json })
+                        if !partial_json.is_empty() =>
+                    {
                         let delta = Delta {
                             tool_calls: Some(vec![ToolCallDelta {
                                 index: *n,
@@ -161,7 +163,9 @@ impl StreamTranslator {
                         };
                         self.chunk(out, delta, None);
                     }
-                    (Some(BlockKind::JsonTool), BlockDelta::InputJsonDelta { partial_json }) => {
+                    (Some(BlockKind::JsonTool), BlockDelta::InputJsonDelta { partial_json })
+                        if !partial_json.is_empty() =>
+                    {
                         self.content(out, partial_json)
                     }
                     _ => {}

@@ -325,7 +325,11 @@ enum ErrorBody {
 
 /// Reads the message out of whatever error shape the upstream used.
 pub fn upstream_error(provider: &str, status: u16, body: &[u8]) -> ProviderError {
-    let text = String::from_utf8_lossy(body).trim().to_string();
+    // A body that is a bare JSON string is its message.
+    let text = match serde_json::from_slice::<String>(body) {
+        Ok(s) => s,
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+    };
     let mut code = None;
     let (message, kind, param) = match serde_json::from_slice::<ErrorEnvelope>(body) {
         Ok(ErrorEnvelope {

@@ -84,7 +84,13 @@ pub async fn messages(
     body: Bytes,
 ) -> Response {
     let (b, request) = observe(&shared, &uri, &headers, &body).await;
-    if headers.get("x-api-key").is_none() {
+    // The API takes `x-api-key` (what LiteLLM and Bursar send) or a bearer token (what the
+    // SDK sends since 2.x).
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "));
+    if headers.get("x-api-key").is_none() && !bearer {
         return error(401, "x-api-key header is required");
     }
     if headers.get("anthropic-version").is_none() {

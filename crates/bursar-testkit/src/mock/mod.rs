@@ -218,7 +218,15 @@ async fn observe(
     *lock(&shared.last_body) = Some(parsed.clone());
     *lock(&shared.last_headers) = Some(headers.clone());
     *lock(&shared.last_uri) = Some(uri.to_string());
-    let behaviour = lock(&shared.behaviour).clone();
+    let mut behaviour = lock(&shared.behaviour).clone();
+    // A client (an SDK under test) can ask for one error answer: `x-mock-error: 429`.
+    if let Some(status) = headers
+        .get("x-mock-error")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        behaviour.error_status = Some(status);
+    }
     if !behaviour.latency.is_zero() {
         tokio::time::sleep(behaviour.latency).await;
     }

@@ -1,0 +1,462 @@
+//! Native provider adapters end to end: an OpenAI-shaped client calls Bursar, Bursar speaks
+//! the provider's own wire format to the mock upstream (Anthropic Messages, Azure OpenAI's
+//! deployment paths), and the answer, the stream, the errors and the recorded spend come
+//! back in LiteLLM's shapes at the provider's price.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use bursar_testkit::{Backend, MockBehaviour, MockUpstream, TestGateway, both_backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+both_backends!(
+    anthropic_chat_is_translated_both_ways_and_priced,
+    anthropic_streams_tool_calls_and_settles_their_usage,
+    anthropic_errors_keep_litellm_exception_names,
+    unsupported_params_are_refused_unless_dropped,
+    azure_calls_reach_the_deployment_path_with_its_key,
+);
+
+/// claude-haiku-4-5 in the shipped price list: input 1e-6, output 5e-6, cache read 1e-7,
+/// cache write 1.25e-6 per token. The mock reports 11 uncached input, 100 cache-read,
+/// 20 cache-written and 7 output tokens.
+const CLAUDE_COST_USD: f64 = 11.0 * 1e-6 + 100.0 * 1e-7 + 20.0 * 1.25e-6 + 7.0 * 5e-6;
+/// azure/gpt-4o (base_model): 11 prompt tokens at 2.5e-6, 7 completion tokens at 1e-5.
+const AZURE_COST_USD: f64 = 11.0 * 2.5e-6 + 7.0 * 1e-5;
+
+async fn start(backend: Backend) -> Option<(TestGateway, MockUpstream)> {
+    let mock = MockUpstream::with(MockBehaviour {
+        cache_read_tokens: 100,
+        cache_creation_tokens: 20,
+        ..MockBehaviour::default()
+    })
+    .await;
+    let root = mock.root_url();
+    let config = format!(
+        r#"
+model_list:
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_base: {root}
+      api_key: sk-ant-test
+  - model_name: azure-gpt
+    litellm_params:
+      model: azure/gpt4o-prod
+      api_base: {root}
+      api_key: az-test-key
+      api_version: "2024-10-21"
+    model_info:
+      base_model: azure/gpt-4o
+  - model_name: azure-embed
+    litellm_params:
+      model: azure/embed-prod
+      api_base: {root}
+      azure_ad_token: entra-token
+    model_info:
+      mode: embedding
+      base_model: azure/text-embedding-3-small
+general_settings:
+  spend_flush_interval_ms: 50
+"#
+    );
+    let gw = TestGateway::start(backend, &config).await?;
+    Some((gw, mock))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+/// The spend-log row of a call id, once written.
+async fn log_of(gw: &TestGateway, call_id: &str, at_least: usize) -> Value {
+    let logs = gw.spend_logs(at_least).await;
+    logs.as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["metadata"]["litellm_call_id"] == call_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no spend log for {call_id}: {logs}"))
+}
+
+async fn anthropic_chat_is_translated_both_ways_and_priced(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({
+            "model": "claude",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hello"}
+            ],
+            "max_tokens": 64,
+            "temperature": 0.1
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let cost: f64 = response.headers()["x-litellm-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let base = response.headers()["x-litellm-model-api-base"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: Value = response.json().await.unwrap();
+
+    // Upstream: Anthropic's Messages format with its credentials.
+    assert_eq!(mock.last_uri().as_deref(), Some("/v1/messages"));
+    assert_eq!(
+        mock.last_header("x-api-key").as_deref(),
+        Some("sk-ant-test")
+    );
+    assert_eq!(
+        mock.last_header("anthropic-version").as_deref(),
+        Some("2023-06-01")
+    );
+    assert!(mock.last_header("authorization").is_none());
+    let sent = mock.last_body().unwrap();
+    assert_eq!(sent["model"], "claude-haiku-4-5");
+    assert_eq!(
+        sent["system"],
+        json!([{"type": "text", "text": "Be brief."}])
+    );
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": [{"type": "text", "text": "Hello"}]}])
+    );
+    assert_eq!(
+        (sent["max_tokens"].clone(), sent["temperature"].clone()),
+        (json!(64), json!(0.1))
+    );
+
+    // Client: an OpenAI chat completion.
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["model"], "claude");
+    assert_eq!(answer["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "part0 part1 part2 "
+    );
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(answer["usage"]["prompt_tokens"], 131);
+    assert_eq!(answer["usage"]["completion_tokens"], 7);
+    assert_eq!(
+        answer["usage"]["prompt_tokens_details"]["cached_tokens"],
+        100
+    );
+    assert_eq!(answer["usage"]["cache_creation_input_tokens"], 20);
+
+    // Priced with cache reads and writes at their own rates.
+    assert!(close(cost, CLAUDE_COST_USD), "{cost} vs {CLAUDE_COST_USD}");
+    assert_eq!(base, mock.root_url());
+    let log = log_of(&gw, &call_id, 1).await;
+    assert!(
+        close(log["spend"].as_f64().unwrap(), CLAUDE_COST_USD),
+        "{log}"
+    );
+    assert_eq!(log["custom_llm_provider"], "anthropic");
+    assert_eq!(log["model"], "anthropic/claude-haiku-4-5");
+    assert_eq!(log["prompt_tokens"], 131);
+    // LiteLLM keys the row by the provider's answer id.
+    assert_eq!(log["request_id"], "msg_01MockAnthropicAnswer");
+    gw.stop().await;
+}
+
+/// The `data:` payloads of an SSE body.
+fn payloads(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+async fn anthropic_streams_tool_calls_and_settles_their_usage(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let tools = json!([
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+        {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+    ]);
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({
+            "model": "claude", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "Weather and time in Paris?"}],
+            "tools": tools, "tool_choice": "required"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = response.text().await.unwrap();
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    let chunks = payloads(&body);
+    assert_eq!(
+        mock.last_body().unwrap()["tool_choice"],
+        json!({"type": "any"})
+    );
+    assert_eq!(mock.last_body().unwrap()["stream"], true);
+
+    // Two tool calls, numbered 0 and 1, their arguments reassembled from the pieces.
+    let mut calls: Vec<(String, String)> = Vec::new();
+    for c in &chunks {
+        assert_eq!(c["object"], "chat.completion.chunk");
+        assert_eq!(c["model"], "claude");
+        for d in c["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = d["index"].as_u64().unwrap() as usize;
+            if let Some(name) = d["function"]["name"].as_str() {
+                assert_eq!(i, calls.len());
+                calls.push((name.to_string(), String::new()));
+            }
+            calls[i]
+                .1
+                .push_str(d["function"]["arguments"].as_str().unwrap());
+        }
+    }
+    assert_eq!(
+        calls,
+        vec![
+            (
+                "get_weather".to_string(),
+                "{\"city\": \"Paris\"}".to_string()
+            ),
+            ("get_time".to_string(), "{\"city\": \"Paris\"}".to_string())
+        ]
+    );
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["finish_reason"]
+                .as_str()
+                .map(|_| &c["choices"][0]["finish_reason"])
+        })
+        .collect();
+    assert_eq!(finish, vec![&json!("tool_calls")]);
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(
+        (
+            usage["prompt_tokens"].clone(),
+            usage["completion_tokens"].clone()
+        ),
+        (json!(131), json!(7))
+    );
+
+    let log = log_of(&gw, &call_id, 1).await;
+    assert!(
+        close(log["spend"].as_f64().unwrap(), CLAUDE_COST_USD),
+        "{log}"
+    );
+    assert_eq!(log["custom_llm_provider"], "anthropic");
+
+    // Without include_usage the usage chunk is not sent, but the call is still charged.
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "claude", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = response.text().await.unwrap();
+    let chunks = payloads(&body);
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "{body}");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "part0 part1 part2 ");
+    let log = log_of(&gw, &call_id, 2).await;
+    assert!(
+        close(log["spend"].as_f64().unwrap(), CLAUDE_COST_USD),
+        "{log}"
+    );
+    gw.stop().await;
+}
+
+async fn anthropic_errors_keep_litellm_exception_names(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let cases = [
+        (
+            429,
+            "Number of request tokens has exceeded your per-minute rate limit",
+            429,
+            "litellm.RateLimitError: AnthropicException - Number of request tokens",
+        ),
+        (
+            400,
+            "prompt is too long: 250000 tokens > 200000 maximum",
+            400,
+            "litellm.ContextWindowExceededError: AnthropicException - prompt is too long",
+        ),
+        (
+            401,
+            "invalid x-api-key",
+            401,
+            "litellm.AuthenticationError: AnthropicException - invalid x-api-key",
+        ),
+        (
+            529,
+            "Overloaded",
+            529,
+            "litellm.InternalServerError: AnthropicException - Overloaded",
+        ),
+    ];
+    for (upstream, message, status, starts) in cases {
+        mock.update(|b| {
+            b.error_status = Some(upstream);
+            b.error_message = message.to_string();
+        });
+        let (got, body) = gw
+            .send(
+                Method::POST,
+                "/v1/chat/completions",
+                Some(&json!({"model": "claude", "messages": [{"role": "user", "content": "Hi"}]})),
+            )
+            .await;
+        assert_eq!(got, status, "{body}");
+        let text = body["error"]["message"].as_str().unwrap();
+        assert!(text.starts_with(starts), "{text}");
+        assert_eq!(body["error"]["code"], status.to_string());
+    }
+    mock.update(|b| b.error_status = None);
+
+    // Anthropic serves chat only: the other OpenAI endpoints are a clear 400.
+    let (status, body) = gw
+        .send(
+            Method::POST,
+            "/v1/embeddings",
+            Some(&json!({"model": "claude", "input": "x"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic does not support embeddings"),
+        "{body}"
+    );
+    gw.stop().await;
+}
+
+async fn unsupported_params_are_refused_unless_dropped(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let calls = mock.calls();
+    let body = json!({"model": "claude", "messages": [{"role": "user", "content": "Hi"}], "logprobs": true});
+    let (status, answer) = gw
+        .send(Method::POST, "/v1/chat/completions", Some(&body))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["param"], "logprobs");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "litellm.UnsupportedParamsError: anthropic does not support parameters: ['logprobs']"
+        ),
+        "{message}"
+    );
+    assert_eq!(mock.calls(), calls, "nothing reached the provider");
+
+    let mut dropped = body.clone();
+    dropped["drop_params"] = json!(true);
+    let (status, answer) = gw
+        .send(Method::POST, "/v1/chat/completions", Some(&dropped))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = mock.last_body().unwrap();
+    assert!(
+        sent.get("logprobs").is_none() && sent.get("drop_params").is_none(),
+        "{sent}"
+    );
+    gw.stop().await;
+}
+
+async fn azure_calls_reach_the_deployment_path_with_its_key(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "azure-gpt", "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["model"], "azure-gpt");
+    assert_eq!(answer["choices"][0]["message"]["content"], "mock answer");
+    assert_eq!(
+        mock.last_uri().as_deref(),
+        Some("/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21")
+    );
+    assert_eq!(mock.last_header("api-key").as_deref(), Some("az-test-key"));
+    assert!(mock.last_header("authorization").is_none());
+    let log = log_of(&gw, &call_id, 1).await;
+    assert!(
+        close(log["spend"].as_f64().unwrap(), AZURE_COST_USD),
+        "{log}"
+    );
+    assert_eq!(log["custom_llm_provider"], "azure");
+
+    // Streams pass through; an Entra token is a bearer token.
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "azure-gpt", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("part2") && body.ends_with("data: [DONE]\n\n"),
+        "{body}"
+    );
+    let (status, embedded) = gw
+        .send(
+            Method::POST,
+            "/v1/embeddings",
+            Some(&json!({"model": "azure-embed", "input": ["a"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{embedded}");
+    assert_eq!(embedded["data"][0]["embedding"], json!([0.1, 0.2, 0.3]));
+    assert!(
+        mock.last_uri()
+            .unwrap()
+            .starts_with("/openai/deployments/embed-prod/embeddings?api-version="),
+    );
+    assert_eq!(
+        mock.last_header("authorization").as_deref(),
+        Some("Bearer entra-token")
+    );
+    gw.stop().await;
+}

@@ -1,0 +1,136 @@
+"""The testkit's provider mocks, parsed by each provider's official SDK: proof that the mock
+upstreams Bursar's adapter tests run against speak the providers' real wire formats
+(responses, event streams, errors), not Bursar's idea of them. MOCK_URL is the mock's root
+(crates/bursar/tests/python_clients.rs starts it)."""
+
+import os
+
+import anthropic
+import openai
+import pytest
+
+TOOLS = [
+    {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}},
+    {"name": "get_time", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}},
+]
+
+
+@pytest.fixture(scope="module")
+def mock_url() -> str:
+    return os.environ["MOCK_URL"].rstrip("/")
+
+
+@pytest.fixture(scope="module")
+def claude(mock_url) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=mock_url, api_key="sk-ant-mock", max_retries=0)
+
+
+def test_anthropic_message_parses(claude):
+    message = claude.messages.create(
+        model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert isinstance(message, anthropic.types.Message)
+    assert message.id == "msg_01MockAnthropicAnswer"
+    assert message.stop_reason == "end_turn"
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].text == "part0 part1 part2 "
+    assert message.usage.input_tokens == 11 and message.usage.output_tokens == 7
+    assert message.usage.cache_read_input_tokens == 0
+
+
+def test_anthropic_tool_use_and_thinking_parse(claude):
+    message = claude.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=TOOLS,
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": "Weather and time?"}],
+    )
+    assert [b.type for b in message.content] == ["thinking", "tool_use", "tool_use"]
+    assert message.content[0].thinking == "Let me think."
+    assert [b.name for b in message.content[1:]] == ["get_weather", "get_time"]
+    assert message.content[1].input == {"city": "Paris"}
+    assert message.stop_reason == "tool_use"
+
+
+def test_anthropic_stream_accumulates(claude):
+    with claude.messages.stream(
+        model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "part0 part1 part2 "
+    assert final.content[0].text == text
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == 7
+
+
+def test_anthropic_stream_tool_input_is_valid_json_when_joined(claude):
+    # The SDK rebuilds each tool's input from the input_json_delta pieces and parses it.
+    with claude.messages.stream(
+        model="claude-sonnet-4-5",
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=TOOLS,
+        tool_choice={"type": "tool", "name": "get_time"},
+        messages=[{"role": "user", "content": "Time?"}],
+    ) as stream:
+        events = [e.type for e in stream]
+        final = stream.get_final_message()
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    assert [b.type for b in final.content] == ["thinking", "tool_use"]
+    assert final.content[0].signature == "c2lnbmF0dXJl"
+    assert final.content[1].name == "get_time" and final.content[1].input == {"city": "Paris"}
+
+
+@pytest.mark.parametrize(
+    "status,error",
+    [
+        (400, anthropic.BadRequestError),
+        (401, anthropic.AuthenticationError),
+        (403, anthropic.PermissionDeniedError),
+        (404, anthropic.NotFoundError),
+        (429, anthropic.RateLimitError),
+        (500, anthropic.InternalServerError),
+        (529, anthropic.InternalServerError),
+    ],
+)
+def test_anthropic_errors_parse(claude, status, error):
+    with pytest.raises(error) as caught:
+        claude.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=8,
+            messages=[{"role": "user", "content": "Hi"}],
+            extra_headers={"x-mock-error": str(status)},
+        )
+    assert caught.value.status_code == status
+    assert caught.value.body["type"] == "error"
+    assert caught.value.body["error"]["message"] == "mock upstream error"
+
+
+def test_anthropic_mock_requires_the_sdk_headers(mock_url):
+    import httpx
+
+    r = httpx.post(f"{mock_url}/v1/messages", json={"model": "m", "max_tokens": 1, "messages": []})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+
+@pytest.fixture(scope="module")
+def azure(mock_url) -> openai.AzureOpenAI:
+    return openai.AzureOpenAI(
+        azure_endpoint=mock_url, api_key="az-mock", api_version="2024-10-21", max_retries=0
+    )
+
+
+def test_azure_openai_sdk_reaches_the_deployment_paths(azure):
+    reply = azure.chat.completions.create(model="gpt4o-prod", messages=[{"role": "user", "content": "Hi"}])
+    assert reply.choices[0].message.content == "mock answer"
+    chunks = list(
+        azure.chat.completions.create(
+            model="gpt4o-prod", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "part0 part1 part2 "
+    embedding = azure.embeddings.create(model="embed-prod", input=["a"])
+    assert embedding.data[0].embedding == [0.1, 0.2, 0.3]
