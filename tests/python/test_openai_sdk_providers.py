@@ -85,3 +85,23 @@ def test_azure_deployment_answers_and_streams(base_url, master_key):
         if c.choices
     )
     assert text == "part0 part1 part2 "
+
+
+def test_ollama_deployments_answer_as_openai(base_url, master_key):
+    client = sdk(base_url, master_key)
+    reply = client.chat.completions.create(model="llama", messages=[{"role": "user", "content": "Hi"}])
+    assert reply.model == "llama" and reply.choices[0].message.content == "part0 part1 part2 "
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 7)
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(
+            model="llama", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+        if c.choices
+    )
+    assert text == "part0 part1 part2 "
+    completion = client.completions.create(model="llama-generate", prompt="Once")
+    assert completion.object == "text_completion" and completion.choices[0].text == "part0 part1 part2 "
+    embedded = client.embeddings.create(model="llama-embed", input=["a", "b"])
+    # The SDK asks for base64 (f32) and decodes it.
+    assert [d.embedding for d in embedded.data] == [pytest.approx([0.1, 0.2, 0.3])] * 2

@@ -134,3 +134,46 @@ def test_azure_openai_sdk_reaches_the_deployment_paths(azure):
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "part0 part1 part2 "
     embedding = azure.embeddings.create(model="embed-prod", input=["a"])
     assert embedding.data[0].embedding == [0.1, 0.2, 0.3]
+
+
+@pytest.fixture(scope="module")
+def llama(mock_url):
+    import ollama
+
+    return ollama.Client(host=mock_url)
+
+
+def test_ollama_chat_generate_and_embed_parse(llama):
+    import ollama
+
+    reply = llama.chat(model="llama3.2", messages=[{"role": "user", "content": "Hi"}], stream=False)
+    assert isinstance(reply, ollama.ChatResponse)
+    assert reply.message.content == "part0 part1 part2 " and reply.done
+    assert (reply.prompt_eval_count, reply.eval_count) == (11, 7)
+    pieces = list(llama.chat(model="llama3.2", messages=[{"role": "user", "content": "Hi"}], stream=True))
+    assert "".join(p.message.content for p in pieces) == "part0 part1 part2 "
+    assert pieces[-1].done and pieces[-1].done_reason == "stop"
+    generated = llama.generate(model="llama3.2", prompt="Once", stream=False)
+    assert generated.response == "part0 part1 part2 " and generated.context == [1, 2, 3]
+    assert "".join(g.response for g in llama.generate(model="llama3.2", prompt="Once", stream=True)) == "part0 part1 part2 "
+    embedded = llama.embed(model="nomic-embed-text", input=["a", "b"])
+    assert len(embedded.embeddings) == 2 and list(embedded.embeddings[0]) == [0.1, 0.2, 0.3]
+
+
+def test_ollama_tool_calls_parse(llama):
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+    reply = llama.chat(model="llama3.2", messages=[{"role": "user", "content": "Weather?"}], tools=[tool], stream=False)
+    call = reply.message.tool_calls[0]
+    assert call.function.name == "get_weather" and call.function.arguments == {"city": "Paris"}
+
+
+def test_ollama_errors_parse(llama):
+    import ollama
+
+    with pytest.raises(ollama.ResponseError) as caught:
+        llama._client.headers["x-mock-error"] = "404"
+        try:
+            llama.chat(model="nope", messages=[{"role": "user", "content": "Hi"}], stream=False)
+        finally:
+            del llama._client.headers["x-mock-error"]
+    assert caught.value.status_code == 404 and caught.value.error == "mock upstream error"

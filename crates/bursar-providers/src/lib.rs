@@ -12,6 +12,7 @@ pub mod framing;
 #[cfg(test)]
 mod golden;
 pub mod json;
+pub mod ollama;
 pub mod openai;
 pub mod params;
 pub mod prompt;

@@ -13,6 +13,7 @@ use crate::azure::Azure;
 use crate::endpoint::Endpoint;
 use crate::error::ProviderError;
 use crate::json::JsonObject;
+use crate::ollama::Ollama;
 use crate::openai::OpenAiCompatible;
 use crate::params::{Built, Env, Params};
 use crate::router::Answer;
@@ -76,6 +77,7 @@ pub enum Adapter {
     OpenAi(OpenAiCompatible),
     Azure(Azure),
     Anthropic(Anthropic),
+    Ollama(Ollama),
     /// The built-in demo model: answers locally, without HTTP.
     Demo,
 }
@@ -88,6 +90,7 @@ macro_rules! dispatch {
             Adapter::OpenAi($p) => $body,
             Adapter::Azure($p) => $body,
             Adapter::Anthropic($p) => $body,
+            Adapter::Ollama($p) => $body,
             Adapter::Demo => $demo,
         }
     };
@@ -115,8 +118,6 @@ const NOT_YET_SUPPORTED: &[&str] = &[
     "gemini",
     "cohere",
     "cohere_chat",
-    "ollama",
-    "ollama_chat",
     "huggingface",
     "sagemaker",
     "watsonx",
@@ -133,6 +134,7 @@ pub fn build(d: &Deployment, env: &Env<'_>) -> Result<Built<(Adapter, bool)>, Ve
         "bursar" => Some(Adapter::Demo),
         "azure" | "azure_ai" => Azure::configure(d, &mut params).map(Adapter::Azure),
         "anthropic" => Anthropic::configure(d, &mut params).map(Adapter::Anthropic),
+        "ollama" | "ollama_chat" => Ollama::configure(d, &mut params).map(Adapter::Ollama),
         name => match crate::openai::preset(name) {
             Some(preset) => OpenAiCompatible::configure(preset, &mut params).map(Adapter::OpenAi),
             None if NOT_YET_SUPPORTED.contains(&name) => {

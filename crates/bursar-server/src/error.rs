@@ -184,15 +184,19 @@ impl From<ProviderError> for ApiError {
     }
 }
 
-/// LiteLLM names provider exceptions after the provider class (`OpenAIException`).
-fn provider_label(provider: &str) -> &str {
+/// LiteLLM names provider exceptions after the provider (`OpenAIException`,
+/// `AnthropicException`, else the provider name capitalised: `Hosted_vllmException`).
+fn provider_label(provider: &str) -> std::borrow::Cow<'_, str> {
     match provider {
-        "openai" | "text-completion-openai" | "custom_openai" | "openai_like" => "OpenAI",
-        "hosted_vllm" => "Hosted_vllm",
-        "anthropic" => "Anthropic",
-        "azure" => "Azure",
-        "azure_ai" => "Azure_ai",
-        other => other,
+        "openai" | "text-completion-openai" | "custom_openai" | "openai_like" => "OpenAI".into(),
+        "azure" => "Azure".into(),
+        other => {
+            let mut chars = other.chars();
+            match chars.next() {
+                Some(first) => format!("{}{}", first.to_uppercase(), chars.as_str()).into(),
+                None => "".into(),
+            }
+        }
     }
 }
 

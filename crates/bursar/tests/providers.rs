@@ -14,6 +14,7 @@ both_backends!(
     anthropic_errors_keep_litellm_exception_names,
     unsupported_params_are_refused_unless_dropped,
     azure_calls_reach_the_deployment_path_with_its_key,
+    ollama_calls_reach_the_native_api_in_both_flavours,
 );
 
 /// claude-haiku-4-5 in the shipped price list: input 1e-6, output 5e-6, cache read 1e-7,
@@ -55,6 +56,22 @@ model_list:
     model_info:
       mode: embedding
       base_model: azure/text-embedding-3-small
+  - model_name: llama
+    litellm_params:
+      model: ollama_chat/llama3.2
+      api_base: {root}
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
+  - model_name: llama-generate
+    litellm_params:
+      model: ollama/llama3.2
+      api_base: {root}
+  - model_name: llama-embed
+    litellm_params:
+      model: ollama/nomic-embed-text
+      api_base: {root}
+    model_info:
+      mode: embedding
 general_settings:
   spend_flush_interval_ms: 50
 "#
@@ -457,6 +474,113 @@ async fn azure_calls_reach_the_deployment_path_with_its_key(backend: Backend) {
     assert_eq!(
         mock.last_header("authorization").as_deref(),
         Some("Bearer entra-token")
+    );
+    gw.stop().await;
+}
+
+async fn ollama_calls_reach_the_native_api_in_both_flavours(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "llama", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 9}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "part0 part1 part2 "
+    );
+    assert_eq!(mock.last_uri().as_deref(), Some("/api/chat"));
+    let sent = mock.last_body().unwrap();
+    assert_eq!(sent["stream"], false, "Ollama streams unless told not to");
+    assert_eq!(sent["options"]["num_predict"], 9);
+    assert_eq!(sent["model"], "llama3.2");
+    let log = log_of(&gw, &call_id, 1).await;
+    assert!(
+        close(log["spend"].as_f64().unwrap(), 11.0 * 1e-6 + 7.0 * 2e-6),
+        "{log}"
+    );
+    assert_eq!(log["custom_llm_provider"], "ollama_chat");
+
+    // NDJSON streams become SSE chunks.
+    let body = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let text: String = payloads(&body)
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, "part0 part1 part2 ");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+
+    // ollama/ chat is one prompt on /api/generate; completions and embeddings too.
+    let (status, answer) = gw
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(&json!({"model": "llama-generate", "messages": [{"role": "user", "content": "Hi"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(mock.last_uri().as_deref(), Some("/api/generate"));
+    assert_eq!(mock.last_body().unwrap()["prompt"], "### User:\nHi\n\n");
+    let (status, answer) = gw
+        .send(
+            Method::POST,
+            "/v1/completions",
+            Some(&json!({"model": "llama-generate", "prompt": "Once"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["object"], "text_completion");
+    let (status, answer) = gw
+        .send(
+            Method::POST,
+            "/v1/embeddings",
+            Some(&json!({"model": "llama-embed", "input": "a"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(mock.last_uri().as_deref(), Some("/api/embed"));
+    assert_eq!(answer["data"][0]["embedding"], json!([0.1, 0.2, 0.3]));
+    assert_eq!(answer["usage"]["prompt_tokens"], 11);
+
+    // Its errors keep Ollama's message.
+    mock.update(|b| {
+        b.error_status = Some(404);
+        b.error_message = "model 'llama3.2' not found, try pulling it first".into();
+    });
+    let (status, answer) = gw
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(&json!({"model": "llama", "messages": [{"role": "user", "content": "Hi"}]})),
+        )
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().starts_with(
+            "litellm.NotFoundError: Ollama_chatException - model 'llama3.2' not found"
+        ),
+        "{answer}"
     );
     gw.stop().await;
 }

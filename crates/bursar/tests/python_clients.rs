@@ -39,6 +39,20 @@ model_list:
       api_base: {root}
       api_key: az-python
       api_version: "2024-10-21"
+  - model_name: llama
+    litellm_params:
+      model: ollama_chat/llama3.2
+      api_base: {root}
+  - model_name: llama-generate
+    litellm_params:
+      model: ollama/llama3.2
+      api_base: {root}
+  - model_name: llama-embed
+    litellm_params:
+      model: ollama/nomic-embed-text
+      api_base: {root}
+    model_info:
+      mode: embedding
 "#,
         base = mock.base_url(),
         root = mock.root_url(),

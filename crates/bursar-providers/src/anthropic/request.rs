@@ -8,9 +8,7 @@
 //! does; `reasoning_effort` becomes a `thinking` budget.
 
 use crate::error::ProviderError;
-use crate::formats::chat::{
-    self, Content, Image, Message, OPENAI_PARAMS, Tool, ToolChoice, is_gateway_param,
-};
+use crate::formats::chat::{self, Content, Image, Message, Tool, ToolChoice};
 use crate::provider::Outbound;
 use serde_json::{Map, Value, json};
 
@@ -56,27 +54,8 @@ fn bad(message: impl Into<String>) -> ProviderError {
 /// Builds the Messages request. `default_max_tokens` applies when the client sets none
 /// (Anthropic requires one).
 pub fn translate(call: &Outbound<'_>, default_max_tokens: u64) -> Result<Value, ProviderError> {
-    let messages: Vec<Message> = match call.body.get("messages") {
-        Some(raw) => {
-            serde_json::from_str(raw.get()).map_err(|e| bad(format!("Invalid messages: {e}")))?
-        }
-        None => return Err(bad("messages is required")),
-    };
-    let fields = chat::fields(call.body).map_err(|e| bad(e.to_string()))?;
-    let unsupported: Vec<String> = fields
-        .iter()
-        .filter(|(k, v)| {
-            !v.is_null() && OPENAI_PARAMS.contains(&k.as_str()) && !SUPPORTED.contains(&k.as_str())
-        })
-        .map(|(k, _)| k.clone())
-        .collect();
-    if !unsupported.is_empty() && !call.drop_params {
-        return Err(ProviderError::UnsupportedParams {
-            provider: "anthropic".into(),
-            model: call.upstream_model.to_string(),
-            params: unsupported,
-        });
-    }
+    let messages = chat::messages(call.body)?;
+    let fields = chat::supported_fields(call, "anthropic", SUPPORTED)?;
 
     let mut out = Map::new();
     out.insert(
@@ -201,13 +180,8 @@ pub fn translate(call: &Outbound<'_>, default_max_tokens: u64) -> Result<Value, 
         }
     }
 
-    // Anything that is neither OpenAI's nor the gateway's is the provider's own parameter
-    // (`top_k`, `container`…): it passes through, as in LiteLLM.
-    for (k, v) in fields {
-        if !OPENAI_PARAMS.contains(&k.as_str()) && !is_gateway_param(&k) && !out.contains_key(&k) {
-            out.insert(k, v);
-        }
-    }
+    // The provider's own parameters (`top_k`, `container`…) pass through, as in LiteLLM.
+    chat::pass_provider_params(fields, &mut out);
     Ok(Value::Object(out))
 }
 

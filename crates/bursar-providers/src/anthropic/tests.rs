@@ -2,93 +2,52 @@
 
 use super::*;
 use crate::framing::Translator;
-use crate::golden::{self, sse_payloads};
+use crate::golden;
 use crate::params::Env;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const CREATED: u64 = 1_700_000_000;
+struct Subject(Anthropic);
 
-fn outbound<'a>(case: &golden::Case, body: &'a JsonObject) -> Outbound<'a> {
-    Outbound {
-        endpoint: Endpoint::ChatCompletions,
-        body,
-        stream: case.get("request")["stream"] == true,
-        requested: "my-claude",
-        upstream_model: "claude-sonnet-4-20250514",
-        drop_params: case.get("drop_params") == &Value::Bool(true),
+impl golden::Subject for Subject {
+    fn request(&self, _: &golden::Case, call: &Outbound<'_>) -> Result<Value, ProviderError> {
+        request::translate(call, DEFAULT_MAX_TOKENS)
     }
-}
 
-fn error_json(e: &ProviderError) -> Value {
-    json!({"status": e.status(), "exception": e.exception_name(), "message": e.to_string()})
+    fn complete(
+        &self,
+        _: &golden::Case,
+        call: &Outbound<'_>,
+        body: &[u8],
+    ) -> Result<(Value, crate::Usage), ProviderError> {
+        let (answer, usage) =
+            response::translate(body, call.requested, json_mode(call), golden::CREATED)?;
+        Ok((serde_json::to_value(answer).unwrap(), usage))
+    }
+
+    fn translator(&self, _: &golden::Case, call: &Outbound<'_>) -> Box<dyn Translator> {
+        Box::new(stream::StreamTranslator::new(
+            call.requested,
+            golden::CREATED,
+            json_mode(call),
+        ))
+    }
+
+    fn error(&self, status: u16, body: &[u8]) -> ProviderError {
+        self.0.error(status, &HeaderMap::new(), body)
+    }
 }
 
 #[test]
 fn golden_translations() {
-    let adapter = Anthropic {
-        api_base: DEFAULT_API_BASE.into(),
-        url: format!("{DEFAULT_API_BASE}/v1/messages"),
-        headers: HeaderMap::new(),
-        default_max_tokens: DEFAULT_MAX_TOKENS,
-    };
-    let mut failures = Vec::new();
-    for mut case in golden::cases("anthropic") {
-        if let Some(errors) = case.get("upstream_errors").as_array().cloned() {
-            let actual = errors
-                .iter()
-                .map(|e| {
-                    let body = serde_json::to_vec(&e["body"]).unwrap();
-                    let status = e["status"].as_u64().unwrap() as u16;
-                    error_json(&adapter.error(status, &HeaderMap::new(), &body))
-                })
-                .collect();
-            case.expect("errors", actual, &mut failures);
-            case.save();
-            continue;
-        }
-        let raw = serde_json::to_vec(case.get("request")).unwrap();
-        let body = JsonObject::parse(&raw).unwrap();
-        let call = outbound(&case, &body);
-        let json_mode = json_mode(&call);
-        match request::translate(&call, DEFAULT_MAX_TOKENS) {
-            Ok(upstream) => case.expect("upstream_request", upstream, &mut failures),
-            Err(e) => case.expect("error", error_json(&e), &mut failures),
-        }
-        if !case.get("upstream_answer").is_null() {
-            let bytes = serde_json::to_vec(case.get("upstream_answer")).unwrap();
-            let (answer, usage) =
-                response::translate(&bytes, "my-claude", json_mode, CREATED).unwrap();
-            case.expect(
-                "answer",
-                serde_json::to_value(answer).unwrap(),
-                &mut failures,
-            );
-            case.expect("usage", serde_json::to_value(usage).unwrap(), &mut failures);
-        }
-        if let Some(events) = case.get("upstream_stream").as_str().map(str::to_string) {
-            let mut t = stream::StreamTranslator::new("my-claude", CREATED, json_mode);
-            let mut out = Vec::new();
-            // Network chunks split events anywhere.
-            let mut failed = None;
-            for piece in events.as_bytes().chunks(7) {
-                if let Err(e) = t.feed(piece, &mut out) {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            let end = match failed {
-                Some(e) => Some(error_json(&e)),
-                None => t.end(&mut out).err().map(|e| error_json(&e)),
-            };
-            let mut chunks = sse_payloads(&out);
-            if let Some(e) = end {
-                chunks.push(json!({"stream_error": e}));
-            }
-            case.expect("chunks", Value::Array(chunks), &mut failures);
-        }
-        case.save();
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    golden::run(
+        "anthropic",
+        &Subject(Anthropic {
+            api_base: DEFAULT_API_BASE.into(),
+            url: format!("{DEFAULT_API_BASE}/v1/messages"),
+            headers: HeaderMap::new(),
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+        }),
+    );
 }
 
 fn configure(params: &str, env: &[(&str, &str)]) -> Result<Anthropic, Vec<String>> {

@@ -41,6 +41,14 @@ pub const OPENAI_PARAMS: &[&str] = &[
     "verbosity",
     "prompt_cache_key",
     "safety_identifier",
+    // legacy completions and embeddings
+    "prompt",
+    "echo",
+    "best_of",
+    "suffix",
+    "input",
+    "dimensions",
+    "encoding_format",
 ];
 
 /// Fields the gateway reads itself (LiteLLM's request options): never sent to a provider
@@ -424,4 +432,64 @@ pub fn fields(body: &crate::json::JsonObject) -> Result<Map<String, Value>, serd
         }
     }
     Ok(out)
+}
+
+/// The request's messages.
+pub fn messages(body: &crate::json::JsonObject) -> Result<Vec<Message>, crate::ProviderError> {
+    match body.get("messages") {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| crate::ProviderError::BadRequest(format!("Invalid messages: {e}"))),
+        None => Err(crate::ProviderError::BadRequest(
+            "messages is required".into(),
+        )),
+    }
+}
+
+/// The body's fields other than `messages`, after refusing the OpenAI parameters outside
+/// `supported` (unless the call drops them), as LiteLLM's `UnsupportedParamsError` does.
+pub fn supported_fields(
+    call: &crate::provider::Outbound<'_>,
+    provider: &str,
+    supported: &[&str],
+) -> Result<Map<String, Value>, crate::ProviderError> {
+    let fields = fields(call.body).map_err(|e| crate::ProviderError::BadRequest(e.to_string()))?;
+    let unsupported: Vec<String> = fields
+        .iter()
+        .filter(|(k, v)| {
+            !v.is_null() && OPENAI_PARAMS.contains(&k.as_str()) && !supported.contains(&k.as_str())
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !unsupported.is_empty() && !call.drop_params {
+        return Err(crate::ProviderError::UnsupportedParams {
+            provider: provider.to_string(),
+            model: call.upstream_model.to_string(),
+            params: unsupported,
+        });
+    }
+    Ok(fields)
+}
+
+/// Copies the fields that are neither OpenAI's nor the gateway's (the provider's own, such as
+/// `top_k`) into the upstream body, as LiteLLM passes them through.
+pub fn pass_provider_params(fields: Map<String, Value>, out: &mut Map<String, Value>) {
+    for (k, v) in fields {
+        if !OPENAI_PARAMS.contains(&k.as_str()) && !is_gateway_param(&k) && !out.contains_key(&k) {
+            out.insert(k, v);
+        }
+    }
+}
+
+/// The text of a message's content (parts joined), ignoring non-text parts.
+pub fn text_of(content: Option<&Content>) -> String {
+    match content {
+        None => String::new(),
+        Some(Content::Text(t)) => t.clone(),
+        Some(Content::Parts(parts)) => parts
+            .iter()
+            .filter(|p| p.kind == "text")
+            .filter_map(|p| p.text.as_deref())
+            .collect::<Vec<_>>()
+            .join(""),
+    }
 }

@@ -1,11 +1,13 @@
 //! A mock upstream on a real loopback port that speaks the providers' wire formats: OpenAI's
 //! chat (JSON or SSE), completions, embeddings and models under `/v1`; the same under Azure
 //! OpenAI's `/openai/deployments/{deployment}/…`; Anthropic's Messages at `/v1/messages`
-//! (`anthropic` module). Its behaviour (latency, error status, usage, model name, delay
-//! between stream chunks) can be changed while it runs, and it counts calls and keeps the
-//! last request so tests can check what Bursar forwarded.
+//! (`anthropic` module); Ollama's `/api/chat`, `/api/generate`, `/api/embed` (`ollama`).
+//! Its behaviour (latency, error status, usage, model name, delay between stream chunks) can
+//! be changed while it runs, and it counts calls and keeps the last request so tests can
+//! check what Bursar forwarded.
 
 mod anthropic;
+mod ollama;
 
 use axum::Router;
 use axum::body::Body;
@@ -117,6 +119,9 @@ impl MockUpstream {
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .route("/v1/messages", post(anthropic::messages))
+            .route("/api/chat", post(ollama::chat))
+            .route("/api/generate", post(ollama::generate))
+            .route("/api/embed", post(ollama::embed))
             .route(
                 "/openai/deployments/{deployment}/chat/completions",
                 post(chat),
