@@ -105,3 +105,22 @@ def test_ollama_deployments_answer_as_openai(base_url, master_key):
     embedded = client.embeddings.create(model="llama-embed", input=["a", "b"])
     # The SDK asks for base64 (f32) and decodes it.
     assert [d.embedding for d in embedded.data] == [pytest.approx([0.1, 0.2, 0.3])] * 2
+
+
+def test_cohere_deployment_answers_and_streams_tool_calls(base_url, master_key):
+    client = sdk(base_url, master_key)
+    reply = client.chat.completions.create(model="command", messages=[{"role": "user", "content": "Hi"}])
+    assert reply.model == "command" and reply.choices[0].message.content == "part0 part1 part2 "
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 7)
+    stream = client.chat.completions.create(
+        model="command", messages=[{"role": "user", "content": "Weather?"}], tools=TOOLS, stream=True
+    )
+    args, finish = "", None
+    for chunk in stream:
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for call in choice.delta.tool_calls or []:
+                args += call.function.arguments or ""
+    assert json.loads(args) == {"city": "Paris"} and finish == "tool_calls"
+    embedded = client.embeddings.create(model="cohere-embed", input=["a"])
+    assert embedded.data[0].embedding == pytest.approx([0.1, 0.2, 0.3])

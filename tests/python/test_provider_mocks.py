@@ -3,6 +3,7 @@ upstreams Bursar's adapter tests run against speak the providers' real wire form
 (responses, event streams, errors), not Bursar's idea of them. MOCK_URL is the mock's root
 (crates/bursar/tests/python_clients.rs starts it)."""
 
+import json
 import os
 
 import anthropic
@@ -177,3 +178,46 @@ def test_ollama_errors_parse(llama):
         finally:
             del llama._client.headers["x-mock-error"]
     assert caught.value.status_code == 404 and caught.value.error == "mock upstream error"
+
+
+@pytest.fixture(scope="module")
+def co(mock_url):
+    import cohere
+
+    return cohere.ClientV2(api_key="co-mock", base_url=mock_url)
+
+
+def test_cohere_chat_stream_and_embed_parse(co):
+    reply = co.chat(model="command-a-03-2025", messages=[{"role": "user", "content": "Hi"}])
+    assert reply.finish_reason == "COMPLETE"
+    assert reply.message.content[0].text == "part0 part1 part2 "
+    assert reply.usage.tokens.input_tokens == 11 and reply.usage.tokens.output_tokens == 7
+    events = list(co.chat_stream(model="command-a-03-2025", messages=[{"role": "user", "content": "Hi"}]))
+    assert [e.type for e in events][0] == "message-start" and events[-1].type == "message-end"
+    text = "".join(e.delta.message.content.text for e in events if e.type == "content-delta")
+    assert text == "part0 part1 part2 "
+    assert events[-1].delta.finish_reason == "COMPLETE"
+    embedded = co.embed(model="embed-v4.0", texts=["a", "b"], input_type="search_document", embedding_types=["float"])
+    assert embedded.embeddings.float_ == [[0.1, 0.2, 0.3]] * 2
+
+
+def test_cohere_tool_calls_parse(co):
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+    reply = co.chat(model="command-a-03-2025", messages=[{"role": "user", "content": "Weather?"}], tools=[tool])
+    assert reply.finish_reason == "TOOL_CALL"
+    assert reply.message.tool_calls[0].function.name == "get_weather"
+    events = list(co.chat_stream(model="command-a-03-2025", messages=[{"role": "user", "content": "Weather?"}], tools=[tool]))
+    args = "".join(e.delta.message.tool_calls.function.arguments for e in events if e.type == "tool-call-delta")
+    assert json.loads(args) == {"city": "Paris"}
+
+
+def test_cohere_errors_parse(co):
+    from cohere.core.api_error import ApiError
+
+    with pytest.raises(ApiError) as caught:
+        co.chat(
+            model="command-a-03-2025",
+            messages=[{"role": "user", "content": "Hi"}],
+            request_options={"additional_headers": {"x-mock-error": "429"}},
+        )
+    assert caught.value.status_code == 429 and caught.value.body == {"message": "mock upstream error"}

@@ -7,7 +7,9 @@
 # env:   BENCH=<harness dir>  RATES="200 500 1000 2000"  ENDPOINTS="chat stream embeddings"
 #        PORT=4000  plus any knob of run_gateway_bench.sh (DURATION, PROBE, MAX_DURATION…)
 #        RUNS="direct master governed"  which runs to make (direct is the baseline the
-#          others compare with: keep it unless a direct-latest result exists)
+#          others compare with: keep it unless a direct-latest result exists); add
+#          "anthropic" for the governed key through an Anthropic deployment (canned Messages
+#          answers from tools/bench/provider_mock), next to the OpenAI-compatible one
 #        SPEND=off  the spend ledger writes nothing (disable_spend_logs and
 #          disable_spend_updates); runs are labelled …-nospend
 #        REDIS=redis://127.0.0.1:6379  admission through the Redis backend (a fresh key
@@ -16,7 +18,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BENCH="${BENCH:-$ROOT/../shared/bench}"
-BIN="$ROOT/target/release/bursar"
+BIN="${BIN:-$ROOT/target/release/bursar}"
 PORT="${PORT:-4000}"
 export RATES="${RATES:-200 500 1000 2000}"
 RUNS="${RUNS:-direct master governed}"
@@ -46,6 +48,10 @@ general_settings:
   master_key: $MASTER
   database_url: sqlite://$WORK/bench.db
 EOF
+case " $RUNS " in *" anthropic "*)
+  # Inserted before general_settings: the model list is the file's first section.
+  sed -i 's|^general_settings:|  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      api_base: http://127.0.0.1:18190\n      api_key: sk-ant-mock\ngeneral_settings:|' "$WORK/config.yaml" ;;
+esac
 if [ "$SPEND" = off ]; then
   printf '  disable_spend_logs: true\n  disable_spend_updates: true\n' >>"$WORK/config.yaml"
 fi
@@ -59,10 +65,15 @@ if [ -n "$REDIS" ] && [[ "$REDIS" == *127.0.0.1* || "$REDIS" == *localhost* ]]; 
   for pid in $(pidof redis-server 2>/dev/null); do taskset -pc 0 "$pid" >/dev/null || true; done
 fi
 "$BENCH/start_upstream.sh" >/dev/null
+case " $RUNS " in *" anthropic "*) "$ROOT/tools/bench/provider_mock/start.sh" >/dev/null ;; esac
 taskset -c 1 "$BIN" serve --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" \
   --data-dir "$WORK" >"$WORK/bursar.log" 2>&1 &
 GW=$!
-cleanup() { kill "$GW" 2>/dev/null || true; "$BENCH/stop_upstream.sh" >/dev/null 2>&1 || true; }
+cleanup() {
+  kill "$GW" 2>/dev/null || true
+  "$BENCH/stop_upstream.sh" >/dev/null 2>&1 || true
+  "$ROOT/tools/bench/provider_mock/stop.sh" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$PORT/health/readiness" >/dev/null && break
@@ -102,6 +113,11 @@ for run in $RUNS; do
       BASELINE=$RESULTS/direct-latest NOTE="$NOTE_BASE, key+user+team+org budgets, rpm/tpm" \
         ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$KEY" "bursar-governed$SUFFIX"
       COMPARED+=("$RESULTS/bursar-governed$SUFFIX-latest") ;;
+    anthropic)
+      BASELINE=$RESULTS/direct-latest CHAT_MODEL=claude \
+        NOTE="$NOTE_BASE, governed key, Anthropic deployment (translated both ways)" \
+        ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$KEY" "bursar-anthropic$SUFFIX"
+      COMPARED+=("$RESULTS/bursar-anthropic$SUFFIX-latest") ;;
     *) echo "unknown run: $run" >&2; exit 2 ;;
   esac
 done

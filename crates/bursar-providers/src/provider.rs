@@ -10,6 +10,7 @@
 
 use crate::anthropic::Anthropic;
 use crate::azure::Azure;
+use crate::cohere::Cohere;
 use crate::endpoint::Endpoint;
 use crate::error::ProviderError;
 use crate::json::JsonObject;
@@ -78,6 +79,7 @@ pub enum Adapter {
     Azure(Azure),
     Anthropic(Anthropic),
     Ollama(Ollama),
+    Cohere(Cohere),
     /// The built-in demo model: answers locally, without HTTP.
     Demo,
 }
@@ -91,6 +93,7 @@ macro_rules! dispatch {
             Adapter::Azure($p) => $body,
             Adapter::Anthropic($p) => $body,
             Adapter::Ollama($p) => $body,
+            Adapter::Cohere($p) => $body,
             Adapter::Demo => $demo,
         }
     };
@@ -116,8 +119,6 @@ const NOT_YET_SUPPORTED: &[&str] = &[
     "bedrock",
     "vertex_ai",
     "gemini",
-    "cohere",
-    "cohere_chat",
     "huggingface",
     "sagemaker",
     "watsonx",
@@ -135,6 +136,7 @@ pub fn build(d: &Deployment, env: &Env<'_>) -> Result<Built<(Adapter, bool)>, Ve
         "azure" | "azure_ai" => Azure::configure(d, &mut params).map(Adapter::Azure),
         "anthropic" => Anthropic::configure(d, &mut params).map(Adapter::Anthropic),
         "ollama" | "ollama_chat" => Ollama::configure(d, &mut params).map(Adapter::Ollama),
+        "cohere" | "cohere_chat" => Cohere::configure(&mut params).map(Adapter::Cohere),
         name => match crate::openai::preset(name) {
             Some(preset) => OpenAiCompatible::configure(preset, &mut params).map(Adapter::OpenAi),
             None if NOT_YET_SUPPORTED.contains(&name) => {

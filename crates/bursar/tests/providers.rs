@@ -15,6 +15,7 @@ both_backends!(
     unsupported_params_are_refused_unless_dropped,
     azure_calls_reach_the_deployment_path_with_its_key,
     ollama_calls_reach_the_native_api_in_both_flavours,
+    cohere_chat_and_embed_use_v2_at_the_list_price,
 );
 
 /// claude-haiku-4-5 in the shipped price list: input 1e-6, output 5e-6, cache read 1e-7,
@@ -70,6 +71,18 @@ model_list:
     litellm_params:
       model: ollama/nomic-embed-text
       api_base: {root}
+    model_info:
+      mode: embedding
+  - model_name: command
+    litellm_params:
+      model: cohere/command-a-03-2025
+      api_base: {root}
+      api_key: co-test-key
+  - model_name: cohere-embed
+    litellm_params:
+      model: cohere/embed-v4.0
+      api_base: {root}
+      api_key: co-test-key
     model_info:
       mode: embedding
 general_settings:
@@ -582,5 +595,72 @@ async fn ollama_calls_reach_the_native_api_in_both_flavours(backend: Backend) {
         ),
         "{answer}"
     );
+    gw.stop().await;
+}
+
+async fn cohere_chat_and_embed_use_v2_at_the_list_price(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "command", "messages": [{"role": "system", "content": "Brief."}, {"role": "user", "content": "Hi"}], "top_p": 0.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "part0 part1 part2 "
+    );
+    assert_eq!(mock.last_uri().as_deref(), Some("/v2/chat"));
+    assert_eq!(
+        mock.last_header("authorization").as_deref(),
+        Some("Bearer co-test-key")
+    );
+    let sent = mock.last_body().unwrap();
+    assert_eq!(
+        (sent["p"].clone(), sent["model"].clone()),
+        (json!(0.5), json!("command-a-03-2025"))
+    );
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Brief."})
+    );
+    // command-a-03-2025: 2.5e-6 per input token, 1e-5 per output token.
+    let log = log_of(&gw, &call_id, 1).await;
+    assert!(
+        close(log["spend"].as_f64().unwrap(), 11.0 * 2.5e-6 + 7.0 * 1e-5),
+        "{log}"
+    );
+    assert_eq!(log["custom_llm_provider"], "cohere");
+    assert_eq!(log["request_id"], "c14c80c3-18eb-4519-9460-6c92edd8cfb4");
+
+    let (status, embedded) = gw
+        .send(
+            Method::POST,
+            "/v1/embeddings",
+            Some(&json!({"model": "cohere-embed", "input": ["a", "b"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{embedded}");
+    assert_eq!(mock.last_uri().as_deref(), Some("/v2/embed"));
+    assert_eq!(mock.last_body().unwrap()["input_type"], "search_document");
+    assert_eq!(embedded["data"][1]["embedding"], json!([0.1, 0.2, 0.3]));
+
+    // Legacy completions are not Cohere's.
+    let (status, body) = gw
+        .send(
+            Method::POST,
+            "/v1/completions",
+            Some(&json!({"model": "command", "prompt": "x"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
     gw.stop().await;
 }

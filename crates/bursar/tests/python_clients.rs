@@ -53,6 +53,18 @@ model_list:
       api_base: {root}
     model_info:
       mode: embedding
+  - model_name: command
+    litellm_params:
+      model: cohere/command-a-03-2025
+      api_base: {root}
+      api_key: co-python
+  - model_name: cohere-embed
+    litellm_params:
+      model: cohere/embed-v4.0
+      api_base: {root}
+      api_key: co-python
+    model_info:
+      mode: embedding
 "#,
         base = mock.base_url(),
         root = mock.root_url(),

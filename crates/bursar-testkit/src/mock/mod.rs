@@ -1,12 +1,14 @@
 //! A mock upstream on a real loopback port that speaks the providers' wire formats: OpenAI's
 //! chat (JSON or SSE), completions, embeddings and models under `/v1`; the same under Azure
 //! OpenAI's `/openai/deployments/{deployment}/…`; Anthropic's Messages at `/v1/messages`
-//! (`anthropic` module); Ollama's `/api/chat`, `/api/generate`, `/api/embed` (`ollama`).
+//! (`anthropic` module); Cohere's `/v2/chat` and `/v2/embed` (`cohere`); Ollama's
+//! `/api/chat`, `/api/generate`, `/api/embed` (`ollama`).
 //! Its behaviour (latency, error status, usage, model name, delay between stream chunks) can
 //! be changed while it runs, and it counts calls and keeps the last request so tests can
 //! check what Bursar forwarded.
 
 mod anthropic;
+mod cohere;
 mod ollama;
 
 use axum::Router;
@@ -119,6 +121,8 @@ impl MockUpstream {
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .route("/v1/messages", post(anthropic::messages))
+            .route("/v2/chat", post(cohere::chat))
+            .route("/v2/embed", post(cohere::embed))
             .route("/api/chat", post(ollama::chat))
             .route("/api/generate", post(ollama::generate))
             .route("/api/embed", post(ollama::embed))
