@@ -124,3 +124,19 @@ def test_cohere_deployment_answers_and_streams_tool_calls(base_url, master_key):
     assert json.loads(args) == {"city": "Paris"} and finish == "tool_calls"
     embedded = client.embeddings.create(model="cohere-embed", input=["a"])
     assert embedded.data[0].embedding == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_gemini_deployment_answers_and_streams(base_url, master_key):
+    client = sdk(base_url, master_key)
+    raw = client.chat.completions.with_raw_response.create(model="gemini", messages=[{"role": "user", "content": "Hi"}])
+    reply = raw.parse()
+    assert reply.model == "gemini" and reply.choices[0].message.content == "part0 part1 part2 "
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 7)
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="gemini", messages=[{"role": "user", "content": "Hi"}], stream=True)
+        if c.choices
+    )
+    assert text == "part0 part1 part2 "
+    reply = client.chat.completions.create(model="gemini", messages=[{"role": "user", "content": "Weather?"}], tools=TOOLS)
+    assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"

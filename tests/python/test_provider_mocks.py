@@ -221,3 +221,45 @@ def test_cohere_errors_parse(co):
             request_options={"additional_headers": {"x-mock-error": "429"}},
         )
     assert caught.value.status_code == 429 and caught.value.body == {"message": "mock upstream error"}
+
+
+@pytest.fixture(scope="module")
+def genai_client(mock_url):
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(api_key="g-mock", http_options=types.HttpOptions(base_url=mock_url))
+
+
+def test_gemini_generate_stream_and_embed_parse(genai_client):
+    reply = genai_client.models.generate_content(model="gemini-2.5-flash", contents="Hi")
+    assert reply.text == "part0 part1 part2 "
+    assert reply.candidates[0].finish_reason.name == "STOP"
+    assert reply.usage_metadata.prompt_token_count == 11 and reply.usage_metadata.candidates_token_count == 7
+    chunks = list(genai_client.models.generate_content_stream(model="gemini-2.5-flash", contents="Hi"))
+    assert "".join(c.text for c in chunks) == "part0 part1 part2 "
+    assert chunks[-1].candidates[0].finish_reason.name == "STOP"
+    embedded = genai_client.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])
+    assert [e.values for e in embedded.embeddings] == [[0.1, 0.2, 0.3]] * 2
+
+
+def test_gemini_function_calls_parse(genai_client):
+    from google.genai import types
+
+    tool = types.Tool(function_declarations=[types.FunctionDeclaration(name="get_weather", parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}})])
+    reply = genai_client.models.generate_content(
+        model="gemini-2.5-flash", contents="Weather?", config=types.GenerateContentConfig(tools=[tool], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    )
+    call = reply.function_calls[0]
+    assert call.name == "get_weather" and call.args == {"city": "Paris"}
+
+
+def test_gemini_errors_parse(genai_client):
+    from google.genai import errors, types
+
+    with pytest.raises(errors.ClientError) as caught:
+        genai_client.models.generate_content(
+            model="gemini-2.5-flash", contents="Hi", config=types.GenerateContentConfig(http_options=types.HttpOptions(headers={"x-mock-error": "429"}))
+        )
+    assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
+    assert caught.value.message == "mock upstream error"

@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 pub mod formats;
 pub mod framing;
+pub mod gemini;
 #[cfg(test)]
 mod golden;
 pub mod json;

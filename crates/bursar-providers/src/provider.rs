@@ -13,6 +13,7 @@ use crate::azure::Azure;
 use crate::cohere::Cohere;
 use crate::endpoint::Endpoint;
 use crate::error::ProviderError;
+use crate::gemini::Gemini;
 use crate::json::JsonObject;
 use crate::ollama::Ollama;
 use crate::openai::OpenAiCompatible;
@@ -80,6 +81,7 @@ pub enum Adapter {
     Anthropic(Anthropic),
     Ollama(Ollama),
     Cohere(Cohere),
+    Gemini(Gemini),
     /// The built-in demo model: answers locally, without HTTP.
     Demo,
 }
@@ -94,6 +96,7 @@ macro_rules! dispatch {
             Adapter::Anthropic($p) => $body,
             Adapter::Ollama($p) => $body,
             Adapter::Cohere($p) => $body,
+            Adapter::Gemini($p) => $body,
             Adapter::Demo => $demo,
         }
     };
@@ -118,7 +121,6 @@ impl Adapter {
 const NOT_YET_SUPPORTED: &[&str] = &[
     "bedrock",
     "vertex_ai",
-    "gemini",
     "huggingface",
     "sagemaker",
     "watsonx",
@@ -137,6 +139,7 @@ pub fn build(d: &Deployment, env: &Env<'_>) -> Result<Built<(Adapter, bool)>, Ve
         "anthropic" => Anthropic::configure(d, &mut params).map(Adapter::Anthropic),
         "ollama" | "ollama_chat" => Ollama::configure(d, &mut params).map(Adapter::Ollama),
         "cohere" | "cohere_chat" => Cohere::configure(&mut params).map(Adapter::Cohere),
+        "gemini" => Gemini::configure(d, &mut params).map(Adapter::Gemini),
         name => match crate::openai::preset(name) {
             Some(preset) => OpenAiCompatible::configure(preset, &mut params).map(Adapter::OpenAi),
             None if NOT_YET_SUPPORTED.contains(&name) => {

@@ -16,6 +16,7 @@ both_backends!(
     azure_calls_reach_the_deployment_path_with_its_key,
     ollama_calls_reach_the_native_api_in_both_flavours,
     cohere_chat_and_embed_use_v2_at_the_list_price,
+    gemini_calls_generate_content_with_the_key_in_a_header,
 );
 
 /// claude-haiku-4-5 in the shipped price list: input 1e-6, output 5e-6, cache read 1e-7,
@@ -73,6 +74,11 @@ model_list:
       api_base: {root}
     model_info:
       mode: embedding
+  - model_name: gemini
+    litellm_params:
+      model: gemini/gemini-2.5-flash
+      api_base: {root}
+      api_key: g-test-key
   - model_name: command
     litellm_params:
       model: cohere/command-a-03-2025
@@ -662,5 +668,73 @@ async fn cohere_chat_and_embed_use_v2_at_the_list_price(backend: Backend) {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+    gw.stop().await;
+}
+
+async fn gemini_calls_generate_content_with_the_key_in_a_header(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "gemini", "messages": [{"role": "system", "content": "Brief."}, {"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "part0 part1 part2 "
+    );
+    assert_eq!(
+        mock.last_uri().as_deref(),
+        Some("/v1beta/models/gemini-2.5-flash:generateContent")
+    );
+    assert_eq!(
+        mock.last_header("x-goog-api-key").as_deref(),
+        Some("g-test-key")
+    );
+    assert_eq!(
+        mock.last_body().unwrap()["systemInstruction"],
+        json!({"parts": [{"text": "Brief."}]})
+    );
+    // gemini/gemini-2.5-flash: 3e-7 input, 2.5e-6 output, 3e-8 cached input. The mock
+    // reports all 11 prompt tokens as cached (its cache count is capped by the prompt).
+    let log = log_of(&gw, &call_id, 1).await;
+    assert!(
+        close(log["spend"].as_f64().unwrap(), 11.0 * 3e-8 + 7.0 * 2.5e-6),
+        "{log}"
+    );
+    assert_eq!(log["custom_llm_provider"], "gemini");
+    assert_eq!(log["request_id"], "8Tk8aKqcLsSeqtsPpMTK4QQ");
+    assert_eq!(log["prompt_tokens"], 11);
+
+    let body = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "gemini", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        mock.last_uri().as_deref(),
+        Some("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+    );
+    let text: String = payloads(&body)
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, "part0 part1 part2 ");
     gw.stop().await;
 }

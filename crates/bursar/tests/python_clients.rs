@@ -53,6 +53,11 @@ model_list:
       api_base: {root}
     model_info:
       mode: embedding
+  - model_name: gemini
+    litellm_params:
+      model: gemini/gemini-2.5-flash
+      api_base: {root}
+      api_key: g-python
   - model_name: command
     litellm_params:
       model: cohere/command-a-03-2025

@@ -1,7 +1,8 @@
 //! A mock upstream on a real loopback port that speaks the providers' wire formats: OpenAI's
 //! chat (JSON or SSE), completions, embeddings and models under `/v1`; the same under Azure
 //! OpenAI's `/openai/deployments/{deployment}/…`; Anthropic's Messages at `/v1/messages`
-//! (`anthropic` module); Cohere's `/v2/chat` and `/v2/embed` (`cohere`); Ollama's
+//! (`anthropic` module); Gemini's `/v1beta/models/…` and Vertex AI's publisher paths
+//! (`gemini`); Cohere's `/v2/chat` and `/v2/embed` (`cohere`); Ollama's
 //! `/api/chat`, `/api/generate`, `/api/embed` (`ollama`).
 //! Its behaviour (latency, error status, usage, model name, delay between stream chunks) can
 //! be changed while it runs, and it counts calls and keeps the last request so tests can
@@ -9,6 +10,7 @@
 
 mod anthropic;
 mod cohere;
+mod gemini;
 mod ollama;
 
 use axum::Router;
@@ -121,6 +123,12 @@ impl MockUpstream {
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .route("/v1/messages", post(anthropic::messages))
+            .route("/v1beta/models/{*rest}", post(gemini::models))
+            .route("/v1/models/{*rest}", post(gemini::models))
+            .route(
+                "/v1/projects/{project}/locations/{location}/publishers/google/models/{*rest}",
+                post(gemini::vertex),
+            )
             .route("/v2/chat", post(cohere::chat))
             .route("/v2/embed", post(cohere::embed))
             .route("/api/chat", post(ollama::chat))
