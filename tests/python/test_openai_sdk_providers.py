@@ -140,3 +140,21 @@ def test_gemini_deployment_answers_and_streams(base_url, master_key):
     assert text == "part0 part1 part2 "
     reply = client.chat.completions.create(model="gemini", messages=[{"role": "user", "content": "Weather?"}], tools=TOOLS)
     assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"
+
+
+def test_bedrock_deployment_answers_and_streams_tool_calls(base_url, master_key):
+    client = sdk(base_url, master_key)
+    reply = client.chat.completions.create(model="bedrock-claude", messages=[{"role": "user", "content": "Hi"}])
+    assert reply.model == "bedrock-claude" and reply.choices[0].message.content == "part0 part1 part2 "
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 7)
+    args, finish = "", None
+    for chunk in client.chat.completions.create(
+        model="bedrock-claude", messages=[{"role": "user", "content": "Weather?"}], tools=TOOLS, stream=True
+    ):
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for call in choice.delta.tool_calls or []:
+                args += call.function.arguments or ""
+    assert json.loads(args) == {"city": "Paris"} and finish == "tool_calls"
+    embedded = client.embeddings.create(model="titan-embed", input="a")
+    assert embedded.data[0].embedding == pytest.approx([0.1, 0.2, 0.3])

@@ -189,12 +189,28 @@ pub fn run(provider: &str, subject: &dyn Subject) {
                 Err(e) => case.expect("answer_error", error_json(&e), &mut failures),
             }
         }
-        if let Some(events) = case.get("upstream_stream").as_str().map(str::to_string) {
+        // Text streams as they are; binary ones (AWS event streams) as base64.
+        let stream = match (
+            case.get("upstream_stream").as_str(),
+            case.get("upstream_stream_base64").as_str(),
+        ) {
+            (Some(text), _) => Some(text.as_bytes().to_vec()),
+            (None, Some(b64)) => {
+                use base64::Engine;
+                Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap(),
+                )
+            }
+            _ => None,
+        };
+        if let Some(events) = stream {
             let mut t = subject.translator(&case, &call);
             let mut out = Vec::new();
             // Network chunks split events anywhere.
             let mut failed = None;
-            for piece in events.as_bytes().chunks(7) {
+            for piece in events.chunks(7) {
                 if let Err(e) = t.feed(piece, &mut out) {
                     failed = Some(e);
                     break;

@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod cohere;
 pub mod demo;
 mod endpoint;

@@ -10,6 +10,7 @@
 
 use crate::anthropic::Anthropic;
 use crate::azure::Azure;
+use crate::bedrock::Bedrock;
 use crate::cohere::Cohere;
 use crate::endpoint::Endpoint;
 use crate::error::ProviderError;
@@ -72,6 +73,12 @@ pub trait Provider {
 
     /// A non-success answer as a classified error carrying the provider's message.
     fn error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError;
+
+    /// The model name prices are listed under, when it differs from what follows the
+    /// provider prefix (Bedrock's `converse/` route prefix).
+    fn upstream_model(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Every adapter Bursar has.
@@ -82,6 +89,7 @@ pub enum Adapter {
     Ollama(Ollama),
     Cohere(Cohere),
     Gemini(Gemini),
+    Bedrock(Bedrock),
     /// The built-in demo model: answers locally, without HTTP.
     Demo,
 }
@@ -97,6 +105,7 @@ macro_rules! dispatch {
             Adapter::Ollama($p) => $body,
             Adapter::Cohere($p) => $body,
             Adapter::Gemini($p) => $body,
+            Adapter::Bedrock($p) => $body,
             Adapter::Demo => $demo,
         }
     };
@@ -115,11 +124,14 @@ impl Adapter {
     pub fn supports(&self, endpoint: Endpoint) -> bool {
         dispatch!(self, p => p.supports(endpoint), demo => true)
     }
+
+    pub fn upstream_model(&self) -> Option<&str> {
+        dispatch!(self, p => p.upstream_model(), demo => None)
+    }
 }
 
 /// LiteLLM providers Bursar recognises but does not speak yet.
 const NOT_YET_SUPPORTED: &[&str] = &[
-    "bedrock",
     "vertex_ai",
     "huggingface",
     "sagemaker",
@@ -140,6 +152,7 @@ pub fn build(d: &Deployment, env: &Env<'_>) -> Result<Built<(Adapter, bool)>, Ve
         "ollama" | "ollama_chat" => Ollama::configure(d, &mut params).map(Adapter::Ollama),
         "cohere" | "cohere_chat" => Cohere::configure(&mut params).map(Adapter::Cohere),
         "gemini" => Gemini::configure(d, &mut params).map(Adapter::Gemini),
+        "bedrock" => Bedrock::configure(d, &mut params).map(Adapter::Bedrock),
         name => match crate::openai::preset(name) {
             Some(preset) => OpenAiCompatible::configure(preset, &mut params).map(Adapter::OpenAi),
             None if NOT_YET_SUPPORTED.contains(&name) => {

@@ -54,8 +54,12 @@ pub struct Target {
 
 impl Target {
     /// Builds the deployment's adapter; every problem with its settings otherwise.
-    pub fn new(deployment: Deployment, env: &Env<'_>) -> Result<Target, Vec<ConfigProblem>> {
+    pub fn new(mut deployment: Deployment, env: &Env<'_>) -> Result<Target, Vec<ConfigProblem>> {
         let (adapter, drop_params) = provider::build(&deployment, env)?.value;
+        // Prices are looked up (lazily) by the name the provider really serves.
+        if let Some(model) = adapter.upstream_model() {
+            deployment.set_upstream_model(model);
+        }
         Ok(Target {
             deployment,
             adapter,

@@ -17,6 +17,7 @@ both_backends!(
     ollama_calls_reach_the_native_api_in_both_flavours,
     cohere_chat_and_embed_use_v2_at_the_list_price,
     gemini_calls_generate_content_with_the_key_in_a_header,
+    bedrock_converse_is_signed_translated_and_priced_by_its_model_id,
 );
 
 /// claude-haiku-4-5 in the shipped price list: input 1e-6, output 5e-6, cache read 1e-7,
@@ -74,6 +75,14 @@ model_list:
       api_base: {root}
     model_info:
       mode: embedding
+  - model_name: bedrock-claude
+    litellm_params:
+      model: bedrock/converse/us.anthropic.claude-sonnet-4-5-20250929-v1:0
+      aws_bedrock_runtime_endpoint: {root}
+      aws_region_name: us-east-1
+      aws_access_key_id: AKIDTEST
+      aws_secret_access_key: test-secret
+      aws_session_token: test-token
   - model_name: gemini
     litellm_params:
       model: gemini/gemini-2.5-flash
@@ -736,5 +745,96 @@ async fn gemini_calls_generate_content_with_the_key_in_a_header(backend: Backend
         })
         .collect();
     assert_eq!(text, "part0 part1 part2 ");
+    gw.stop().await;
+}
+
+async fn bedrock_converse_is_signed_translated_and_priced_by_its_model_id(backend: Backend) {
+    let Some((gw, mock)) = start(backend).await else {
+        return;
+    };
+    let response = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "bedrock-claude", "messages": [{"role": "system", "content": "Brief."}, {"role": "user", "content": "Hi"}], "max_tokens": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let call_id = response.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "part0 part1 part2 "
+    );
+    assert_eq!(
+        mock.last_uri().as_deref(),
+        Some("/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse")
+    );
+    let auth = mock.last_header("authorization").unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+            && auth.contains("/us-east-1/bedrock/aws4_request"),
+        "{auth}"
+    );
+    assert_eq!(
+        mock.last_header("x-amz-security-token").as_deref(),
+        Some("test-token")
+    );
+    let sent = mock.last_body().unwrap();
+    assert_eq!(sent["system"], json!([{"text": "Brief."}]));
+    assert_eq!(sent["inferenceConfig"]["maxTokens"], 50);
+    // Priced under the model id without `converse/`: 3.3e-6 input, 1.65e-5 output,
+    // 3.3e-7 cache read, 4.125e-6 cache write; the mock reports 11 input + 100 read +
+    // 20 written, 7 output.
+    let log = log_of(&gw, &call_id, 1).await;
+    let want = 11.0 * 3.3e-6 + 100.0 * 3.3e-7 + 20.0 * 4.125e-6 + 7.0 * 1.65e-5;
+    assert!(
+        close(log["spend"].as_f64().unwrap(), want),
+        "{log} vs {want}"
+    );
+    assert_eq!(log["custom_llm_provider"], "bedrock");
+    assert_eq!(log["prompt_tokens"], 131);
+
+    // ConverseStream's event-stream frames become SSE chunks, usage included.
+    let body = gw
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "bedrock-claude", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(mock.last_uri().unwrap().ends_with("/converse-stream"));
+    let chunks = payloads(&body);
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, "part0 part1 part2 ");
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 7);
+
+    // Its exceptions keep their category.
+    mock.update(|b| {
+        b.error_status = Some(429);
+        b.error_message = "Too many requests, please wait before trying again.".into();
+    });
+    let (status, answer) = gw
+        .send(Method::POST, "/v1/chat/completions", Some(&json!({"model": "bedrock-claude", "messages": [{"role": "user", "content": "Hi"}]})))
+        .await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("litellm.RateLimitError: BedrockException - Too many requests"),
+        "{answer}"
+    );
     gw.stop().await;
 }

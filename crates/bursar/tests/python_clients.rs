@@ -53,6 +53,21 @@ model_list:
       api_base: {root}
     model_info:
       mode: embedding
+  - model_name: bedrock-claude
+    litellm_params:
+      model: bedrock/converse/anthropic.claude-3-5-sonnet-20240620-v1:0
+      aws_bedrock_runtime_endpoint: {root}
+      aws_region_name: us-east-1
+      aws_access_key_id: AKIDPYTHON
+      aws_secret_access_key: python-secret
+  - model_name: titan-embed
+    litellm_params:
+      model: bedrock/amazon.titan-embed-text-v2:0
+      aws_bedrock_runtime_endpoint: {root}
+      aws_region_name: us-east-1
+      api_key: bedrock-api-key
+    model_info:
+      mode: embedding
   - model_name: gemini
     litellm_params:
       model: gemini/gemini-2.5-flash

@@ -125,6 +125,13 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// Names the model the provider really serves (an adapter's normalised id): prices are
+    /// looked up by it from now on.
+    pub fn set_upstream_model(&mut self, model: &str) {
+        self.upstream_model = model.to_string();
+        self.price = OnceLock::new();
+    }
+
     /// What this deployment charges: its own `input_cost_per_token` / `output_cost_per_token`
     /// (and cache prices) where set, else the user's price file, else the shipped price list
     /// (each by `base_model`, the LiteLLM model name, then the upstream name), else free —

@@ -1,6 +1,7 @@
 //! Stream framings upstreams use (server-sent events, AWS event streams, NDJSON), and the
 //! driver that turns an upstream byte stream into OpenAI chunks through a [`Translator`].
 
+pub mod aws;
 pub mod ndjson;
 pub mod sse;
 

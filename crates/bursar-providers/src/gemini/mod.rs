@@ -71,7 +71,7 @@ pub(crate) fn wants_base64(call: &Outbound<'_>) -> bool {
     )
 }
 
-/// Bursar's count of an embedding request's input (Google reports none).
+/// Bursar's count of an embedding request's input (for providers that report none).
 pub(crate) fn input_tokens(call: &Outbound<'_>) -> u64 {
     call.body
         .get("input")

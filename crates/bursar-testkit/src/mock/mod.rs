@@ -1,7 +1,8 @@
 //! A mock upstream on a real loopback port that speaks the providers' wire formats: OpenAI's
 //! chat (JSON or SSE), completions, embeddings and models under `/v1`; the same under Azure
 //! OpenAI's `/openai/deployments/{deployment}/…`; Anthropic's Messages at `/v1/messages`
-//! (`anthropic` module); Gemini's `/v1beta/models/…` and Vertex AI's publisher paths
+//! (`anthropic` module); Bedrock's `/model/{id}/converse`, `/converse-stream`, `/invoke`
+//! (`bedrock`); Gemini's `/v1beta/models/…` and Vertex AI's publisher paths
 //! (`gemini`); Cohere's `/v2/chat` and `/v2/embed` (`cohere`); Ollama's
 //! `/api/chat`, `/api/generate`, `/api/embed` (`ollama`).
 //! Its behaviour (latency, error status, usage, model name, delay between stream chunks) can
@@ -9,6 +10,7 @@
 //! check what Bursar forwarded.
 
 mod anthropic;
+mod bedrock;
 mod cohere;
 mod gemini;
 mod ollama;
@@ -129,6 +131,7 @@ impl MockUpstream {
                 "/v1/projects/{project}/locations/{location}/publishers/google/models/{*rest}",
                 post(gemini::vertex),
             )
+            .route("/model/{model_id}/{operation}", post(bedrock::model))
             .route("/v2/chat", post(cohere::chat))
             .route("/v2/embed", post(cohere::embed))
             .route("/api/chat", post(ollama::chat))
