@@ -337,3 +337,38 @@ def test_sigv4_cases_are_botocores_signatures():
     for case in json.loads(sigv4_botocore.CASES.read_text()):
         got = {k.lower(): v for k, v in sigv4_botocore.sign(case).items()}
         assert got == case["expected"], case["description"]
+
+
+def test_vertex_gemini_and_claude_parse(mock_url):
+    import google.oauth2.credentials
+    from google import genai
+    from google.genai import types
+
+    creds = google.oauth2.credentials.Credentials(token="ya29.python")
+    client = genai.Client(
+        vertexai=True, project="p", location="us-central1", credentials=creds,
+        http_options=types.HttpOptions(base_url=mock_url, api_version="v1"),
+    )
+    reply = client.models.generate_content(model="gemini-2.5-flash", contents="Hi")
+    assert reply.text == "part0 part1 part2 "
+    claude = anthropic.AnthropicVertex(
+        region="us-central1", project_id="p", access_token="ya29.python", base_url=f"{mock_url}/v1"
+    )
+    message = claude.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
+    assert message.content[0].text == "part0 part1 part2 "
+    with claude.messages.stream(model="claude-sonnet-4-5@20250929", max_tokens=16, messages=[{"role": "user", "content": "Hi"}]) as stream:
+        assert "".join(stream.text_stream) == "part0 part1 part2 "
+
+
+def test_google_auth_trades_a_service_account_jwt_at_the_mock(mock_url):
+    import pathlib
+
+    import google.auth.transport.requests
+    from google.oauth2 import service_account
+
+    fixture = pathlib.Path(__file__).resolve().parents[2] / "crates/bursar-providers/tests/fixtures/vertex-service-account.json"
+    info = json.loads(fixture.read_text())
+    info["token_uri"] = f"{mock_url}/token"
+    creds = service_account.Credentials.from_service_account_info(info, scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds.refresh(google.auth.transport.requests.Request())
+    assert creds.token.startswith("ya29.mock-") and creds.expiry is not None

@@ -25,6 +25,7 @@ pub mod sse;
 pub mod tokens;
 mod transport;
 mod usage;
+pub mod vertex;
 
 pub use endpoint::Endpoint;
 pub use error::{ErrorClass, ProviderError};

@@ -21,6 +21,7 @@ use crate::openai::OpenAiCompatible;
 use crate::params::{Built, Env, Params};
 use crate::router::Answer;
 use crate::sse::ByteStream;
+use crate::vertex::Vertex;
 use bursar_core::config::{ConfigProblem, Deployment};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -60,9 +61,12 @@ pub trait Provider {
     fn supports(&self, endpoint: Endpoint) -> bool;
 
     /// The upstream request for a call: URL, headers with credentials, translated body.
+    /// `http` is the gateway's client, for adapters whose credentials need a call of their
+    /// own (Vertex AI's OAuth tokens).
     fn request(
         &self,
         call: &Outbound<'_>,
+        http: &reqwest::Client,
     ) -> impl Future<Output = Result<UpstreamRequest, ProviderError>> + Send;
 
     /// A complete success body, in the OpenAI shape, with its usage.
@@ -90,6 +94,7 @@ pub enum Adapter {
     Cohere(Cohere),
     Gemini(Gemini),
     Bedrock(Bedrock),
+    Vertex(Vertex),
     /// The built-in demo model: answers locally, without HTTP.
     Demo,
 }
@@ -106,6 +111,7 @@ macro_rules! dispatch {
             Adapter::Cohere($p) => $body,
             Adapter::Gemini($p) => $body,
             Adapter::Bedrock($p) => $body,
+            Adapter::Vertex($p) => $body,
             Adapter::Demo => $demo,
         }
     };
@@ -131,13 +137,7 @@ impl Adapter {
 }
 
 /// LiteLLM providers Bursar recognises but does not speak yet.
-const NOT_YET_SUPPORTED: &[&str] = &[
-    "vertex_ai",
-    "huggingface",
-    "sagemaker",
-    "watsonx",
-    "replicate",
-];
+const NOT_YET_SUPPORTED: &[&str] = &["huggingface", "sagemaker", "watsonx", "replicate"];
 
 /// Builds a deployment's adapter from its `litellm_params`, or every problem with them
 /// (a missing credential, a bad URL, an unknown provider), each named by its config path.
@@ -153,6 +153,7 @@ pub fn build(d: &Deployment, env: &Env<'_>) -> Result<Built<(Adapter, bool)>, Ve
         "cohere" | "cohere_chat" => Cohere::configure(&mut params).map(Adapter::Cohere),
         "gemini" => Gemini::configure(d, &mut params).map(Adapter::Gemini),
         "bedrock" => Bedrock::configure(d, &mut params).map(Adapter::Bedrock),
+        "vertex_ai" => Vertex::configure(d, &mut params).map(Adapter::Vertex),
         name => match crate::openai::preset(name) {
             Some(preset) => OpenAiCompatible::configure(preset, &mut params).map(Adapter::OpenAi),
             None if NOT_YET_SUPPORTED.contains(&name) => {

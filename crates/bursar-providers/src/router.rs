@@ -272,7 +272,7 @@ impl Router {
                 || matches!(call.body.get_as::<bool>("drop_params"), Some(Ok(true))),
         };
         let answer = dispatch!(adapter, p => {
-            let request = p.request(&outbound).await?;
+            let request = p.request(&outbound, &self.http).await?;
             match transport::send(&self.http, p, request, call.stream, timeout).await? {
                 UpstreamBody::Complete(bytes) => p.complete(&outbound, bytes)?,
                 UpstreamBody::Stream(source) => Answer::Stream(p.stream(&outbound, source)),

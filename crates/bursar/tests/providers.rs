@@ -18,6 +18,7 @@ both_backends!(
     cohere_chat_and_embed_use_v2_at_the_list_price,
     gemini_calls_generate_content_with_the_key_in_a_header,
     bedrock_converse_is_signed_translated_and_priced_by_its_model_id,
+    vertex_serves_gemini_and_claude_with_one_cached_oauth_token,
 );
 
 /// claude-haiku-4-5 in the shipped price list: input 1e-6, output 5e-6, cache read 1e-7,
@@ -835,6 +836,137 @@ async fn bedrock_converse_is_signed_translated_and_priced_by_its_model_id(backen
             .unwrap()
             .starts_with("litellm.RateLimitError: BedrockException - Too many requests"),
         "{answer}"
+    );
+    gw.stop().await;
+}
+
+/// The test service account, its token endpoint pointed at the mock (`query` sets the
+/// tokens' lifetime there).
+fn vertex_credentials(mock: &MockUpstream, query: &str) -> tempfile::NamedTempFile {
+    let fixture = include_str!("../../bursar-providers/tests/fixtures/vertex-service-account.json");
+    let mut creds: Value = serde_json::from_str(fixture).unwrap();
+    creds["token_uri"] = json!(format!("{}/token{query}", mock.root_url()));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), creds.to_string()).unwrap();
+    file
+}
+
+async fn vertex_serves_gemini_and_claude_with_one_cached_oauth_token(backend: Backend) {
+    let mock = MockUpstream::start().await;
+    let creds = vertex_credentials(&mock, "");
+    let short = vertex_credentials(&mock, "?lifetime=30");
+    let root = mock.root_url();
+    let path = creds.path().display();
+    let short_path = short.path().display();
+    let config = format!(
+        r#"
+model_list:
+  - model_name: vertex-gemini
+    litellm_params:
+      model: vertex_ai/gemini-2.5-flash
+      vertex_credentials: {path}
+      vertex_location: europe-west4
+      api_base: {root}
+  - model_name: vertex-claude
+    litellm_params:
+      model: vertex_ai/claude-sonnet-4-5@20250929
+      vertex_credentials: {path}
+      vertex_project: claude-project
+      api_base: {root}
+  - model_name: vertex-short-token
+    litellm_params:
+      model: vertex_ai/gemini-2.5-flash
+      vertex_credentials: {short_path}
+      api_base: {root}
+general_settings:
+  spend_flush_interval_ms: 50
+"#
+    );
+    let Some(gw) = TestGateway::start(backend, &config).await else {
+        return;
+    };
+    let (status, answer) = gw
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(
+                &json!({"model": "vertex-gemini", "messages": [{"role": "user", "content": "Hi"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "part0 part1 part2 "
+    );
+    assert_eq!(
+        mock.last_uri().as_deref(),
+        Some(
+            "/v1/projects/bursar-test-project/locations/europe-west4/publishers/google/models/gemini-2.5-flash:generateContent"
+        )
+    );
+    assert_eq!(
+        mock.last_header("authorization").as_deref(),
+        Some("Bearer ya29.mock-1")
+    );
+
+    let (status, answer) = gw
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(
+                &json!({"model": "vertex-claude", "messages": [{"role": "user", "content": "Hi"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "part0 part1 part2 "
+    );
+    assert_eq!(
+        mock.last_uri().as_deref(),
+        Some(
+            "/v1/projects/claude-project/locations/us-central1/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict"
+        )
+    );
+    let sent = mock.last_body().unwrap();
+    assert_eq!(sent["anthropic_version"], "vertex-2023-10-16");
+
+    // Streams through both publishers, on the same deployments' cached tokens.
+    for model in ["vertex-gemini", "vertex-claude"] {
+        let body = gw
+            .post("/v1/chat/completions")
+            .json(&json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let text: String = payloads(&body)
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        assert_eq!(text, "part0 part1 part2 ", "{model}: {body}");
+    }
+    // One token per deployment (each has its own token source), reused by later calls.
+    assert_eq!(mock.tokens_issued(), 2);
+    // A token within a minute of expiring is replaced before it is used.
+    for _ in 0..2 {
+        let (status, answer) = gw
+            .send(Method::POST, "/v1/chat/completions", Some(&json!({"model": "vertex-short-token", "messages": [{"role": "user", "content": "Hi"}]})))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(mock.tokens_issued(), 4);
+    assert_eq!(
+        mock.last_header("authorization").as_deref(),
+        Some("Bearer ya29.mock-4")
     );
     gw.stop().await;
 }

@@ -3,9 +3,9 @@
 //! `anthropic-version`. `anthropic-beta` comes from the deployment's `extra_headers` or the
 //! request's `extra_headers`.
 
-mod request;
-mod response;
-mod stream;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 use crate::endpoint::Endpoint;
 use crate::error::{ErrorClass, ProviderError};
@@ -138,7 +138,11 @@ impl Provider for Anthropic {
         endpoint == Endpoint::ChatCompletions
     }
 
-    async fn request(&self, call: &Outbound<'_>) -> Result<UpstreamRequest, ProviderError> {
+    async fn request(
+        &self,
+        call: &Outbound<'_>,
+        _: &reqwest::Client,
+    ) -> Result<UpstreamRequest, ProviderError> {
         let translated = request::translate(call, self.default_max_tokens)?;
         let mut headers = self.headers.clone();
         client_headers(call.body, &mut headers);
@@ -196,7 +200,7 @@ impl Provider for Anthropic {
 }
 
 /// Whether the call asked for a JSON schema (answered through [`JSON_TOOL`]).
-fn json_mode(call: &Outbound<'_>) -> bool {
+pub(crate) fn json_mode(call: &Outbound<'_>) -> bool {
     matches!(
         call.body.get_as::<serde_json::Value>("response_format"),
         Some(Ok(v)) if crate::formats::chat::response_schema(&v).is_some()

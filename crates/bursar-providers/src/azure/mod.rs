@@ -157,7 +157,11 @@ impl Provider for Azure {
         true
     }
 
-    async fn request(&self, call: &Outbound<'_>) -> Result<UpstreamRequest, ProviderError> {
+    async fn request(
+        &self,
+        call: &Outbound<'_>,
+        _: &reqwest::Client,
+    ) -> Result<UpstreamRequest, ProviderError> {
         let index = match call.endpoint {
             Endpoint::ChatCompletions => 0,
             Endpoint::Completions => 1,

@@ -235,7 +235,11 @@ impl Provider for Bedrock {
         Some(&self.model_id)
     }
 
-    async fn request(&self, call: &Outbound<'_>) -> Result<UpstreamRequest, ProviderError> {
+    async fn request(
+        &self,
+        call: &Outbound<'_>,
+        _: &reqwest::Client,
+    ) -> Result<UpstreamRequest, ProviderError> {
         let (operation, body) = match call.endpoint {
             Endpoint::Embeddings => {
                 let family = EmbedFamily::of(&self.model_id).ok_or_else(|| {

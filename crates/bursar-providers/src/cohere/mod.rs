@@ -62,7 +62,11 @@ impl Provider for Cohere {
         endpoint != Endpoint::Completions
     }
 
-    async fn request(&self, call: &Outbound<'_>) -> Result<UpstreamRequest, ProviderError> {
+    async fn request(
+        &self,
+        call: &Outbound<'_>,
+        _: &reqwest::Client,
+    ) -> Result<UpstreamRequest, ProviderError> {
         let (path, body) = match call.endpoint {
             Endpoint::Embeddings => ("/v2/embed", translate::embed_request(call)?),
             _ => ("/v2/chat", translate::chat_request(call)?),

@@ -91,7 +91,11 @@ impl Provider for Gemini {
         endpoint != Endpoint::Completions
     }
 
-    async fn request(&self, call: &Outbound<'_>) -> Result<UpstreamRequest, ProviderError> {
+    async fn request(
+        &self,
+        call: &Outbound<'_>,
+        _: &reqwest::Client,
+    ) -> Result<UpstreamRequest, ProviderError> {
         let (url, body) = match (call.endpoint, call.stream) {
             (Endpoint::Embeddings, _) => (
                 format!("{}:batchEmbedContents", self.model_url),

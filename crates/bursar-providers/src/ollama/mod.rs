@@ -76,7 +76,11 @@ impl Provider for Ollama {
         true
     }
 
-    async fn request(&self, call: &Outbound<'_>) -> Result<UpstreamRequest, ProviderError> {
+    async fn request(
+        &self,
+        call: &Outbound<'_>,
+        _: &reqwest::Client,
+    ) -> Result<UpstreamRequest, ProviderError> {
         let op = self.operation(call.endpoint);
         let body = translate::request(op, call, self.name)?;
         let body =

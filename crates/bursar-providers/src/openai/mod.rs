@@ -217,7 +217,11 @@ impl Provider for OpenAiCompatible {
         true
     }
 
-    async fn request(&self, call: &Outbound<'_>) -> Result<UpstreamRequest, ProviderError> {
+    async fn request(
+        &self,
+        call: &Outbound<'_>,
+        _: &reqwest::Client,
+    ) -> Result<UpstreamRequest, ProviderError> {
         let mut headers = self.headers.clone();
         if call.stream {
             headers.insert(

@@ -96,6 +96,45 @@ pub async fn messages(
     if headers.get("anthropic-version").is_none() {
         return error(400, "anthropic-version header is required");
     }
+    answer(&shared, &b, &request)
+}
+
+/// Vertex AI's Claude: `…/publishers/anthropic/models/{model}:rawPredict` or
+/// `:streamRawPredict`, the model in the path, `anthropic_version` in the body.
+pub async fn vertex(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (b, mut request) = observe(&shared, &uri, &headers, &body).await;
+    if !headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "))
+    {
+        return error(
+            401,
+            "Request is missing required authentication credential.",
+        );
+    }
+    // LiteLLM and Bursar send `vertex-2023-10-16`; the SDK sends its API version.
+    if !request["anthropic_version"].is_string() || request.get("model").is_some() {
+        return error(
+            400,
+            "anthropic_version is required and model is not allowed in the body",
+        );
+    }
+    let path = uri.path();
+    let model = path
+        .rsplit_once("/models/")
+        .and_then(|(_, m)| m.split_once(':'))
+        .map_or("claude", |(m, _)| m);
+    request["model"] = Value::String(model.to_string());
+    answer(&shared, &b, &request)
+}
+
+fn answer(shared: &Arc<Shared>, b: &MockBehaviour, request: &Value) -> Response {
     if let Some(status) = b.error_status {
         return error(status, &b.error_message);
     }
@@ -108,12 +147,12 @@ pub async fn messages(
             .unwrap_or("claude-mock")
             .to_string()
     });
-    let (content, stop_reason) = blocks(&b, &request);
+    let (content, stop_reason) = blocks(b, request);
     if request["stream"] != Value::Bool(true) {
         return axum::Json(json!({
             "id": MESSAGE_ID, "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop_reason, "stop_sequence": null,
-            "usage": usage(&b, b.completion_tokens),
+            "usage": usage(b, b.completion_tokens),
         }))
         .into_response();
     }
@@ -125,7 +164,7 @@ pub async fn messages(
         "message_start",
         json!({"type": "message_start", "message": {
             "id": MESSAGE_ID, "type": "message", "role": "assistant", "model": model,
-            "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(&b, 1),
+            "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(b, 1),
         }}),
     );
     event("ping", json!({"type": "ping"}));
@@ -181,5 +220,5 @@ pub async fn messages(
         json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": b.completion_tokens}}),
     );
     event("message_stop", json!({"type": "message_stop"}));
-    sse_response(&shared, frames, b.chunk_delay)
+    sse_response(shared, frames, b.chunk_delay)
 }

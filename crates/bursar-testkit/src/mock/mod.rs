@@ -81,6 +81,7 @@ struct Shared {
     last_headers: Mutex<Option<HeaderMap>>,
     last_uri: Mutex<Option<String>>,
     streams_finished: AtomicUsize,
+    tokens_issued: AtomicUsize,
     stream_started: AtomicBool,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
@@ -131,6 +132,11 @@ impl MockUpstream {
                 "/v1/projects/{project}/locations/{location}/publishers/google/models/{*rest}",
                 post(gemini::vertex),
             )
+            .route(
+                "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{*rest}",
+                post(anthropic::vertex),
+            )
+            .route("/token", post(google_token))
             .route("/model/{model_id}/{operation}", post(bedrock::model))
             .route("/v2/chat", post(cohere::chat))
             .route("/v2/embed", post(cohere::embed))
@@ -197,6 +203,11 @@ impl MockUpstream {
             .and_then(|h| h.get(name))
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
+    }
+
+    /// OAuth access tokens handed out by `/token` (Google's token endpoint).
+    pub fn tokens_issued(&self) -> usize {
+        self.shared.tokens_issued.load(Ordering::SeqCst)
     }
 
     /// Streams the mock has finished writing completely.
@@ -401,4 +412,35 @@ async fn embeddings(
 
 async fn models() -> Response {
     axum::Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]})).into_response()
+}
+
+/// Google's OAuth token endpoint: a service account's signed JWT (or a refresh token) in,
+/// an access token out (`ya29.mock-<n>`), valid an hour or `?lifetime=<seconds>`.
+async fn google_token(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Response {
+    let lifetime: u64 = uri
+        .query()
+        .and_then(|q| q.strip_prefix("lifetime="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3599);
+    let form = String::from_utf8_lossy(&body).to_string();
+    let field = |name: &str| {
+        form.split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    let jwt_grant = field("grant_type").as_deref()
+        == Some("urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer");
+    let assertion_ok = field("assertion").is_some_and(|a| a.split('.').count() == 3);
+    let refresh =
+        field("grant_type").as_deref() == Some("refresh_token") && field("refresh_token").is_some();
+    if !(refresh || jwt_grant && assertion_ok) {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant", "error_description": "Invalid JWT"})),
+        )
+            .into_response();
+    }
+    *lock(&shared.last_body) = Some(Value::String(form));
+    let n = shared.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
+    axum::Json(json!({"access_token": format!("ya29.mock-{n}"), "expires_in": lifetime, "token_type": "Bearer"})).into_response()
 }
