@@ -158,3 +158,18 @@ def test_bedrock_deployment_answers_and_streams_tool_calls(base_url, master_key)
     assert json.loads(args) == {"city": "Paris"} and finish == "tool_calls"
     embedded = client.embeddings.create(model="titan-embed", input="a")
     assert embedded.data[0].embedding == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_vertex_claude_deployment_answers_and_streams(base_url, master_key):
+    client = sdk(base_url, master_key)
+    raw = client.chat.completions.with_raw_response.create(model="vertex-claude", messages=[{"role": "user", "content": "Hi"}])
+    reply = raw.parse()
+    assert reply.model == "vertex-claude" and reply.choices[0].message.content == "part0 part1 part2 "
+    # vertex_ai/claude-sonnet-4-5@20250929: 3e-6 input, 1.5e-5 output per token.
+    assert float(raw.headers["x-litellm-response-cost"]) == pytest.approx(11 * 3e-6 + 7 * 1.5e-5)
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="vertex-claude", messages=[{"role": "user", "content": "Hi"}], stream=True)
+        if c.choices
+    )
+    assert text == "part0 part1 part2 "

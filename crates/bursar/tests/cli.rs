@@ -51,6 +51,106 @@ fn check_config_lists_every_problem_and_fails() {
     assert!(stderr.contains("master_key"), "{stderr}");
 }
 
+/// A LiteLLM config with one deployment of each native provider, credentials left to the
+/// environment as LiteLLM users write them.
+const MULTI_PROVIDER: &str = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: azure/gpt4o-prod, api_base: os.environ/AZURE_API_BASE, api_key: os.environ/AZURE_API_KEY, api_version: "2024-10-21"}
+    model_info: {base_model: azure/gpt-4o}
+  - model_name: claude
+    litellm_params: {model: anthropic/claude-sonnet-4-5}
+  - model_name: bedrock-claude
+    litellm_params: {model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0, aws_region_name: us-east-1}
+  - model_name: gemini
+    litellm_params: {model: gemini/gemini-2.5-flash}
+  - model_name: vertex-gemini
+    litellm_params: {model: vertex_ai/gemini-2.5-pro, vertex_project: my-project, vertex_location: us-central1}
+  - model_name: command
+    litellm_params: {model: cohere/command-a-03-2025}
+  - model_name: llama
+    litellm_params: {model: ollama_chat/llama3.2}
+litellm_settings:
+  drop_params: true
+"#;
+
+/// Every provider's environment variable this test sets or clears.
+const PROVIDER_VARS: &[&str] = &[
+    "AZURE_API_BASE",
+    "AZURE_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_AD_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "COHERE_API_KEY",
+    "CO_API_KEY",
+];
+
+#[test]
+fn check_config_names_each_missing_provider_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, MULTI_PROVIDER).unwrap();
+    let mut cmd = bursar();
+    for var in PROVIDER_VARS {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "model_list[0].litellm_params.api_base: environment variable AZURE_API_BASE is not set",
+        "model_list[0].litellm_params.api_key: environment variable AZURE_API_KEY is not set",
+        "model_list[1].litellm_params.api_key: provider anthropic needs an API key: set litellm_params.api_key or the environment variable ANTHROPIC_API_KEY",
+        "model_list[2].litellm_params.aws_access_key_id: provider bedrock needs credentials",
+        "model_list[3].litellm_params.api_key: provider gemini needs an API key",
+        "model_list[4].litellm_params.vertex_credentials: provider vertex_ai needs credentials",
+        "model_list[5].litellm_params.api_key: provider cohere needs an API key",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    // Ollama runs locally without credentials.
+    assert!(!stderr.contains("model_list[6]"), "{stderr}");
+
+    let creds = dir.path().join("sa.json");
+    std::fs::write(
+        &creds,
+        include_str!("../../bursar-providers/tests/fixtures/vertex-service-account.json"),
+    )
+    .unwrap();
+    let out = bursar()
+        .env("AZURE_API_BASE", "https://r.openai.azure.com")
+        .env("AZURE_API_KEY", "az")
+        .env("ANTHROPIC_API_KEY", "sk-ant")
+        .env("AWS_ACCESS_KEY_ID", "AKID")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("GEMINI_API_KEY", "g")
+        .env("GOOGLE_APPLICATION_CREDENTIALS", &creds)
+        .env("COHERE_API_KEY", "co")
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK (7 model deployment(s))"), "{stdout}");
+}
+
 #[test]
 fn check_config_accepts_a_valid_file_and_warns_about_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();

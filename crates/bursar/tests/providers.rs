@@ -19,6 +19,7 @@ both_backends!(
     gemini_calls_generate_content_with_the_key_in_a_header,
     bedrock_converse_is_signed_translated_and_priced_by_its_model_id,
     vertex_serves_gemini_and_claude_with_one_cached_oauth_token,
+    drop_params_applies_globally_per_deployment_and_per_request,
 );
 
 /// claude-haiku-4-5 in the shipped price list: input 1e-6, output 5e-6, cache read 1e-7,
@@ -933,6 +934,26 @@ general_settings:
     let sent = mock.last_body().unwrap();
     assert_eq!(sent["anthropic_version"], "vertex-2023-10-16");
 
+    // Priced under Vertex's names: vertex_ai/claude-sonnet-4-5@20250929 (3e-6 / 1.5e-5) and
+    // gemini-2.5-flash (3e-7 / 2.5e-6); the mock reports 11 prompt and 7 output tokens.
+    let logs = gw.spend_logs(2).await;
+    let spend_of = |model: &str| {
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["model"] == model)
+            .and_then(|l| l["spend"].as_f64())
+            .unwrap_or_else(|| panic!("no spend log for {model}: {logs}"))
+    };
+    assert!(close(
+        spend_of("vertex_ai/claude-sonnet-4-5@20250929"),
+        11.0 * 3e-6 + 7.0 * 1.5e-5
+    ));
+    assert!(close(
+        spend_of("vertex_ai/gemini-2.5-flash"),
+        11.0 * 3e-7 + 7.0 * 2.5e-6
+    ));
+
     // Streams through both publishers, on the same deployments' cached tokens.
     for model in ["vertex-gemini", "vertex-claude"] {
         let body = gw
@@ -968,5 +989,54 @@ general_settings:
         mock.last_header("authorization").as_deref(),
         Some("Bearer ya29.mock-4")
     );
+    gw.stop().await;
+}
+
+async fn drop_params_applies_globally_per_deployment_and_per_request(backend: Backend) {
+    let mock = MockUpstream::start().await;
+    let root = mock.root_url();
+    let deployment = |name: &str, extra: &str| {
+        format!(
+            "  - model_name: {name}\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      api_base: {root}\n      api_key: k\n{extra}"
+        )
+    };
+    let body = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "Hi"}], "logprobs": true, "presence_penalty": 1});
+    // Per deployment.
+    let config = format!(
+        "model_list:\n{}{}",
+        deployment("strict", ""),
+        deployment("lenient", "      drop_params: true\n")
+    );
+    let Some(gw) = TestGateway::start(backend, &config).await else {
+        return;
+    };
+    let (status, answer) = gw
+        .send(Method::POST, "/v1/chat/completions", Some(&body("strict")))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["param"], "logprobs");
+    let (status, answer) = gw
+        .send(Method::POST, "/v1/chat/completions", Some(&body("lenient")))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = mock.last_body().unwrap();
+    assert!(
+        sent.get("logprobs").is_none() && sent.get("presence_penalty").is_none(),
+        "{sent}"
+    );
+    gw.stop().await;
+
+    // Globally (litellm_settings.drop_params).
+    let config = format!(
+        "model_list:\n{}litellm_settings:\n  drop_params: true\n",
+        deployment("strict", "")
+    );
+    let Some(gw) = TestGateway::start(backend, &config).await else {
+        return;
+    };
+    let (status, answer) = gw
+        .send(Method::POST, "/v1/chat/completions", Some(&body("strict")))
+        .await;
+    assert_eq!(status, 200, "{answer}");
     gw.stop().await;
 }

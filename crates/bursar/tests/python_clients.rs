@@ -17,6 +17,14 @@ const UNAVAILABLE: i32 = 77;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_and_generated_client_work_against_bursar() {
     let mock = MockUpstream::start().await;
+    // The test service account, its token endpoint pointed at the mock.
+    let mut creds: serde_json::Value = serde_json::from_str(include_str!(
+        "../../bursar-providers/tests/fixtures/vertex-service-account.json"
+    ))
+    .unwrap();
+    creds["token_uri"] = serde_json::Value::String(format!("{}/token", mock.root_url()));
+    let creds_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(creds_file.path(), creds.to_string()).unwrap();
     let yaml = format!(
         r#"
 model_list:
@@ -68,6 +76,11 @@ model_list:
       api_key: bedrock-api-key
     model_info:
       mode: embedding
+  - model_name: vertex-claude
+    litellm_params:
+      model: vertex_ai/claude-sonnet-4-5@20250929
+      vertex_credentials: {creds}
+      api_base: {root}
   - model_name: gemini
     litellm_params:
       model: gemini/gemini-2.5-flash
@@ -88,6 +101,7 @@ model_list:
 "#,
         base = mock.base_url(),
         root = mock.root_url(),
+        creds = creds_file.path().display(),
     );
     let gw = TestGateway::start(Backend::Sqlite, &yaml).await.unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/run.sh");
