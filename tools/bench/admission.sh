@@ -8,8 +8,9 @@
 #        PORT=4000  plus any knob of run_gateway_bench.sh (DURATION, PROBE, MAX_DURATION…)
 #        RUNS="direct master governed"  which runs to make (direct is the baseline the
 #          others compare with: keep it unless a direct-latest result exists); add
-#          "anthropic" for the governed key through an Anthropic deployment (canned Messages
-#          answers from tools/bench/provider_mock), next to the OpenAI-compatible one
+#          "anthropic" / "bedrock" for the governed key through an Anthropic / Bedrock
+#          deployment (canned Messages / Converse answers from tools/bench/provider_mock,
+#          Bedrock requests SigV4-signed), next to the OpenAI-compatible one
 #        SPEND=off  the spend ledger writes nothing (disable_spend_logs and
 #          disable_spend_updates); runs are labelled …-nospend
 #        REDIS=redis://127.0.0.1:6379  admission through the Redis backend (a fresh key
@@ -48,9 +49,13 @@ general_settings:
   master_key: $MASTER
   database_url: sqlite://$WORK/bench.db
 EOF
+# Native-provider deployments, inserted before general_settings (the model list is the
+# file's first section).
 case " $RUNS " in *" anthropic "*)
-  # Inserted before general_settings: the model list is the file's first section.
   sed -i 's|^general_settings:|  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n      api_base: http://127.0.0.1:18190\n      api_key: sk-ant-mock\ngeneral_settings:|' "$WORK/config.yaml" ;;
+esac
+case " $RUNS " in *" bedrock "*)
+  sed -i 's|^general_settings:|  - model_name: bedrock-claude\n    litellm_params:\n      model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0\n      aws_bedrock_runtime_endpoint: http://127.0.0.1:18190\n      aws_region_name: us-east-1\n      aws_access_key_id: AKIDBENCH\n      aws_secret_access_key: bench-secret\ngeneral_settings:|' "$WORK/config.yaml" ;;
 esac
 if [ "$SPEND" = off ]; then
   printf '  disable_spend_logs: true\n  disable_spend_updates: true\n' >>"$WORK/config.yaml"
@@ -65,7 +70,7 @@ if [ -n "$REDIS" ] && [[ "$REDIS" == *127.0.0.1* || "$REDIS" == *localhost* ]]; 
   for pid in $(pidof redis-server 2>/dev/null); do taskset -pc 0 "$pid" >/dev/null || true; done
 fi
 "$BENCH/start_upstream.sh" >/dev/null
-case " $RUNS " in *" anthropic "*) "$ROOT/tools/bench/provider_mock/start.sh" >/dev/null ;; esac
+case " $RUNS " in *" anthropic "*|*" bedrock "*) "$ROOT/tools/bench/provider_mock/start.sh" >/dev/null ;; esac
 taskset -c 1 "$BIN" serve --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" \
   --data-dir "$WORK" >"$WORK/bursar.log" 2>&1 &
 GW=$!
@@ -118,6 +123,11 @@ for run in $RUNS; do
         NOTE="$NOTE_BASE, governed key, Anthropic deployment (translated both ways)" \
         ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$KEY" "bursar-anthropic$SUFFIX"
       COMPARED+=("$RESULTS/bursar-anthropic$SUFFIX-latest") ;;
+    bedrock)
+      BASELINE=$RESULTS/direct-latest CHAT_MODEL=bedrock-claude \
+        NOTE="$NOTE_BASE, governed key, Bedrock deployment (Converse, SigV4)" \
+        ./run_gateway_bench.sh "http://127.0.0.1:$PORT/v1" "$KEY" "bursar-bedrock$SUFFIX"
+      COMPARED+=("$RESULTS/bursar-bedrock$SUFFIX-latest") ;;
     *) echo "unknown run: $run" >&2; exit 2 ;;
   esac
 done

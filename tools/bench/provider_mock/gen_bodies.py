@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Canned native-provider answers for the benchmark's provider mock, as pre-serialized
-strings (nginx preloads them once; njs only picks one per request). The Anthropic answer
-carries the same nine words as the shared OpenAI mock's, so the two paths move the same
-content.
+strings (nginx preloads them once; njs only picks one per request). The Anthropic and
+Bedrock answers carry the same nine words as the shared OpenAI mock's, so every path moves
+the same content. Bedrock's ConverseStream is binary (AWS event-stream frames): it is kept
+base64-encoded and decoded per request.
 
 usage: gen_bodies.py OUT.json
 """
@@ -41,4 +42,33 @@ sse = "".join(
        event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": len(WORDS)}}),
        event("message_stop", {"type": "message_stop"})])
 
-json.dump({"anthropic": anthropic, "anthropic_sse": sse}, open(sys.argv[1], "w"))
+# Bedrock Converse and ConverseStream.
+import base64
+import binascii
+import struct
+
+bedrock_usage = {"inputTokens": 12, "outputTokens": len(WORDS), "totalTokens": 12 + len(WORDS)}
+converse = dumps({"output": {"message": {"role": "assistant", "content": [{"text": "".join(WORDS)}]}},
+                  "stopReason": "end_turn", "usage": bedrock_usage, "metrics": {"latencyMs": 1}})
+
+
+def frame(event_type, payload):
+    headers = b""
+    for name, value in ((":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")):
+        n, v = name.encode(), value.encode()
+        headers += bytes([len(n)]) + n + bytes([7]) + struct.pack(">H", len(v)) + v
+    body = dumps(payload).encode()
+    total = 12 + len(headers) + len(body) + 4
+    prelude = struct.pack(">II", total, len(headers))
+    message = prelude + struct.pack(">I", binascii.crc32(prelude)) + headers + body
+    return message + struct.pack(">I", binascii.crc32(message))
+
+
+stream = (frame("messageStart", {"role": "assistant"})
+          + b"".join(frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": w}}) for w in WORDS)
+          + frame("contentBlockStop", {"contentBlockIndex": 0})
+          + frame("messageStop", {"stopReason": "end_turn"})
+          + frame("metadata", {"usage": bedrock_usage, "metrics": {"latencyMs": 1}}))
+
+json.dump({"anthropic": anthropic, "anthropic_sse": sse, "converse": converse,
+           "converse_stream_b64": base64.b64encode(stream).decode()}, open(sys.argv[1], "w"))

@@ -19,4 +19,16 @@ function messages(r) {
     }
 }
 
-export default { messages };
+// POST /model/{id}/converse and /converse-stream : Bedrock's Converse JSON, or its
+// event stream (binary frames, stored base64 in P).
+function converse(r) {
+    r.headersOut['Content-Type'] = 'application/json';
+    r.return(200, P.converse);
+}
+
+function converseStream(r) {
+    r.headersOut['Content-Type'] = 'application/vnd.amazon.eventstream';
+    r.return(200, Buffer.from(P.converse_stream_b64, 'base64'));
+}
+
+export default { messages, converse, converseStream };

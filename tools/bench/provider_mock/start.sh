@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the native-provider benchmark mock (canned Anthropic answers) on 127.0.0.1:$PORT
+# Starts the native-provider benchmark mock (canned Anthropic and Bedrock answers) on 127.0.0.1:$PORT
 # (default 18190), pinned to CPU0 beside the shared mock. Stop: stop.sh.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,4 +14,6 @@ taskset -c 0 nginx -c "$RUN/nginx.conf" -p "$RUN/"
 for _ in $(seq 50); do [ -s "$RUN/nginx.pid" ] && break; sleep 0.1; done
 curl -fsS -m 5 -X POST "http://127.0.0.1:$PORT/v1/messages" -d '{"model":"m"}' | grep -q '"type":"message"'
 curl -fsS -m 5 -X POST "http://127.0.0.1:$PORT/v1/messages" -d '{"model":"m","stream":true}' | grep -q 'message_stop'
+curl -fsS -m 5 -X POST "http://127.0.0.1:$PORT/model/m/converse" -d '{}' | grep -q '"stopReason"'
+curl -fsS -m 5 -X POST "http://127.0.0.1:$PORT/model/m/converse-stream" -d '{}' | grep -qa 'metadata'
 cat "$RUN/nginx.pid"
