@@ -226,3 +226,27 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Object(_) => "a mapping",
     }
 }
+
+/// Builds an adapter from one deployment's `litellm_params` (YAML flow mapping) and an
+/// environment, as the router does: the adapter, or its config problems as text.
+#[cfg(test)]
+pub fn configure_for_test<T>(
+    params: &str,
+    env: &[(&str, &str)],
+    configure: impl Fn(&Deployment, &mut Params<'_>) -> Option<T>,
+) -> Result<T, Vec<String>> {
+    let yaml = format!("model_list:\n  - model_name: m\n    litellm_params: {params}\n");
+    let config = bursar_core::config::load(&yaml, &|_| None).unwrap().config;
+    let vars: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = move |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let env = Env::new(&config, &lookup);
+    let d = &config.models[0];
+    let mut p = Params::new(d, &env);
+    let built = configure(d, &mut p);
+    p.finish(built)
+        .map(|b| b.value)
+        .map_err(|p| p.iter().map(ToString::to_string).collect())
+}

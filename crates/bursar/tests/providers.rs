@@ -218,6 +218,26 @@ async fn anthropic_chat_is_translated_both_ways_and_priced(backend: Backend) {
     gw.stop().await;
 }
 
+/// A streamed chat completion's whole body.
+async fn stream_body(gw: &TestGateway, body: Value) -> String {
+    gw.post("/v1/chat/completions")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The content deltas of stream chunks, joined.
+fn content_of(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
 /// The `data:` payloads of an SSE body.
 fn payloads(body: &str) -> Vec<Value> {
     body.split("\n\n")
@@ -329,11 +349,7 @@ async fn anthropic_streams_tool_calls_and_settles_their_usage(backend: Backend) 
     let body = response.text().await.unwrap();
     let chunks = payloads(&body);
     assert!(chunks.iter().all(|c| c.get("usage").is_none()), "{body}");
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(text, "part0 part1 part2 ");
+    assert_eq!(content_of(&chunks), "part0 part1 part2 ");
     let log = log_of(&gw, &call_id, 2).await;
     assert!(
         close(log["spend"].as_f64().unwrap(), CLAUDE_COST_USD),
@@ -541,23 +557,12 @@ async fn ollama_calls_reach_the_native_api_in_both_flavours(backend: Backend) {
     assert_eq!(log["custom_llm_provider"], "ollama_chat");
 
     // NDJSON streams become SSE chunks.
-    let body = gw
-        .post("/v1/chat/completions")
-        .json(&json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let text: String = payloads(&body)
-        .iter()
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
+    let body = stream_body(
+        &gw,
+        json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    let text = content_of(&payloads(&body));
     assert_eq!(text, "part0 part1 part2 ");
     assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
 
@@ -725,27 +730,16 @@ async fn gemini_calls_generate_content_with_the_key_in_a_header(backend: Backend
     assert_eq!(log["request_id"], "8Tk8aKqcLsSeqtsPpMTK4QQ");
     assert_eq!(log["prompt_tokens"], 11);
 
-    let body = gw
-        .post("/v1/chat/completions")
-        .json(&json!({"model": "gemini", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = stream_body(
+        &gw,
+        json!({"model": "gemini", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
     assert_eq!(
         mock.last_uri().as_deref(),
         Some("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
     );
-    let text: String = payloads(&body)
-        .iter()
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
+    let text = content_of(&payloads(&body));
     assert_eq!(text, "part0 part1 part2 ");
     gw.stop().await;
 }
@@ -800,15 +794,7 @@ async fn bedrock_converse_is_signed_translated_and_priced_by_its_model_id(backen
     assert_eq!(log["prompt_tokens"], 131);
 
     // ConverseStream's event-stream frames become SSE chunks, usage included.
-    let body = gw
-        .post("/v1/chat/completions")
-        .json(&json!({"model": "bedrock-claude", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "Hi"}]}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = stream_body(&gw, json!({"model": "bedrock-claude", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "Hi"}]})).await;
     assert!(mock.last_uri().unwrap().ends_with("/converse-stream"));
     let chunks = payloads(&body);
     let text: String = chunks
@@ -956,23 +942,8 @@ general_settings:
 
     // Streams through both publishers, on the same deployments' cached tokens.
     for model in ["vertex-gemini", "vertex-claude"] {
-        let body = gw
-            .post("/v1/chat/completions")
-            .json(&json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let text: String = payloads(&body)
-            .iter()
-            .filter_map(|c| {
-                c["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .collect();
+        let body = stream_body(&gw, json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "Hi"}]})).await;
+        let text = content_of(&payloads(&body));
         assert_eq!(text, "part0 part1 part2 ", "{model}: {body}");
     }
     // One token per deployment (each has its own token source), reused by later calls.

@@ -303,16 +303,7 @@ fn assistant_blocks(m: &Message, i: usize) -> Result<Vec<Value>, ProviderError> 
     let mut blocks: Vec<Value> = m.thinking_blocks.clone().unwrap_or_default();
     blocks.extend(content_blocks(m.content.as_ref(), i)?);
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let arguments = call.function.arguments.as_deref().unwrap_or("").trim();
-        let input: Value = if arguments.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(arguments).map_err(|e| {
-                bad(format!(
-                    "messages[{i}].tool_calls[{j}].function.arguments is not JSON: {e}"
-                ))
-            })?
-        };
+        let input = chat::arguments_value(call, i, j)?;
         let id = call.id.clone().unwrap_or_else(|| format!("toolu_{i}_{j}"));
         blocks.push(
             json!({"type": "tool_use", "id": id, "name": call.function.name, "input": input}),

@@ -10,9 +10,7 @@ use super::error_status;
 use super::request::JSON_TOOL;
 use super::response::{AnthropicUsage, finish_reason};
 use crate::error::ProviderError;
-use crate::formats::chat::{
-    Chunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, push_done, push_event,
-};
+use crate::formats::chat::ChunkWriter;
 use crate::framing::Translator;
 use crate::framing::sse::{Event, SseReader};
 use serde::Deserialize;
@@ -30,9 +28,7 @@ enum BlockKind {
 
 pub struct StreamTranslator {
     reader: SseReader,
-    id: String,
-    model: String,
-    created: u64,
+    out: ChunkWriter,
     json_mode: bool,
     usage: AnthropicUsage,
     blocks: HashMap<u64, BlockKind>,
@@ -44,33 +40,13 @@ impl StreamTranslator {
     pub fn new(model: &str, created: u64, json_mode: bool) -> StreamTranslator {
         StreamTranslator {
             reader: SseReader::default(),
-            id: String::new(),
-            model: model.to_string(),
-            created,
+            out: ChunkWriter::new(String::new(), model, created),
             json_mode,
             usage: AnthropicUsage::default(),
             blocks: HashMap::new(),
             tools: 0,
             stopped: false,
         }
-    }
-
-    fn chunk(&self, out: &mut Vec<u8>, delta: Delta, finish: Option<&'static str>) {
-        push_event(
-            out,
-            &Chunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: vec![ChunkChoice {
-                    index: 0,
-                    delta,
-                    finish_reason: finish,
-                }],
-                usage: None,
-            },
-        );
     }
 
     fn event(&mut self, event: Event, out: &mut Vec<u8>) -> Result<(), ProviderError> {
@@ -88,14 +64,9 @@ impl StreamTranslator {
         };
         match data {
             StreamEvent::MessageStart { message } => {
-                self.id = message.id;
+                self.out.id = message.id;
                 self.usage.merge(&message.usage);
-                let delta = Delta {
-                    role: Some("assistant"),
-                    content: Some(String::new()),
-                    ..Delta::default()
-                };
-                self.chunk(out, delta, None);
+                self.out.role(out);
             }
             StreamEvent::ContentBlockStart {
                 index,
@@ -104,7 +75,7 @@ impl StreamTranslator {
                 let kind = match content_block {
                     StartBlock::Text { text } => {
                         if !text.is_empty() {
-                            self.content(out, text);
+                            self.out.content(out, text);
                         }
                         BlockKind::Text
                     }
@@ -114,19 +85,7 @@ impl StreamTranslator {
                     StartBlock::ToolUse { id, name } => {
                         let n = self.tools;
                         self.tools += 1;
-                        let delta = Delta {
-                            tool_calls: Some(vec![ToolCallDelta {
-                                index: n,
-                                id: Some(id),
-                                kind: Some("function"),
-                                function: FunctionDelta {
-                                    name: Some(name),
-                                    arguments: String::new(),
-                                },
-                            }]),
-                            ..Delta::default()
-                        };
-                        self.chunk(out, delta, None);
+                        self.out.tool_start(out, n, id, name, String::new());
                         BlockKind::Tool(n)
                     }
                     StartBlock::Thinking => BlockKind::Thinking,
@@ -137,36 +96,20 @@ impl StreamTranslator {
             StreamEvent::ContentBlockDelta { index, delta } => {
                 match (self.blocks.get(&index), delta) {
                     (Some(BlockKind::Text), BlockDelta::TextDelta { text }) => {
-                        self.content(out, text)
+                        self.out.content(out, text)
                     }
                     (Some(BlockKind::Thinking), BlockDelta::ThinkingDelta { thinking }) => {
-                        let delta = Delta {
-                            reasoning_content: Some(thinking),
-                            ..Delta::default()
-                        };
-                        self.chunk(out, delta, None);
+                        self.out.reasoning(out, thinking)
                     }
                     (Some(BlockKind::Tool(n)), BlockDelta::InputJsonDelta { partial_json })
                         if !partial_json.is_empty() =>
                     {
-                        let delta = Delta {
-                            tool_calls: Some(vec![ToolCallDelta {
-                                index: *n,
-                                id: None,
-                                kind: None,
-                                function: FunctionDelta {
-                                    name: None,
-                                    arguments: partial_json,
-                                },
-                            }]),
-                            ..Delta::default()
-                        };
-                        self.chunk(out, delta, None);
+                        self.out.tool_arguments(out, *n, partial_json)
                     }
                     (Some(BlockKind::JsonTool), BlockDelta::InputJsonDelta { partial_json })
                         if !partial_json.is_empty() =>
                     {
-                        self.content(out, partial_json)
+                        self.out.content(out, partial_json)
                     }
                     _ => {}
                 }
@@ -180,24 +123,13 @@ impl StreamTranslator {
                 } else {
                     finish_reason(delta.stop_reason.as_deref())
                 };
-                if finish.is_some() {
-                    self.chunk(out, Delta::default(), finish);
+                if let Some(reason) = finish {
+                    self.out.finish(out, reason);
                 }
             }
             StreamEvent::MessageStop => {
                 self.stopped = true;
-                push_event(
-                    out,
-                    &Chunk {
-                        id: &self.id,
-                        object: "chat.completion.chunk",
-                        created: self.created,
-                        model: &self.model,
-                        choices: Vec::new(),
-                        usage: Some(self.usage.openai()),
-                    },
-                );
-                push_done(out);
+                self.out.usage_and_done(out, self.usage.openai());
             }
             StreamEvent::Error { error } => {
                 let status = error_status(&error.kind);
@@ -217,14 +149,6 @@ impl StreamTranslator {
             StreamEvent::ContentBlockStop | StreamEvent::Ping | StreamEvent::Unknown => {}
         }
         Ok(())
-    }
-
-    fn content(&self, out: &mut Vec<u8>, text: String) {
-        let delta = Delta {
-            content: Some(text),
-            ..Delta::default()
-        };
-        self.chunk(out, delta, None);
     }
 }
 

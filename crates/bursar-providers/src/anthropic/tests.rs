@@ -3,7 +3,6 @@
 use super::*;
 use crate::framing::Translator;
 use crate::golden;
-use crate::params::Env;
 use serde_json::Value;
 
 struct Subject(Anthropic);
@@ -51,20 +50,7 @@ fn golden_translations() {
 }
 
 fn configure(params: &str, env: &[(&str, &str)]) -> Result<Anthropic, Vec<String>> {
-    let yaml = format!("model_list:\n  - model_name: c\n    litellm_params: {params}\n");
-    let config = bursar_core::config::load(&yaml, &|_| None).unwrap().config;
-    let vars: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let lookup = move |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let env = Env::new(&config, &lookup);
-    let d = &config.models[0];
-    let mut p = Params::new(d, &env);
-    let built = Anthropic::configure(d, &mut p);
-    p.finish(built)
-        .map(|b| b.value)
-        .map_err(|p| p.iter().map(ToString::to_string).collect())
+    crate::params::configure_for_test(params, env, Anthropic::configure)
 }
 
 #[test]

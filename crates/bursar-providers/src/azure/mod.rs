@@ -197,25 +197,9 @@ impl Provider for Azure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::Env;
-    use bursar_core::config::load;
 
     fn azure(yaml_params: &str, env: &[(&str, &str)]) -> Result<Azure, Vec<String>> {
-        let yaml = format!("model_list:\n  - model_name: m\n    litellm_params: {yaml_params}\n");
-        let config = load(&yaml, &|_| None).unwrap().config;
-        let env_map: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let lookup = move |n: &str| env_map.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let env = Env::new(&config, &lookup);
-        let d = &config.models[0];
-        let mut params = Params::new(d, &env);
-        let built = Azure::configure(d, &mut params);
-        params
-            .finish(built)
-            .map(|b| b.value)
-            .map_err(|p| p.iter().map(ToString::to_string).collect())
+        crate::params::configure_for_test(yaml_params, env, Azure::configure)
     }
 
     #[test]

@@ -3,9 +3,8 @@
 
 use crate::error::{ErrorClass, ProviderError};
 use crate::formats::chat::{
-    self, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Content, Delta,
-    FunctionDelta, FunctionOut, Image, Message, ToolCallDelta, ToolCallOut, ToolChoice, UsageOut,
-    push_done, push_event,
+    self, AssistantMessage, ChatCompletion, Choice, ChunkWriter, Content, FunctionOut, Image,
+    Message, ToolCallOut, ToolChoice, UsageOut,
 };
 use crate::formats::completions::{Embedding, EmbeddingList, EmbeddingUsage, Vector, new_id};
 use crate::framing::Translator;
@@ -48,23 +47,15 @@ pub fn converse_request(call: &Outbound<'_>) -> Result<Value, ProviderError> {
         out.insert("system".into(), Value::Array(system));
     }
     let mut inference = Map::new();
-    if let Some(n) = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| fields.get(*k).filter(|v| !v.is_null()))
-    {
+    if let Some(n) = chat::max_tokens(&fields) {
         inference.insert("maxTokens".into(), n.clone());
     }
-    for (from, to) in [("temperature", "temperature"), ("top_p", "topP")] {
-        if let Some(v) = fields.get(from).filter(|v| !v.is_null()) {
-            inference.insert(to.into(), v.clone());
-        }
-    }
-    if let Some(stop) = fields.get("stop") {
-        let stops = chat::stop_sequences(stop).map_err(bad)?;
-        if !stops.is_empty() {
-            inference.insert("stopSequences".into(), json!(stops));
-        }
-    }
+    chat::copy_renamed(
+        &fields,
+        &[("temperature", "temperature"), ("top_p", "topP")],
+        &mut inference,
+    );
+    chat::stop_into(&fields, "stopSequences", &mut inference)?;
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
     }
@@ -202,16 +193,7 @@ fn messages_of(messages: &[Message]) -> Result<(Vec<Value>, Vec<Value>), Provide
                     blocks.push(json!({"text": text}));
                 }
                 for (j, c) in m.tool_calls.iter().flatten().enumerate() {
-                    let args = c.function.arguments.as_deref().unwrap_or("").trim();
-                    let input: Value = if args.is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(args).map_err(|e| {
-                            bad(format!(
-                                "messages[{i}].tool_calls[{j}].function.arguments is not JSON: {e}"
-                            ))
-                        })?
-                    };
+                    let input = chat::arguments_value(c, i, j)?;
                     let id = c.id.clone().unwrap_or_else(|| format!("tooluse_{i}_{j}"));
                     blocks.push(json!({"toolUse": {"toolUseId": id, "name": c.function.name, "input": input}}));
                 }
@@ -609,13 +591,10 @@ enum Block {
 
 pub struct StreamTranslator {
     frames: FrameReader,
-    id: String,
-    model: String,
-    created: u64,
+    out: ChunkWriter,
     json_mode: bool,
     blocks: HashMap<u64, Block>,
     tools: u32,
-    finish: Option<&'static str>,
     done: bool,
 }
 
@@ -623,64 +602,18 @@ impl StreamTranslator {
     pub fn new(model: &str, created: u64, json_mode: bool) -> StreamTranslator {
         StreamTranslator {
             frames: FrameReader::default(),
-            id: new_id("chatcmpl"),
-            model: model.to_string(),
-            created,
+            out: ChunkWriter::new(new_id("chatcmpl"), model, created),
             json_mode,
             blocks: HashMap::new(),
             tools: 0,
-            finish: None,
             done: false,
         }
-    }
-
-    fn chunk(
-        &self,
-        out: &mut Vec<u8>,
-        delta: Delta,
-        finish: Option<&'static str>,
-        usage: Option<UsageOut>,
-    ) {
-        push_event(
-            out,
-            &Chunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: if usage.is_some() {
-                    Vec::new()
-                } else {
-                    vec![ChunkChoice {
-                        index: 0,
-                        delta,
-                        finish_reason: finish,
-                    }]
-                },
-                usage,
-            },
-        );
-    }
-
-    fn text(&self, out: &mut Vec<u8>, text: &str) {
-        let delta = Delta {
-            content: Some(text.to_string()),
-            ..Delta::default()
-        };
-        self.chunk(out, delta, None, None);
     }
 
     fn event(&mut self, kind: &str, payload: &Value, out: &mut Vec<u8>) {
         let index = payload["contentBlockIndex"].as_u64().unwrap_or(0);
         match kind {
-            "messageStart" => {
-                let delta = Delta {
-                    role: Some("assistant"),
-                    content: Some(String::new()),
-                    ..Delta::default()
-                };
-                self.chunk(out, delta, None, None);
-            }
+            "messageStart" => self.out.role(out),
             "contentBlockStart" => {
                 let Some(tool) = payload["start"].get("toolUse") else {
                     return;
@@ -693,54 +626,27 @@ impl StreamTranslator {
                 let n = self.tools;
                 self.tools += 1;
                 self.blocks.insert(index, Block::Tool(n));
-                let delta = Delta {
-                    tool_calls: Some(vec![ToolCallDelta {
-                        index: n,
-                        id: Some(
-                            tool["toolUseId"]
-                                .as_str()
-                                .map_or_else(|| format!("call_{n}"), str::to_string),
-                        ),
-                        kind: Some("function"),
-                        function: FunctionDelta {
-                            name: Some(name),
-                            arguments: String::new(),
-                        },
-                    }]),
-                    ..Delta::default()
-                };
-                self.chunk(out, delta, None, None);
+                let id = tool["toolUseId"]
+                    .as_str()
+                    .map_or_else(|| format!("call_{n}"), str::to_string);
+                self.out.tool_start(out, n, id, name, String::new());
             }
             "contentBlockDelta" => {
                 let d = &payload["delta"];
                 if let Some(t) = d.get("text").and_then(Value::as_str) {
-                    self.text(out, t);
+                    self.out.content(out, t.to_string());
                 } else if let Some(input) = d["toolUse"].get("input").and_then(Value::as_str) {
                     match self.blocks.get(&index) {
-                        Some(Block::JsonTool) if !input.is_empty() => self.text(out, input),
+                        Some(Block::JsonTool) if !input.is_empty() => {
+                            self.out.content(out, input.to_string())
+                        }
                         Some(Block::Tool(n)) if !input.is_empty() => {
-                            let delta = Delta {
-                                tool_calls: Some(vec![ToolCallDelta {
-                                    index: *n,
-                                    id: None,
-                                    kind: None,
-                                    function: FunctionDelta {
-                                        name: None,
-                                        arguments: input.to_string(),
-                                    },
-                                }]),
-                                ..Delta::default()
-                            };
-                            self.chunk(out, delta, None, None);
+                            self.out.tool_arguments(out, *n, input.to_string())
                         }
                         _ => {}
                     }
                 } else if let Some(t) = d["reasoningContent"].get("text").and_then(Value::as_str) {
-                    let delta = Delta {
-                        reasoning_content: Some(t.to_string()),
-                        ..Delta::default()
-                    };
-                    self.chunk(out, delta, None, None);
+                    self.out.reasoning(out, t.to_string());
                 }
                 self.blocks.entry(index).or_insert(Block::Other);
             }
@@ -751,15 +657,12 @@ impl StreamTranslator {
                 } else {
                     finish_reason(stop)
                 };
-                self.finish = Some(finish);
-                self.chunk(out, Delta::default(), Some(finish), None);
+                self.out.finish(out, finish);
             }
             "metadata" => {
                 let usage: BedrockUsage =
                     serde_json::from_value(payload["usage"].clone()).unwrap_or_default();
-                let (usage, _) = usage.out();
-                self.chunk(out, Delta::default(), None, Some(usage));
-                push_done(out);
+                self.out.usage_and_done(out, usage.out().0);
                 self.done = true;
             }
             _ => {}

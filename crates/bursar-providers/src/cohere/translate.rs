@@ -2,9 +2,8 @@
 
 use crate::error::ProviderError;
 use crate::formats::chat::{
-    self, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Content, Delta,
-    FunctionDelta, FunctionOut, Message, ToolCallDelta, ToolCallOut, UsageOut, push_done,
-    push_event,
+    self, AssistantMessage, ChatCompletion, Choice, ChunkWriter, Content, FunctionOut, Message,
+    ToolCallOut, UsageOut,
 };
 use crate::formats::completions::{Embedding, EmbeddingList, EmbeddingUsage, Vector, new_id};
 use crate::framing::Translator;
@@ -60,29 +59,21 @@ pub fn chat_request(call: &Outbound<'_>) -> Result<Value, ProviderError> {
     if call.stream {
         out.insert("stream".into(), Value::Bool(true));
     }
-    if let Some(n) = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| fields.get(*k).filter(|v| !v.is_null()))
-    {
+    if let Some(n) = chat::max_tokens(&fields) {
         out.insert("max_tokens".into(), n.clone());
     }
-    for (from, to) in [
-        ("temperature", "temperature"),
-        ("top_p", "p"),
-        ("seed", "seed"),
-        ("frequency_penalty", "frequency_penalty"),
-        ("presence_penalty", "presence_penalty"),
-    ] {
-        if let Some(v) = fields.get(from).filter(|v| !v.is_null()) {
-            out.insert(to.into(), v.clone());
-        }
-    }
-    if let Some(stop) = fields.get("stop") {
-        let stops = chat::stop_sequences(stop).map_err(bad)?;
-        if !stops.is_empty() {
-            out.insert("stop_sequences".into(), json!(stops));
-        }
-    }
+    chat::copy_renamed(
+        &fields,
+        &[
+            ("temperature", "temperature"),
+            ("top_p", "p"),
+            ("seed", "seed"),
+            ("frequency_penalty", "frequency_penalty"),
+            ("presence_penalty", "presence_penalty"),
+        ],
+        &mut out,
+    );
+    chat::stop_into(&fields, "stop_sequences", &mut out)?;
     if let Some(tools) = fields.get("tools").filter(|v| !v.is_null()) {
         // Chat v2 takes OpenAI's tool definitions as they are.
         out.insert("tools".into(), tools.clone());
@@ -417,9 +408,7 @@ pub fn embed_answer(
 
 pub struct StreamTranslator {
     reader: SseReader,
-    id: String,
-    model: String,
-    created: u64,
+    out: ChunkWriter,
     /// Cohere's tool-call index → OpenAI's.
     tools: HashMap<u64, u32>,
     ended: bool,
@@ -441,40 +430,10 @@ impl StreamTranslator {
     pub fn new(model: &str, created: u64) -> StreamTranslator {
         StreamTranslator {
             reader: SseReader::default(),
-            id: new_id("chatcmpl"),
-            model: model.to_string(),
-            created,
+            out: ChunkWriter::new(new_id("chatcmpl"), model, created),
             tools: HashMap::new(),
             ended: false,
         }
-    }
-
-    fn chunk(
-        &self,
-        out: &mut Vec<u8>,
-        delta: Delta,
-        finish: Option<&'static str>,
-        usage: Option<UsageOut>,
-    ) {
-        push_event(
-            out,
-            &Chunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: if usage.is_some() {
-                    Vec::new()
-                } else {
-                    vec![ChunkChoice {
-                        index: 0,
-                        delta,
-                        finish_reason: finish,
-                    }]
-                },
-                usage,
-            },
-        );
     }
 
     fn event(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), ProviderError> {
@@ -487,48 +446,31 @@ impl StreamTranslator {
         match e.kind.as_str() {
             "message-start" => {
                 if let Some(id) = e.id {
-                    self.id = id;
+                    self.out.id = id;
                 }
-                let delta = Delta {
-                    role: Some("assistant"),
-                    content: Some(String::new()),
-                    ..Delta::default()
-                };
-                self.chunk(out, delta, None, None);
+                self.out.role(out);
             }
             "content-delta" => {
                 if let Some(text) = message["content"]["text"].as_str() {
-                    let delta = Delta {
-                        content: Some(text.to_string()),
-                        ..Delta::default()
-                    };
-                    self.chunk(out, delta, None, None);
+                    self.out.content(out, text.to_string());
                 }
             }
             "tool-call-start" => {
                 let n = self.tools.len() as u32;
                 self.tools.insert(e.index.unwrap_or(n as u64), n);
                 let call = &message["tool_calls"];
-                let delta = Delta {
-                    tool_calls: Some(vec![ToolCallDelta {
-                        index: n,
-                        id: Some(
-                            call["id"]
-                                .as_str()
-                                .map_or_else(|| format!("call_{n}"), str::to_string),
-                        ),
-                        kind: Some("function"),
-                        function: FunctionDelta {
-                            name: call["function"]["name"].as_str().map(str::to_string),
-                            arguments: call["function"]["arguments"]
-                                .as_str()
-                                .unwrap_or("")
-                                .to_string(),
-                        },
-                    }]),
-                    ..Delta::default()
-                };
-                self.chunk(out, delta, None, None);
+                let id = call["id"]
+                    .as_str()
+                    .map_or_else(|| format!("call_{n}"), str::to_string);
+                let name = call["function"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let args = call["function"]["arguments"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                self.out.tool_start(out, n, id, name, args);
             }
             "tool-call-delta" => {
                 let n = e
@@ -538,19 +480,7 @@ impl StreamTranslator {
                 if let Some(args) = message["tool_calls"]["function"]["arguments"].as_str()
                     && !args.is_empty()
                 {
-                    let delta = Delta {
-                        tool_calls: Some(vec![ToolCallDelta {
-                            index: n,
-                            id: None,
-                            kind: None,
-                            function: FunctionDelta {
-                                name: None,
-                                arguments: args.to_string(),
-                            },
-                        }]),
-                        ..Delta::default()
-                    };
-                    self.chunk(out, delta, None, None);
+                    self.out.tool_arguments(out, n, args.to_string());
                 }
             }
             "message-end" => {
@@ -563,14 +493,9 @@ impl StreamTranslator {
                 let usage: CohereUsage =
                     serde_json::from_value(e.delta["usage"].clone()).unwrap_or_default();
                 let (prompt, completion) = usage.counts();
-                self.chunk(out, Delta::default(), Some(finish), None);
-                self.chunk(
-                    out,
-                    Delta::default(),
-                    None,
-                    Some(UsageOut::new(prompt, completion, 0, 0, 0)),
-                );
-                push_done(out);
+                self.out.finish(out, finish);
+                self.out
+                    .usage_and_done(out, UsageOut::new(prompt, completion, 0, 0, 0));
             }
             _ => {}
         }

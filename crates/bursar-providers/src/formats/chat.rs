@@ -493,3 +493,195 @@ pub fn text_of(content: Option<&Content>) -> String {
             .join(""),
     }
 }
+
+/// Writes one streamed answer's `chat.completion.chunk` events, all with the answer's id,
+/// model and creation time: what every translating stream emits.
+pub struct ChunkWriter {
+    pub id: String,
+    model: String,
+    created: u64,
+}
+
+impl ChunkWriter {
+    pub fn new(id: String, model: &str, created: u64) -> ChunkWriter {
+        ChunkWriter {
+            id,
+            model: model.to_string(),
+            created,
+        }
+    }
+
+    pub fn delta(&self, out: &mut Vec<u8>, delta: Delta, finish: Option<&'static str>) {
+        push_event(
+            out,
+            &Chunk {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: &self.model,
+                choices: vec![ChunkChoice {
+                    index: 0,
+                    delta,
+                    finish_reason: finish,
+                }],
+                usage: None,
+            },
+        );
+    }
+
+    /// The opening chunk: the assistant role with empty content.
+    pub fn role(&self, out: &mut Vec<u8>) {
+        let delta = Delta {
+            role: Some("assistant"),
+            content: Some(String::new()),
+            ..Delta::default()
+        };
+        self.delta(out, delta, None);
+    }
+
+    pub fn content(&self, out: &mut Vec<u8>, text: String) {
+        let delta = Delta {
+            content: Some(text),
+            ..Delta::default()
+        };
+        self.delta(out, delta, None);
+    }
+
+    pub fn reasoning(&self, out: &mut Vec<u8>, text: String) {
+        let delta = Delta {
+            reasoning_content: Some(text),
+            ..Delta::default()
+        };
+        self.delta(out, delta, None);
+    }
+
+    /// A tool call's first chunk: its OpenAI index, id, name and first arguments.
+    pub fn tool_start(
+        &self,
+        out: &mut Vec<u8>,
+        index: u32,
+        id: String,
+        name: String,
+        arguments: String,
+    ) {
+        self.tool_delta(out, index, Some(id), Some(name), arguments);
+    }
+
+    /// More of a started tool call's arguments.
+    pub fn tool_arguments(&self, out: &mut Vec<u8>, index: u32, arguments: String) {
+        self.tool_delta(out, index, None, None, arguments);
+    }
+
+    fn tool_delta(
+        &self,
+        out: &mut Vec<u8>,
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    ) {
+        let kind = id.is_some().then_some("function");
+        let delta = Delta {
+            tool_calls: Some(vec![ToolCallDelta {
+                index,
+                id,
+                kind,
+                function: FunctionDelta { name, arguments },
+            }]),
+            ..Delta::default()
+        };
+        self.delta(out, delta, None);
+    }
+
+    pub fn finish(&self, out: &mut Vec<u8>, reason: &'static str) {
+        self.delta(out, Delta::default(), Some(reason));
+    }
+
+    /// The usage-only chunk (no choices, as OpenAI sends it) and `[DONE]`.
+    pub fn usage_and_done(&self, out: &mut Vec<u8>, usage: UsageOut) {
+        push_event(
+            out,
+            &Chunk {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: &self.model,
+                choices: Vec::new(),
+                usage: Some(usage),
+            },
+        );
+        push_done(out);
+    }
+}
+
+/// A tool call's `arguments` as the JSON value providers take (`{}` when empty).
+pub fn arguments_value(call: &ToolCall, i: usize, j: usize) -> Result<Value, crate::ProviderError> {
+    let args = call.function.arguments.as_deref().unwrap_or("").trim();
+    if args.is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    serde_json::from_str(args).map_err(|e| {
+        crate::ProviderError::BadRequest(format!(
+            "messages[{i}].tool_calls[{j}].function.arguments is not JSON: {e}"
+        ))
+    })
+}
+
+/// An embeddings request's `input` as a list of strings, and whether `encoding_format` is
+/// one the gateway can produce (`float`, or `base64` encoded from floats).
+pub fn embedding_texts(
+    fields: &mut Map<String, Value>,
+    provider: &str,
+) -> Result<Vec<Value>, crate::ProviderError> {
+    let bad = |m: String| crate::ProviderError::BadRequest(m);
+    match fields.remove("encoding_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(f)) if f == "float" || f == "base64" => {}
+        Some(_) => return Err(bad("encoding_format must be float or base64".into())),
+    }
+    match fields.remove("input") {
+        Some(Value::String(s)) => Ok(vec![Value::String(s)]),
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            Ok(items)
+        }
+        _ => Err(bad(format!(
+            "{provider} embeds text: input must be a string or a list of strings"
+        ))),
+    }
+}
+
+/// Copies each present, non-null field `from` as `to` into `out` (parameters the provider
+/// takes under another name).
+pub fn copy_renamed(
+    fields: &Map<String, Value>,
+    pairs: &[(&str, &str)],
+    out: &mut Map<String, Value>,
+) {
+    for (from, to) in pairs {
+        if let Some(v) = fields.get(*from).filter(|v| !v.is_null()) {
+            out.insert((*to).to_string(), v.clone());
+        }
+    }
+}
+
+/// `max_completion_tokens`, else `max_tokens`.
+pub fn max_tokens(fields: &Map<String, Value>) -> Option<&Value> {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| fields.get(*k).filter(|v| !v.is_null()))
+}
+
+/// `stop` as the provider's list field `to`, when there are stop sequences.
+pub fn stop_into(
+    fields: &Map<String, Value>,
+    to: &str,
+    out: &mut Map<String, Value>,
+) -> Result<(), crate::ProviderError> {
+    if let Some(stop) = fields.get("stop") {
+        let stops = stop_sequences(stop).map_err(crate::ProviderError::BadRequest)?;
+        if !stops.is_empty() {
+            out.insert(to.to_string(), Value::from(stops));
+        }
+    }
+    Ok(())
+}

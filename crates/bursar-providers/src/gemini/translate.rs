@@ -4,9 +4,8 @@
 
 use crate::error::{ErrorClass, ProviderError};
 use crate::formats::chat::{
-    self, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Content, Delta,
-    FunctionDelta, FunctionOut, Image, Message, ToolCallDelta, ToolCallOut, ToolChoice, UsageOut,
-    push_done, push_event,
+    self, AssistantMessage, ChatCompletion, Choice, ChunkWriter, Content, FunctionOut, Image,
+    Message, ToolCallOut, ToolChoice, UsageOut,
 };
 use crate::formats::completions::{Embedding, EmbeddingList, EmbeddingUsage, Vector, new_id};
 use crate::framing::Translator;
@@ -66,30 +65,22 @@ pub fn chat_request(call: &Outbound<'_>, name: &str) -> Result<Value, ProviderEr
         out.insert("systemInstruction".into(), json!({"parts": system}));
     }
     let mut config = Map::new();
-    for (from, to) in [
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("seed", "seed"),
-        ("frequency_penalty", "frequencyPenalty"),
-        ("presence_penalty", "presencePenalty"),
-        ("n", "candidateCount"),
-    ] {
-        if let Some(v) = fields.get(from).filter(|v| !v.is_null()) {
-            config.insert(to.into(), v.clone());
-        }
-    }
-    if let Some(n) = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| fields.get(*k).filter(|v| !v.is_null()))
-    {
+    chat::copy_renamed(
+        &fields,
+        &[
+            ("temperature", "temperature"),
+            ("top_p", "topP"),
+            ("seed", "seed"),
+            ("frequency_penalty", "frequencyPenalty"),
+            ("presence_penalty", "presencePenalty"),
+            ("n", "candidateCount"),
+        ],
+        &mut config,
+    );
+    if let Some(n) = chat::max_tokens(&fields) {
         config.insert("maxOutputTokens".into(), n.clone());
     }
-    if let Some(stop) = fields.get("stop") {
-        let stops = chat::stop_sequences(stop).map_err(bad)?;
-        if !stops.is_empty() {
-            config.insert("stopSequences".into(), json!(stops));
-        }
-    }
+    chat::stop_into(&fields, "stopSequences", &mut config)?;
     if let Some(format) = fields.get("response_format") {
         match format.get("type").and_then(Value::as_str) {
             Some("json_object") | Some("json_schema") => {
@@ -210,16 +201,7 @@ fn contents_of(
                     parts.push(json!({"text": text}));
                 }
                 for (j, c) in m.tool_calls.iter().flatten().enumerate() {
-                    let args = c.function.arguments.as_deref().unwrap_or("").trim();
-                    let args: Value = if args.is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(args).map_err(|e| {
-                            bad(format!(
-                                "messages[{i}].tool_calls[{j}].function.arguments is not JSON: {e}"
-                            ))
-                        })?
-                    };
+                    let args = chat::arguments_value(c, i, j)?;
                     if let Some(id) = &c.id {
                         call_names.insert(id.clone(), c.function.name.clone());
                     }
@@ -517,20 +499,7 @@ pub fn embed_request(
     model_path: &str,
 ) -> Result<Value, ProviderError> {
     let mut fields = chat::supported_fields(call, name, EMBED_PARAMS)?;
-    let texts: Vec<Value> = match fields.remove("input") {
-        Some(Value::String(s)) => vec![Value::String(s)],
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items,
-        _ => {
-            return Err(bad(format!(
-                "{name} embeds text: input must be a string or a list of strings"
-            )));
-        }
-    };
-    match fields.remove("encoding_format") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(f)) if f == "float" || f == "base64" => {}
-        Some(_) => return Err(bad("encoding_format must be float or base64")),
-    }
+    let texts = chat::embedding_texts(&mut fields, name)?;
     let dims = fields.remove("dimensions");
     let requests: Vec<Value> = texts
         .into_iter()
@@ -590,11 +559,11 @@ pub fn embed_answer(
 
 pub struct StreamTranslator {
     reader: SseReader,
-    id: Option<String>,
+    /// Made at the first chunk, with the response's id when it has one.
+    out: Option<ChunkWriter>,
     model: String,
     created: u64,
     name: &'static str,
-    started: bool,
     tools: u32,
     usage: UsageMetadata,
     finish: Option<&'static str>,
@@ -604,44 +573,21 @@ impl StreamTranslator {
     pub fn new(model: &str, created: u64, name: &'static str) -> StreamTranslator {
         StreamTranslator {
             reader: SseReader::default(),
-            id: None,
+            out: None,
             model: model.to_string(),
             created,
             name,
-            started: false,
             tools: 0,
             usage: UsageMetadata::default(),
             finish: None,
         }
     }
 
-    fn chunk(
-        &mut self,
-        out: &mut Vec<u8>,
-        delta: Delta,
-        finish: Option<&'static str>,
-        usage: Option<UsageOut>,
-    ) {
-        let id = self.id.get_or_insert_with(|| new_id("chatcmpl")).clone();
-        push_event(
-            out,
-            &Chunk {
-                id: &id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: if usage.is_some() {
-                    Vec::new()
-                } else {
-                    vec![ChunkChoice {
-                        index: 0,
-                        delta,
-                        finish_reason: finish,
-                    }]
-                },
-                usage,
-            },
-        );
+    fn writer(&mut self, id: Option<String>) -> &ChunkWriter {
+        let (model, created) = (&self.model, self.created);
+        self.out.get_or_insert_with(|| {
+            ChunkWriter::new(id.unwrap_or_else(|| new_id("chatcmpl")), model, created)
+        })
     }
 
     fn event(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), ProviderError> {
@@ -657,51 +603,26 @@ impl StreamTranslator {
         if let Some(e) = blocked(self.name, &r) {
             return Err(e);
         }
-        if self.id.is_none() {
-            self.id = r.response_id.clone();
-        }
         if let Some(u) = r.usage_metadata {
             self.usage = u;
         }
         for c in r.candidates.into_iter().take(1) {
-            if !self.started {
-                self.started = true;
-                let delta = Delta {
-                    role: Some("assistant"),
-                    content: Some(String::new()),
-                    ..Delta::default()
-                };
-                self.chunk(out, delta, None, None);
+            if self.out.is_none() {
+                self.writer(r.response_id.clone()).role(out);
             }
             for p in c.content.map(|c| c.parts).unwrap_or_default() {
-                let delta = match (p.function_call, p.text) {
+                let n = self.tools;
+                let w = self.writer(None);
+                match (p.function_call, p.text) {
                     (Some(f), _) => {
-                        let n = self.tools;
+                        let id = f.id.unwrap_or_else(|| format!("call_{n}"));
+                        w.tool_start(out, n, id, f.name, f.args.to_string());
                         self.tools += 1;
-                        Delta {
-                            tool_calls: Some(vec![ToolCallDelta {
-                                index: n,
-                                id: Some(f.id.unwrap_or_else(|| format!("call_{n}"))),
-                                kind: Some("function"),
-                                function: FunctionDelta {
-                                    name: Some(f.name),
-                                    arguments: f.args.to_string(),
-                                },
-                            }]),
-                            ..Delta::default()
-                        }
                     }
-                    (None, Some(t)) if p.thought => Delta {
-                        reasoning_content: Some(t),
-                        ..Delta::default()
-                    },
-                    (None, Some(t)) if !t.is_empty() => Delta {
-                        content: Some(t),
-                        ..Delta::default()
-                    },
-                    _ => continue,
-                };
-                self.chunk(out, delta, None, None);
+                    (None, Some(t)) if p.thought => w.reasoning(out, t),
+                    (None, Some(t)) if !t.is_empty() => w.content(out, t),
+                    _ => {}
+                }
             }
             if let Some(f) = finish_reason(c.finish_reason.as_deref(), false) {
                 self.finish = Some(if self.tools > 0 { "tool_calls" } else { f });
@@ -732,9 +653,9 @@ impl Translator for StreamTranslator {
             });
         };
         let (usage, _) = self.usage.out();
-        self.chunk(out, Delta::default(), Some(finish), None);
-        self.chunk(out, Delta::default(), None, Some(usage));
-        push_done(out);
+        let w = self.writer(None);
+        w.finish(out, finish);
+        w.usage_and_done(out, usage);
         Ok(())
     }
 }

@@ -3,9 +3,8 @@
 
 use crate::error::ProviderError;
 use crate::formats::chat::{
-    self, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Content, Delta,
-    FunctionDelta, FunctionOut, Image, Message, ToolCallDelta, ToolCallOut, UsageOut, push_done,
-    push_event,
+    self, AssistantMessage, ChatCompletion, Choice, ChunkWriter, Content, Delta, FunctionOut,
+    Image, Message, ToolCallOut, UsageOut, push_done, push_event,
 };
 use crate::formats::completions::{
     Embedding, EmbeddingList, EmbeddingUsage, TextChoice, TextCompletion, Vector, new_id,
@@ -92,27 +91,11 @@ pub fn request(op: Operation, call: &Outbound<'_>, name: &str) -> Result<Value, 
         Value::String(call.upstream_model.to_string()),
     );
     if op == Operation::Embed {
-        let input = fields
-            .remove("input")
-            .ok_or_else(|| bad("input is required"))?;
-        if !(input.is_string()
-            || input
-                .as_array()
-                .is_some_and(|a| a.iter().all(Value::is_string)))
-        {
-            return Err(bad(
-                "ollama embeds text: input must be a string or a list of strings",
-            ));
-        }
-        out.insert("input".into(), input);
+        // base64 is encoded here, from Ollama's floats.
+        let texts = chat::embedding_texts(&mut fields, name)?;
+        out.insert("input".into(), Value::Array(texts));
         if let Some(d) = fields.remove("dimensions") {
             out.insert("dimensions".into(), d);
-        }
-        match fields.remove("encoding_format") {
-            // base64 is encoded here, from Ollama's floats.
-            None | Some(Value::Null) => {}
-            Some(Value::String(f)) if f == "float" || f == "base64" => {}
-            Some(_) => return Err(bad("encoding_format must be float or base64")),
         }
         chat::pass_provider_params(fields, &mut out);
         return Ok(Value::Object(out));
@@ -121,28 +104,20 @@ pub fn request(op: Operation, call: &Outbound<'_>, name: &str) -> Result<Value, 
     // Ollama streams unless told not to.
     out.insert("stream".into(), Value::Bool(call.stream));
     let mut options = Map::new();
-    if let Some(n) = ["max_tokens", "max_completion_tokens"]
-        .iter()
-        .find_map(|k| fields.get(*k).filter(|v| !v.is_null()))
-    {
+    if let Some(n) = chat::max_tokens(&fields) {
         options.insert("num_predict".into(), n.clone());
     }
-    for (from, to) in [
-        ("temperature", "temperature"),
-        ("top_p", "top_p"),
-        ("seed", "seed"),
-        ("frequency_penalty", "repeat_penalty"),
-    ] {
-        if let Some(v) = fields.get(from).filter(|v| !v.is_null()) {
-            options.insert(to.into(), v.clone());
-        }
-    }
-    if let Some(stop) = fields.get("stop") {
-        let stops = chat::stop_sequences(stop).map_err(bad)?;
-        if !stops.is_empty() {
-            options.insert("stop".into(), json!(stops));
-        }
-    }
+    chat::copy_renamed(
+        &fields,
+        &[
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("seed", "seed"),
+            ("frequency_penalty", "repeat_penalty"),
+        ],
+        &mut options,
+    );
+    chat::stop_into(&fields, "stop", &mut options)?;
     if !options.is_empty() {
         out.insert("options".into(), Value::Object(options));
     }
@@ -259,16 +234,7 @@ fn chat_messages(messages: &[Message]) -> Result<Vec<Value>, ProviderError> {
         if let Some(calls) = &m.tool_calls {
             let mut list = Vec::with_capacity(calls.len());
             for (j, c) in calls.iter().enumerate() {
-                let args = c.function.arguments.as_deref().unwrap_or("").trim();
-                let arguments: Value = if args.is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_str(args).map_err(|e| {
-                        bad(format!(
-                            "messages[{i}].tool_calls[{j}].function.arguments is not JSON: {e}"
-                        ))
-                    })?
-                };
+                let arguments = chat::arguments_value(c, i, j)?;
                 list.push(json!({"function": {"name": c.function.name, "arguments": arguments}}));
             }
             msg.insert("tool_calls".into(), Value::Array(list));
@@ -485,6 +451,7 @@ pub fn complete(
 pub struct StreamTranslator {
     op: Operation,
     lines: LineReader,
+    chat: ChunkWriter,
     id: String,
     model: String,
     created: u64,
@@ -496,14 +463,16 @@ pub struct StreamTranslator {
 
 impl StreamTranslator {
     pub fn new(op: Operation, model: &str, created: u64, name: &'static str) -> StreamTranslator {
+        let id = new_id(if op == Operation::Generate {
+            "cmpl"
+        } else {
+            "chatcmpl"
+        });
         StreamTranslator {
             op,
             lines: LineReader::default(),
-            id: new_id(if op == Operation::Generate {
-                "cmpl"
-            } else {
-                "chatcmpl"
-            }),
+            chat: ChunkWriter::new(id.clone(), model, created),
+            id,
             model: model.to_string(),
             created,
             name,
@@ -511,34 +480,6 @@ impl StreamTranslator {
             tools: 0,
             done: false,
         }
-    }
-
-    fn chat_chunk(
-        &self,
-        out: &mut Vec<u8>,
-        delta: Delta,
-        finish: Option<&'static str>,
-        usage: Option<UsageOut>,
-    ) {
-        push_event(
-            out,
-            &Chunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: if usage.is_some() {
-                    Vec::new()
-                } else {
-                    vec![ChunkChoice {
-                        index: 0,
-                        delta,
-                        finish_reason: finish,
-                    }]
-                },
-                usage,
-            },
-        );
     }
 
     fn text_chunk(
@@ -610,31 +551,18 @@ impl StreamTranslator {
                     content: Some(content),
                     ..Delta::default()
                 };
-                self.chat_chunk(out, delta, None, None);
+                self.chat.delta(out, delta, None);
             }
             if let Some(t) = thinking.filter(|t| !t.is_empty()) {
-                let delta = Delta {
-                    reasoning_content: Some(t),
-                    ..Delta::default()
-                };
-                self.chat_chunk(out, delta, None, None);
+                self.chat.reasoning(out, t);
             }
             for c in calls.into_iter().flatten() {
                 let n = self.tools;
                 self.tools += 1;
-                let delta = Delta {
-                    tool_calls: Some(vec![ToolCallDelta {
-                        index: n,
-                        id: Some(c.id.clone().unwrap_or_else(|| format!("call_{n}"))),
-                        kind: Some("function"),
-                        function: FunctionDelta {
-                            name: Some(c.function.name.clone()),
-                            arguments: c.function.arguments.to_string(),
-                        },
-                    }]),
-                    ..Delta::default()
-                };
-                self.chat_chunk(out, delta, None, None);
+                let id = c.id.clone().unwrap_or_else(|| format!("call_{n}"));
+                let args = c.function.arguments.to_string();
+                self.chat
+                    .tool_start(out, n, id, c.function.name.clone(), args);
             }
         }
         self.started = true;
@@ -645,11 +573,11 @@ impl StreamTranslator {
             if self.op == Operation::Generate {
                 self.text_chunk(out, String::new(), Some(reason), None);
                 self.text_chunk(out, String::new(), None, Some(usage));
+                push_done(out);
             } else {
-                self.chat_chunk(out, Delta::default(), Some(reason), None);
-                self.chat_chunk(out, Delta::default(), None, Some(usage));
+                self.chat.finish(out, reason);
+                self.chat.usage_and_done(out, usage);
             }
-            push_done(out);
         }
         Ok(())
     }

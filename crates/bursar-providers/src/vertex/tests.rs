@@ -3,25 +3,11 @@
 
 use super::*;
 use crate::json::JsonObject;
-use crate::params::Env;
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/vertex-service-account.json");
 
 fn configure(params: &str, env: &[(&str, &str)]) -> Result<Vertex, Vec<String>> {
-    let yaml = format!("model_list:\n  - model_name: v\n    litellm_params: {params}\n");
-    let config = bursar_core::config::load(&yaml, &|_| None).unwrap().config;
-    let vars: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let lookup = move |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let env = Env::new(&config, &lookup);
-    let d = &config.models[0];
-    let mut p = Params::new(d, &env);
-    let built = Vertex::configure(d, &mut p);
-    p.finish(built)
-        .map(|b| b.value)
-        .map_err(|p| p.iter().map(ToString::to_string).collect())
+    crate::params::configure_for_test(params, env, Vertex::configure)
 }
 
 fn credentials_file() -> tempfile_path::Path {
