@@ -10,10 +10,12 @@ pub mod extract;
 pub mod invalidation;
 mod management;
 pub mod openapi;
+mod pipeline;
 mod resets;
 mod routes;
 pub mod seeding;
 pub mod state;
+mod surfaces;
 
 pub use error::ApiError;
 pub use resets::run_budget_resets;
@@ -150,11 +152,17 @@ fn swagger_config() -> utoipa_swagger_ui::Config<'static> {
 fn api_routes() -> OpenApiRouter<AppState> {
     use management::{audit, budgets, customers, keys, orgs, spend, teams, users, v1};
     use openapi::alias;
-    use routes::{data, health, models};
+    use routes::{health, models};
     let mut router = OpenApiRouter::with_openapi(openapi::base())
-        .routes(alias(routes!(data::chat_completions), "/chat/completions"))
-        .routes(alias(routes!(data::completions), "/completions"))
-        .routes(alias(routes!(data::embeddings), "/embeddings"))
+        .routes(alias(
+            routes!(surfaces::openai::chat_completions),
+            "/chat/completions",
+        ))
+        .routes(alias(
+            routes!(surfaces::openai::completions),
+            "/completions",
+        ))
+        .routes(alias(routes!(surfaces::openai::embeddings), "/embeddings"))
         .routes(alias(routes!(models::list), "/models"))
         .routes(alias(routes!(models::get), "/models/{model_id}"))
         .routes(routes!(health::check_all))

@@ -12,7 +12,7 @@ pub mod users;
 pub mod v1;
 
 use crate::error::ApiError;
-use crate::routes::data::read_body;
+use crate::pipeline::intake::read_body;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};

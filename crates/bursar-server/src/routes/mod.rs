@@ -1,6 +1,5 @@
 //! HTTP handlers, one module per surface.
 
-pub mod data;
 pub mod health;
 pub mod listing;
 pub mod models;
