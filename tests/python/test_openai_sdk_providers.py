@@ -173,3 +173,18 @@ def test_vertex_claude_deployment_answers_and_streams(base_url, master_key):
         if c.choices
     )
     assert text == "part0 part1 part2 "
+
+
+def test_azure_openai_clients_use_bursar_as_their_endpoint(base_url, admin):
+    from conftest import generate_key
+
+    key = generate_key(admin, models=["gpt-4o-mini", "text-embedding-3-small"])
+    client = openai.AzureOpenAI(azure_endpoint=base_url, api_key=key, api_version="2024-10-21", max_retries=0)
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+    assert reply.choices[0].message.content
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True))
+    assert any(c.choices and c.choices[0].delta.content for c in chunks)
+    embedded = client.embeddings.create(model="text-embedding-3-small", input=["a"])
+    assert len(embedded.data) == 1
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model="claude", messages=[{"role": "user", "content": "Hi"}])

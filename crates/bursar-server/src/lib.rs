@@ -163,6 +163,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
             "/completions",
         ))
         .routes(alias(routes!(surfaces::openai::embeddings), "/embeddings"))
+        .routes(alias(
+            routes!(surfaces::openai::azure_chat_completions),
+            "/engines/{model}/chat/completions",
+        ))
+        .routes(alias(
+            routes!(surfaces::openai::azure_completions),
+            "/engines/{model}/completions",
+        ))
+        .routes(alias(
+            routes!(surfaces::openai::azure_embeddings),
+            "/engines/{model}/embeddings",
+        ))
         .routes(alias(routes!(models::list), "/models"))
         .routes(alias(routes!(models::get), "/models/{model_id}"))
         .routes(routes!(health::check_all))

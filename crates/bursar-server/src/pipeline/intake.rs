@@ -95,14 +95,24 @@ pub struct ParsedRequest {
     pub body_bytes: usize,
 }
 
-pub fn parse_request(endpoint: Endpoint, bytes: &[u8]) -> Result<ParsedRequest, ApiError> {
+/// `path_model`: the model a route names (Azure's deployment path); it wins over the body's.
+pub fn parse_request(
+    endpoint: Endpoint,
+    bytes: &[u8],
+    path_model: Option<String>,
+) -> Result<ParsedRequest, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "Request body is empty; expected a JSON object",
         ));
     }
-    let body = JsonObject::parse(bytes)
+    let mut body = JsonObject::parse(bytes)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))?;
+    if let Some(model) = path_model.filter(|m| !m.trim().is_empty()) {
+        bursar_core::text::check_str("model", &model)?;
+        body.set("model", &model)
+            .map_err(|e| ApiError::bad_request(format!("Invalid model: {e}")))?;
+    }
     // The fields that reach the ledger (tags, spend-log metadata, the end user) must be
     // storable; the rest of the body is passed through untouched.
     for field in ["metadata", "litellm_metadata", "tags", "user"] {
@@ -187,7 +197,7 @@ mod tests {
     use super::*;
 
     fn err(endpoint: Endpoint, body: &str) -> String {
-        match parse_request(endpoint, body.as_bytes()) {
+        match parse_request(endpoint, body.as_bytes(), None) {
             Ok(_) => panic!("{body} should be rejected"),
             Err(e) => {
                 assert_eq!(e.status, StatusCode::BAD_REQUEST);
@@ -245,11 +255,26 @@ mod tests {
         let p = parse_request(
             Endpoint::ChatCompletions,
             br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#,
+            None,
         )
         .unwrap();
         assert_eq!(p.model, "m");
         assert!(p.stream);
-        let p = parse_request(Endpoint::Embeddings, br#"{"model":"e","input":["a"]}"#).unwrap();
+        let p = parse_request(
+            Endpoint::Embeddings,
+            br#"{"model":"e","input":["a"]}"#,
+            None,
+        )
+        .unwrap();
         assert!(!p.stream);
+        // A route's model (Azure's deployment path) wins, and may stand alone.
+        let p = parse_request(
+            Endpoint::Embeddings,
+            br#"{"input":["a"]}"#,
+            Some("az".into()),
+        )
+        .unwrap();
+        assert_eq!(p.model, "az");
+        assert_eq!(p.body.get_as::<String>("model").unwrap().unwrap(), "az");
     }
 }

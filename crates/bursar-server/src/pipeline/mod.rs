@@ -27,9 +27,21 @@ use std::time::Instant;
 
 /// Serves one data-plane call of `endpoint`'s format.
 pub async fn serve(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    endpoint: Endpoint,
+    request: Request,
+) -> Result<Response, ApiError> {
+    serve_model(state, principal, endpoint, None, request).await
+}
+
+/// [`serve`], with the model named by the route (Azure's deployment path) instead of only
+/// by the body.
+pub async fn serve_model(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     endpoint: Endpoint,
+    path_model: Option<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -42,7 +54,7 @@ pub async fn serve(
         state.config().connections.body_read_timeout,
     )
     .await?;
-    let mut parsed = intake::parse_request(endpoint, &bytes)?;
+    let mut parsed = intake::parse_request(endpoint, &bytes, path_model)?;
     let stream = parsed.stream;
     let requested = parsed.model.clone();
     let model = match &principal {
