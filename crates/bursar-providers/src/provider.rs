@@ -42,6 +42,50 @@ pub struct Outbound<'a> {
     pub drop_params: bool,
 }
 
+impl Outbound<'_> {
+    /// The client asked for `encoding_format: base64` embeddings.
+    pub fn wants_base64(&self) -> bool {
+        matches!(
+            self.body.get_as::<&str>("encoding_format"),
+            Some(Ok("base64"))
+        )
+    }
+
+    /// `response_format` asks for a JSON schema (answered through
+    /// [`crate::formats::chat::JSON_TOOL`] where the provider has no native schema mode).
+    pub fn wants_json_schema(&self) -> bool {
+        matches!(
+            self.body.get_as::<serde_json::Value>("response_format"),
+            Some(Ok(v)) if crate::formats::chat::response_schema(&v).is_some()
+        )
+    }
+
+    /// Bursar's count of an embeddings request's input, for providers that report none.
+    pub fn input_tokens(&self) -> u64 {
+        self.body.get("input").map_or(0, |raw| {
+            crate::prompt::count(crate::prompt::PromptKind::Input, raw.get())
+        })
+    }
+}
+
+/// A translated answer, serialised, as the router hands it on.
+pub(crate) fn translated<T: serde::Serialize>(
+    provider: &str,
+    answer: &T,
+    usage: crate::Usage,
+    response_id: Option<&str>,
+) -> Result<Answer, ProviderError> {
+    let body = serde_json::to_vec(answer).map_err(|e| ProviderError::InvalidResponse {
+        provider: provider.to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok(Answer::Complete {
+        body: Bytes::from(body),
+        usage: Some(usage),
+        response_id: response_id.and_then(crate::sse::usable_id),
+    })
+}
+
 /// An HTTP request ready to send.
 pub struct UpstreamRequest {
     pub url: String,

@@ -8,7 +8,7 @@ pub(crate) mod response;
 pub(crate) mod stream;
 
 use crate::endpoint::Endpoint;
-use crate::error::{ErrorClass, ProviderError};
+use crate::error::ProviderError;
 use crate::formats::chat::now;
 use crate::framing;
 use crate::json::JsonObject;
@@ -163,48 +163,21 @@ impl Provider for Anthropic {
 
     fn complete(&self, call: &Outbound<'_>, body: Bytes) -> Result<Answer, ProviderError> {
         let (completion, usage) =
-            response::translate(&body, call.requested, json_mode(call), now())?;
-        let response_id = crate::sse::usable_id(&completion.id);
-        let body = serde_json::to_vec(&completion).map_err(|e| ProviderError::InvalidResponse {
-            provider: "anthropic".into(),
-            detail: e.to_string(),
-        })?;
-        Ok(Answer::Complete {
-            body: Bytes::from(body),
-            usage: Some(usage),
-            response_id,
-        })
+            response::translate(&body, call.requested, call.wants_json_schema(), now())?;
+        crate::provider::translated("anthropic", &completion, usage, Some(&completion.id))
     }
 
     fn stream(&self, call: &Outbound<'_>, source: ByteStream) -> ByteStream {
         framing::translate(
             source,
-            stream::StreamTranslator::new(call.requested, now(), json_mode(call)),
+            stream::StreamTranslator::new(call.requested, now(), call.wants_json_schema()),
         )
     }
 
     fn error(&self, status: u16, _: &HeaderMap, body: &[u8]) -> ProviderError {
-        let mut e = crate::openai::upstream_error("anthropic", status, body);
-        if let ProviderError::Upstream {
-            class,
-            message,
-            kind,
-            ..
-        } = &mut e
-            && class.is_none()
-        {
-            *class = ErrorClass::detect(status, kind.as_deref(), message);
-        }
-        e
+        // Anthropic's error envelope is OpenAI's shape; its `type` classifies it there.
+        crate::openai::upstream_error("anthropic", status, body)
     }
-}
-
-/// Whether the call asked for a JSON schema (answered through [`JSON_TOOL`]).
-pub(crate) fn json_mode(call: &Outbound<'_>) -> bool {
-    matches!(
-        call.body.get_as::<serde_json::Value>("response_format"),
-        Some(Ok(v)) if crate::formats::chat::response_schema(&v).is_some()
-    )
 }
 
 #[cfg(test)]

@@ -12,8 +12,7 @@ use crate::formats::chat::{self, Content, Image, Message, Tool, ToolChoice};
 use crate::provider::Outbound;
 use serde_json::{Map, Value, json};
 
-/// The tool a JSON-schema `response_format` is asked through.
-pub const JSON_TOOL: &str = "json_tool_call";
+pub use crate::formats::chat::JSON_TOOL;
 
 /// OpenAI parameters the Messages API takes (mapped below).
 const SUPPORTED: &[&str] = &[

@@ -18,8 +18,12 @@ impl golden::Subject for Subject {
         call: &Outbound<'_>,
         body: &[u8],
     ) -> Result<(Value, crate::Usage), ProviderError> {
-        let (answer, usage) =
-            response::translate(body, call.requested, json_mode(call), golden::CREATED)?;
+        let (answer, usage) = response::translate(
+            body,
+            call.requested,
+            call.wants_json_schema(),
+            golden::CREATED,
+        )?;
         Ok((serde_json::to_value(answer).unwrap(), usage))
     }
 
@@ -27,7 +31,7 @@ impl golden::Subject for Subject {
         Box::new(stream::StreamTranslator::new(
             call.requested,
             golden::CREATED,
-            json_mode(call),
+            call.wants_json_schema(),
         ))
     }
 

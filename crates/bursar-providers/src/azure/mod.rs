@@ -9,7 +9,7 @@
 
 use crate::endpoint::Endpoint;
 use crate::error::ProviderError;
-use crate::openai::{finish_complete, pass_through_body, sensitive, upstream_error};
+use crate::openai::{finish_complete, pass_through_body, sensitive, upstream_error, url_index};
 use crate::params::Params;
 use crate::provider::{Outbound, Provider, UpstreamRequest};
 use crate::router::Answer;
@@ -162,11 +162,6 @@ impl Provider for Azure {
         call: &Outbound<'_>,
         _: &reqwest::Client,
     ) -> Result<UpstreamRequest, ProviderError> {
-        let index = match call.endpoint {
-            Endpoint::ChatCompletions => 0,
-            Endpoint::Completions => 1,
-            Endpoint::Embeddings => 2,
-        };
         let mut headers = self.headers.clone();
         if call.stream {
             headers.insert(
@@ -175,7 +170,7 @@ impl Provider for Azure {
             );
         }
         Ok(UpstreamRequest {
-            url: self.urls[index].clone(),
+            url: self.urls[url_index(call.endpoint)].clone(),
             headers,
             body: Bytes::from(pass_through_body(call)?),
         })

@@ -29,8 +29,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 use std::time::SystemTime;
 use translate::EmbedFamily;
 
-/// The tool a JSON-schema `response_format` is asked through (as for Anthropic).
-pub const JSON_TOOL: &str = "json_tool_call";
+pub use crate::formats::chat::JSON_TOOL;
 
 enum Auth {
     SigV4 {
@@ -207,13 +206,6 @@ impl Bedrock {
     }
 }
 
-fn json_mode(call: &Outbound<'_>) -> bool {
-    matches!(
-        call.body.get_as::<serde_json::Value>("response_format"),
-        Some(Ok(v)) if crate::formats::chat::response_schema(&v).is_some()
-    )
-}
-
 impl Provider for Bedrock {
     fn name(&self) -> &'static str {
         "bedrock"
@@ -268,34 +260,20 @@ impl Provider for Bedrock {
     fn complete(&self, call: &Outbound<'_>, body: Bytes) -> Result<Answer, ProviderError> {
         let (answer, usage) = match call.endpoint {
             Endpoint::Embeddings => {
-                let base64 = matches!(
-                    call.body.get_as::<&str>("encoding_format"),
-                    Some(Ok("base64"))
-                );
-                translate::embed_answer(
-                    &body,
-                    call.requested,
-                    base64,
-                    crate::gemini::input_tokens(call),
-                )?
+                let base64 = call.wants_base64();
+                translate::embed_answer(&body, call.requested, base64, call.input_tokens())?
             }
-            _ => translate::converse_answer(&body, call.requested, json_mode(call), now())?,
+            _ => {
+                translate::converse_answer(&body, call.requested, call.wants_json_schema(), now())?
+            }
         };
-        let body = serde_json::to_vec(&answer).map_err(|e| ProviderError::InvalidResponse {
-            provider: "bedrock".into(),
-            detail: e.to_string(),
-        })?;
-        Ok(Answer::Complete {
-            body: Bytes::from(body),
-            usage: Some(usage),
-            response_id: None,
-        })
+        crate::provider::translated("bedrock", &answer, usage, None)
     }
 
     fn stream(&self, call: &Outbound<'_>, source: ByteStream) -> ByteStream {
         framing::translate(
             source,
-            translate::StreamTranslator::new(call.requested, now(), json_mode(call)),
+            translate::StreamTranslator::new(call.requested, now(), call.wants_json_schema()),
         )
     }
 

@@ -30,7 +30,12 @@ impl golden::Subject for Subject {
     ) -> Result<(Value, crate::Usage), ProviderError> {
         match call.endpoint {
             Endpoint::Embeddings => translate::embed_answer(body, call.requested, false, 3),
-            _ => translate::converse_answer(body, call.requested, json_mode(call), golden::CREATED),
+            _ => translate::converse_answer(
+                body,
+                call.requested,
+                call.wants_json_schema(),
+                golden::CREATED,
+            ),
         }
     }
 
@@ -38,7 +43,7 @@ impl golden::Subject for Subject {
         Box::new(translate::StreamTranslator::new(
             call.requested,
             golden::CREATED,
-            json_mode(call),
+            call.wants_json_schema(),
         ))
     }
 

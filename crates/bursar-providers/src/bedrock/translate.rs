@@ -6,7 +6,7 @@ use crate::formats::chat::{
     self, AssistantMessage, ChatCompletion, Choice, ChunkWriter, Content, FunctionOut, Image,
     Message, ToolCallOut, ToolChoice, UsageOut,
 };
-use crate::formats::completions::{Embedding, EmbeddingList, EmbeddingUsage, Vector, new_id};
+use crate::formats::completions::{EmbeddingList, new_id};
 use crate::framing::Translator;
 use crate::framing::aws::FrameReader;
 use crate::provider::Outbound;
@@ -514,23 +514,7 @@ pub fn embed_answer(
         EmbedAnswer::CohereTyped { embeddings } => (embeddings.float, counted),
         EmbedAnswer::Cohere { embeddings } => (embeddings, counted),
     };
-    let list = EmbeddingList {
-        object: "list",
-        data: vectors
-            .into_iter()
-            .enumerate()
-            .map(|(index, v)| Embedding {
-                object: "embedding",
-                index,
-                embedding: Vector::new(v, base64),
-            })
-            .collect(),
-        model: requested.to_string(),
-        usage: EmbeddingUsage {
-            prompt_tokens: tokens,
-            total_tokens: tokens,
-        },
-    };
+    let list = EmbeddingList::new(vectors, requested, base64, tokens);
     Ok((
         serde_json::to_value(list).map_err(|e| invalid(e.to_string()))?,
         Usage::new(tokens, 0),

@@ -90,23 +90,12 @@ impl Provider for Cohere {
     fn complete(&self, call: &Outbound<'_>, body: Bytes) -> Result<Answer, ProviderError> {
         let (answer, usage, id) = match call.endpoint {
             Endpoint::Embeddings => {
-                let base64 = matches!(
-                    call.body.get_as::<&str>("encoding_format"),
-                    Some(Ok("base64"))
-                );
+                let base64 = call.wants_base64();
                 translate::embed_answer(&body, call.requested, base64)?
             }
             _ => translate::chat_answer(&body, call.requested, now())?,
         };
-        let body = serde_json::to_vec(&answer).map_err(|e| ProviderError::InvalidResponse {
-            provider: "cohere".into(),
-            detail: e.to_string(),
-        })?;
-        Ok(Answer::Complete {
-            body: Bytes::from(body),
-            usage: Some(usage),
-            response_id: id.as_deref().and_then(crate::sse::usable_id),
-        })
+        crate::provider::translated("cohere", &answer, usage, id.as_deref())
     }
 
     fn stream(&self, call: &Outbound<'_>, source: ByteStream) -> ByteStream {

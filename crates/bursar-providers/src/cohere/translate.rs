@@ -5,7 +5,7 @@ use crate::formats::chat::{
     self, AssistantMessage, ChatCompletion, Choice, ChunkWriter, Content, FunctionOut, Message,
     ToolCallOut, UsageOut,
 };
-use crate::formats::completions::{Embedding, EmbeddingList, EmbeddingUsage, Vector, new_id};
+use crate::formats::completions::{EmbeddingList, new_id};
 use crate::framing::Translator;
 use crate::framing::sse::SseReader;
 use crate::provider::Outbound;
@@ -385,23 +385,7 @@ pub fn embed_answer(
         .meta
         .and_then(|m| m.billed_units)
         .map_or(0, |b| b.input_tokens as u64);
-    let list = EmbeddingList {
-        object: "list",
-        data: vectors
-            .into_iter()
-            .enumerate()
-            .map(|(index, v)| Embedding {
-                object: "embedding",
-                index,
-                embedding: Vector::new(v, base64),
-            })
-            .collect(),
-        model: requested.to_string(),
-        usage: EmbeddingUsage {
-            prompt_tokens: prompt,
-            total_tokens: prompt,
-        },
-    };
+    let list = EmbeddingList::new(vectors, requested, base64, prompt);
     let value = serde_json::to_value(list).map_err(|e| invalid(e.to_string()))?;
     Ok((value, Usage::new(prompt, 0), a.id))
 }

@@ -74,6 +74,10 @@ pub const GATEWAY_PARAMS: &[&str] = &[
     "api_version",
 ];
 
+/// The tool a JSON-schema `response_format` is asked through on providers without a native
+/// schema mode (Anthropic, Bedrock), as LiteLLM does; its input is the answer's content.
+pub const JSON_TOOL: &str = "json_tool_call";
+
 /// Whether a body field belongs to the gateway rather than any provider.
 pub fn is_gateway_param(name: &str) -> bool {
     GATEWAY_PARAMS.contains(&name) || name.starts_with("litellm_")

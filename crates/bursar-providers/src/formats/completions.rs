@@ -66,6 +66,35 @@ pub struct EmbeddingUsage {
     pub total_tokens: u64,
 }
 
+impl EmbeddingList {
+    /// The list for `vectors` (in input order), `prompt_tokens` as its usage; floats, or
+    /// base64 when the client asked for it.
+    pub fn new(
+        vectors: Vec<Vec<f64>>,
+        requested: &str,
+        base64: bool,
+        prompt_tokens: u64,
+    ) -> EmbeddingList {
+        EmbeddingList {
+            object: "list",
+            data: vectors
+                .into_iter()
+                .enumerate()
+                .map(|(index, values)| Embedding {
+                    object: "embedding",
+                    index,
+                    embedding: Vector::new(values, base64),
+                })
+                .collect(),
+            model: requested.to_string(),
+            usage: EmbeddingUsage {
+                prompt_tokens,
+                total_tokens: prompt_tokens,
+            },
+        }
+    }
+}
+
 /// An answer id for providers that give none (`chatcmpl-…`, `cmpl-…`).
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{:032x}", rand::random::<u128>())

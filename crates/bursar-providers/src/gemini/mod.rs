@@ -11,7 +11,6 @@ use crate::formats::chat::now;
 use crate::framing;
 use crate::openai::sensitive;
 use crate::params::Params;
-use crate::prompt::{self, PromptKind};
 use crate::provider::{Outbound, Provider, UpstreamRequest};
 use crate::router::Answer;
 use crate::sse::ByteStream;
@@ -63,21 +62,6 @@ impl Gemini {
     }
 }
 
-/// Whether the client asked for base64 embeddings.
-pub(crate) fn wants_base64(call: &Outbound<'_>) -> bool {
-    matches!(
-        call.body.get_as::<&str>("encoding_format"),
-        Some(Ok("base64"))
-    )
-}
-
-/// Bursar's count of an embedding request's input (for providers that report none).
-pub(crate) fn input_tokens(call: &Outbound<'_>) -> u64 {
-    call.body
-        .get("input")
-        .map_or(0, |raw| prompt::count(PromptKind::Input, raw.get()))
-}
-
 impl Provider for Gemini {
     fn name(&self) -> &'static str {
         "gemini"
@@ -125,23 +109,15 @@ impl Provider for Gemini {
                 let (a, u) = translate::embed_answer(
                     &body,
                     call.requested,
-                    wants_base64(call),
-                    input_tokens(call),
+                    call.wants_base64(),
+                    call.input_tokens(),
                     "gemini",
                 )?;
                 (a, u, None)
             }
             _ => translate::chat_answer(&body, call.requested, now(), "gemini")?,
         };
-        let body = serde_json::to_vec(&answer).map_err(|e| ProviderError::InvalidResponse {
-            provider: "gemini".into(),
-            detail: e.to_string(),
-        })?;
-        Ok(Answer::Complete {
-            body: Bytes::from(body),
-            usage: Some(usage),
-            response_id: id.as_deref().and_then(crate::sse::usable_id),
-        })
+        crate::provider::translated("gemini", &answer, usage, id.as_deref())
     }
 
     fn stream(&self, call: &Outbound<'_>, source: ByteStream) -> ByteStream {

@@ -28,8 +28,8 @@ impl golden::Subject for Subject {
             Endpoint::Embeddings => translate::embed_answer(
                 body,
                 call.requested,
-                wants_base64(call),
-                input_tokens(call),
+                call.wants_base64(),
+                call.input_tokens(),
                 "gemini",
             ),
             _ => translate::chat_answer(body, call.requested, golden::CREATED, "gemini")

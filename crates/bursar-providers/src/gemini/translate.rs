@@ -7,7 +7,7 @@ use crate::formats::chat::{
     self, AssistantMessage, ChatCompletion, Choice, ChunkWriter, Content, FunctionOut, Image,
     Message, ToolCallOut, ToolChoice, UsageOut,
 };
-use crate::formats::completions::{Embedding, EmbeddingList, EmbeddingUsage, Vector, new_id};
+use crate::formats::completions::{EmbeddingList, new_id};
 use crate::framing::Translator;
 use crate::framing::sse::SseReader;
 use crate::provider::Outbound;
@@ -535,24 +535,19 @@ pub fn embed_answer(
 ) -> Result<(Value, Usage), ProviderError> {
     let a: EmbedAnswer = serde_json::from_slice(bytes)
         .map_err(|e| invalid(name, format!("not a batchEmbedContents answer: {e}")))?;
-    let list = EmbeddingList {
-        object: "list",
-        data: a
-            .embeddings
-            .into_iter()
-            .enumerate()
-            .map(|(index, v)| Embedding {
-                object: "embedding",
-                index,
-                embedding: Vector::new(v.values, base64),
-            })
-            .collect(),
-        model: requested.to_string(),
-        usage: EmbeddingUsage {
-            prompt_tokens,
-            total_tokens: prompt_tokens,
-        },
-    };
+    let vectors = a.embeddings.into_iter().map(|v| v.values).collect();
+    embedding_list(vectors, requested, base64, prompt_tokens, name)
+}
+
+/// Embedding vectors as OpenAI's list (Vertex's `predict` answers end here too).
+pub fn embedding_list(
+    vectors: Vec<Vec<f64>>,
+    requested: &str,
+    base64: bool,
+    prompt_tokens: u64,
+    name: &str,
+) -> Result<(Value, Usage), ProviderError> {
+    let list = EmbeddingList::new(vectors, requested, base64, prompt_tokens);
     let value = serde_json::to_value(list).map_err(|e| invalid(name, e.to_string()))?;
     Ok((value, Usage::new(prompt_tokens, 0)))
 }

@@ -94,21 +94,10 @@ impl Provider for Ollama {
 
     fn complete(&self, call: &Outbound<'_>, body: Bytes) -> Result<Answer, ProviderError> {
         let op = self.operation(call.endpoint);
-        let base64 = matches!(
-            call.body.get_as::<&str>("encoding_format"),
-            Some(Ok("base64"))
-        );
+        let base64 = call.wants_base64();
         let (answer, usage) =
             translate::complete(op, base64, &body, call.requested, now(), self.name)?;
-        let body = serde_json::to_vec(&answer).map_err(|e| ProviderError::InvalidResponse {
-            provider: self.name.into(),
-            detail: e.to_string(),
-        })?;
-        Ok(Answer::Complete {
-            body: Bytes::from(body),
-            usage: Some(usage),
-            response_id: None,
-        })
+        crate::provider::translated(self.name, &answer, usage, None)
     }
 
     fn stream(&self, call: &Outbound<'_>, source: ByteStream) -> ByteStream {

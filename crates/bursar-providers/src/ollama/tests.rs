@@ -36,10 +36,7 @@ impl golden::Subject for Subject {
         body: &[u8],
     ) -> Result<(Value, crate::Usage), ProviderError> {
         let a = adapter(case);
-        let base64 = matches!(
-            call.body.get_as::<&str>("encoding_format"),
-            Some(Ok("base64"))
-        );
+        let base64 = call.wants_base64();
         translate::complete(
             a.operation(call.endpoint),
             base64,

@@ -6,9 +6,7 @@ use crate::formats::chat::{
     self, AssistantMessage, ChatCompletion, Choice, ChunkWriter, Content, Delta, FunctionOut,
     Image, Message, ToolCallOut, UsageOut, push_done, push_event,
 };
-use crate::formats::completions::{
-    Embedding, EmbeddingList, EmbeddingUsage, TextChoice, TextCompletion, Vector, new_id,
-};
+use crate::formats::completions::{EmbeddingList, TextChoice, TextCompletion, new_id};
 use crate::framing::Translator;
 use crate::framing::ndjson::LineReader;
 use crate::provider::Outbound;
@@ -382,23 +380,7 @@ pub fn complete(
         let embeddings = a
             .embeddings
             .ok_or_else(|| invalid(name, "the answer has no embeddings".into()))?;
-        let list = EmbeddingList {
-            object: "list",
-            data: embeddings
-                .into_iter()
-                .enumerate()
-                .map(|(index, values)| Embedding {
-                    object: "embedding",
-                    index,
-                    embedding: Vector::new(values, base64),
-                })
-                .collect(),
-            model: requested.to_string(),
-            usage: EmbeddingUsage {
-                prompt_tokens: a.prompt_eval_count,
-                total_tokens: a.prompt_eval_count,
-            },
-        };
+        let list = EmbeddingList::new(embeddings, requested, base64, a.prompt_eval_count);
         return Ok((
             to_value(serde_json::to_value(list))?,
             Usage::new(a.prompt_eval_count, 0),

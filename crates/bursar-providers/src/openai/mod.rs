@@ -196,7 +196,8 @@ pub(crate) fn sensitive(mut v: HeaderValue) -> HeaderValue {
     v
 }
 
-fn url_index(e: Endpoint) -> usize {
+/// The endpoint's slot in an adapter's per-endpoint URL table.
+pub(crate) fn url_index(e: Endpoint) -> usize {
     match e {
         Endpoint::ChatCompletions => 0,
         Endpoint::Completions => 1,

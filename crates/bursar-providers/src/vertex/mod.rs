@@ -14,7 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::error::ProviderError;
 use crate::formats::chat::now;
 use crate::framing;
-use crate::gemini::{self, translate as google};
+use crate::gemini::translate as google;
 use crate::openai::sensitive;
 use crate::params::Params;
 use crate::provider::{Outbound, Provider, UpstreamRequest};
@@ -217,13 +217,15 @@ fn embed_answer(call: &Outbound<'_>, bytes: &[u8]) -> Result<(Value, crate::Usag
                 .map_or(0.0, |s| s.token_count) as u64
         })
         .sum();
-    // Re-expressed as batchEmbedContents' shape, which the Gemini translation reads.
-    let shaped = json!({"embeddings": a.predictions.into_iter().map(|p| json!({"values": p.embeddings.values})).collect::<Vec<_>>()});
-    let bytes = serde_json::to_vec(&shaped).unwrap_or_default();
-    google::embed_answer(
-        &bytes,
+    let vectors = a
+        .predictions
+        .into_iter()
+        .map(|p| p.embeddings.values)
+        .collect();
+    google::embedding_list(
+        vectors,
         call.requested,
-        gemini::wants_base64(call),
+        call.wants_base64(),
         tokens,
         "vertex_ai",
     )
@@ -285,7 +287,7 @@ impl Provider for Vertex {
                 let (completion, usage) = anthropic::response::translate(
                     &body,
                     call.requested,
-                    anthropic::json_mode(call),
+                    call.wants_json_schema(),
                     now(),
                 )?;
                 let id = Some(completion.id.clone());
@@ -298,15 +300,7 @@ impl Provider for Vertex {
                 (value, usage, id)
             }
         };
-        let body = serde_json::to_vec(&answer).map_err(|e| ProviderError::InvalidResponse {
-            provider: "vertex_ai".into(),
-            detail: e.to_string(),
-        })?;
-        Ok(Answer::Complete {
-            body: Bytes::from(body),
-            usage: Some(usage),
-            response_id: id.as_deref().and_then(crate::sse::usable_id),
-        })
+        crate::provider::translated("vertex_ai", &answer, usage, id.as_deref())
     }
 
     fn stream(&self, call: &Outbound<'_>, source: ByteStream) -> ByteStream {
@@ -320,7 +314,7 @@ impl Provider for Vertex {
                 anthropic::stream::StreamTranslator::new(
                     call.requested,
                     now(),
-                    anthropic::json_mode(call),
+                    call.wants_json_schema(),
                 ),
             ),
         }
